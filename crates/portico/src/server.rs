@@ -1,0 +1,401 @@
+//! The main port: one listener that serves every AWS API (dispatched by protocol), the HTTP API
+//! data plane (by `Host: {apiId}.execute-api.localhost`), and Portico's own endpoints under
+//! `/_portico/`. Also starts the control plane, its reconcilers, and shuts everything down.
+
+use crate::ServeArgs;
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use portico_control::{Config, Control};
+use portico_core::{context::account_for_key, AwsError, Input, RequestContext, Service};
+use portico_dataplane::body::{self as dbody, Body};
+use portico_dataplane::Dataplane;
+use portico_runtime::Runtime;
+use portico_store::Store;
+use portico_wire::sigv4::{self, SigError, SignedRequest};
+use portico_wire::{detect, encode_error, encode_success, Detected, RawRequest};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+
+/// Largest control-plane request body accepted (AWS APIs cap far lower; CloudFormation
+/// template bodies are at most 51,200 bytes).
+const MAX_CONTROL_BODY: usize = 16 * 1024 * 1024;
+
+/// What every connection handler shares.
+pub struct App {
+    pub control: Control,
+    pub dataplane: Dataplane,
+    /// Access key -> secret; verification is on when `verify` is.
+    pub credentials: HashMap<String, String>,
+    pub verify: bool,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let credentials: HashMap<String, String> = args
+        .credentials
+        .iter()
+        .filter_map(|c| {
+            c.split_once(':')
+                .map(|(k, s)| (k.to_string(), s.to_string()))
+        })
+        .collect();
+    if !args.host.is_loopback() && credentials.is_empty() {
+        anyhow::bail!(
+            "binding to {} (not loopback) needs --credentials KEY:SECRET: off loopback every request must carry a valid SigV4 signature",
+            args.host
+        );
+    }
+    let verify = args.verify_signatures || !args.host.is_loopback();
+
+    let store = if args.ephemeral {
+        Store::in_memory()?
+    } else {
+        let dir = args
+            .state_dir
+            .clone()
+            .unwrap_or_else(crate::default_state_dir);
+        Store::open(&dir).with_context(|| format!("cannot open the state directory {}: is it writable? choose another with --state-dir", dir.display()))?
+    };
+    let addr = SocketAddr::new(args.host, args.port);
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr}: is another Portico (or something else) using port {}? choose another with --port", args.port)
+    })?;
+    let bound = listener.local_addr()?;
+
+    let dataplane = Dataplane::default();
+    let runtime = Runtime::default();
+    let config = Config {
+        default_account: args.account.clone(),
+        default_region: args.region.clone(),
+        public_host: "localhost".into(),
+        port: bound.port(),
+        time_scale: args.time_scale,
+        state_dir: args.state_dir.clone(),
+        aws_endpoints: args.aws_endpoints,
+    };
+    let control = Control::new(store, config, dataplane.clone(), runtime.clone());
+    portico_cfn::CloudFormation::install(&control);
+    portico_control::reconcile::spawn_all(&control);
+
+    let app = Arc::new(App {
+        control,
+        dataplane,
+        credentials,
+        verify,
+    });
+    tracing::info!(address = %bound, verify_signatures = verify, "portico listening");
+    // Machine-readable line for scripts and tests that start us on port 0.
+    println!("portico listening on http://{bound}");
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let app = app.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(app, req, remote).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    tracing::info!("shutting down");
+    app.control.runtime().shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}
+
+/// The API id a `Host: {apiId}.execute-api.…` header names.
+fn execute_api_host(req: &http::Request<Incoming>) -> Option<String> {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().host())?;
+    let (id, rest) = host.split_once('.')?;
+    rest.starts_with("execute-api.")
+        .then(|| id.to_ascii_lowercase())
+}
+
+pub async fn handle(
+    app: Arc<App>,
+    req: http::Request<Incoming>,
+    remote: SocketAddr,
+) -> http::Response<Body> {
+    if let Some(api_id) = execute_api_host(&req) {
+        let req = req.map(|b| b.map_err(|e| Box::new(e) as dbody::BoxError).boxed());
+        return app.dataplane.http_api.handle(&api_id, req).await;
+    }
+    if req.uri().path().starts_with("/_portico/") {
+        return crate::admin::handle(&app, req, remote).await;
+    }
+    aws_api(app, req).await
+}
+
+fn to_body(r: http::Response<Bytes>) -> http::Response<Body> {
+    r.map(dbody::full)
+}
+
+/// Reads a whole request body, refusing more than `limit` bytes.
+pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, AwsError> {
+    #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
+    let collected = Limited::new(body, limit).collect().await;
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(AwsError::new(
+            413,
+            "RequestEntityTooLargeException",
+            format!("Request body exceeds the maximum of {limit} bytes"),
+        )),
+        Err(e) => {
+            Err(AwsError::bad("IncompleteBody", "The request body could not be read").with_cause(e))
+        }
+    }
+}
+
+fn auth_error(service: Option<Service>, e: SigError) -> AwsError {
+    let json = service.is_some_and(|s| {
+        !matches!(
+            s.protocol(),
+            portico_core::Protocol::Query | portico_core::Protocol::Ec2Query
+        )
+    });
+    match e {
+        SigError::Incomplete(m) => AwsError::new(
+            403,
+            if json {
+                "IncompleteSignatureException"
+            } else {
+                "IncompleteSignature"
+            },
+            m,
+        ),
+        SigError::Mismatch(m) => AwsError::new(
+            403,
+            if json {
+                "InvalidSignatureException"
+            } else {
+                "SignatureDoesNotMatch"
+            },
+            m,
+        ),
+        SigError::UnknownKey => {
+            let code = match service {
+                Some(Service::Ec2) => "AuthFailure",
+                Some(s) if !json || s == Service::Sts => "InvalidClientTokenId",
+                _ => "UnrecognizedClientException",
+            };
+            AwsError::new(
+                403,
+                code,
+                "The security token included in the request is invalid.",
+            )
+        }
+    }
+}
+
+async fn aws_api(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<Body> {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let request_id = portico_core::ids::uuid();
+    let body = match read_body(body, MAX_CONTROL_BODY).await {
+        Ok(b) => b,
+        Err(e) => return to_body(encode_error(None, &request_id, &e)),
+    };
+    let raw_path = parts.uri.path();
+    let raw_query = parts.uri.query();
+    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+    let sig = sigv4::parse(header("authorization"), raw_query, header("x-amz-date"));
+    let raw = RawRequest {
+        method: parts.method.as_str(),
+        path: raw_path,
+        query: raw_query,
+        headers: &parts.headers,
+        body: &body,
+    };
+    let scope_service = sig
+        .as_ref()
+        .ok()
+        .and_then(|s| s.as_ref().map(|s| s.service.clone()));
+    let detected = match detect(&raw, scope_service.as_deref()) {
+        Ok(d) => d,
+        Err((svc, e)) => return to_body(encode_error(svc, &request_id, &e)),
+    };
+    let service = match &detected {
+        Detected::Op { service, .. } | Detected::Rest { service } => Some(*service),
+        Detected::NotAws => None,
+    };
+    let sig = match sig {
+        Ok(s) => s,
+        Err(e) => return to_body(encode_error(service, &request_id, &auth_error(service, e))),
+    };
+    if app.verify {
+        let Some(s) = &sig else {
+            let e = AwsError::new(
+                403,
+                "MissingAuthenticationToken",
+                "Missing Authentication Token",
+            );
+            return to_body(encode_error(service, &request_id, &e));
+        };
+        let Some(secret) = app.credentials.get(&s.access_key_id) else {
+            return to_body(encode_error(
+                service,
+                &request_id,
+                &auth_error(service, SigError::UnknownKey),
+            ));
+        };
+        let sreq = SignedRequest {
+            method: parts.method.as_str(),
+            raw_path,
+            raw_query,
+            headers: &parts.headers,
+            body: &body,
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Err(e) = sigv4::verify(s, &sreq, secret, now) {
+            return to_body(encode_error(service, &request_id, &auth_error(service, e)));
+        }
+    }
+    let (service, operation, input, rest_status) = match detected {
+        Detected::NotAws => {
+            let e = AwsError::new(
+                404,
+                "NotFound",
+                format!(
+                    "No AWS service answers {} {raw_path} on this endpoint",
+                    parts.method
+                ),
+            );
+            return to_body(encode_error(None, &request_id, &e));
+        }
+        Detected::Op {
+            service,
+            operation,
+            input,
+        } => (service, operation, Input(input), 200),
+        Detected::Rest { service } => {
+            let Some(m) = app
+                .control
+                .rest_route(service, parts.method.as_str(), raw_path)
+            else {
+                let e = service.unknown_operation(&format!("{} {raw_path}", parts.method));
+                return to_body(encode_error(Some(service), &request_id, &e));
+            };
+            let json = if body.iter().all(u8::is_ascii_whitespace) {
+                serde_json::Value::Object(Default::default())
+            } else {
+                match serde_json::from_slice::<serde_json::Value>(&body) {
+                    Ok(v @ serde_json::Value::Object(_)) => v,
+                    _ => {
+                        let e = AwsError::bad(
+                            "BadRequestException",
+                            "Invalid Request Body: the body must be a JSON object",
+                        );
+                        return to_body(encode_error(Some(service), &request_id, &e));
+                    }
+                }
+            };
+            let query: Vec<(String, String)> = raw_query.map(form_pairs).unwrap_or_default();
+            let input = portico_control::services::rest_input(json, &query, &m.labels);
+            (service, m.operation.to_string(), input, m.status)
+        }
+    };
+    let (account, region) = match &sig {
+        Some(s) => (
+            account_for_key(
+                Some(&s.access_key_id),
+                &app.control.config().default_account,
+            ),
+            s.region.clone(),
+        ),
+        None => (
+            app.control.config().default_account.clone(),
+            app.control.config().default_region.clone(),
+        ),
+    };
+    let rc = RequestContext {
+        account_id: account,
+        region,
+        request_id: request_id.clone(),
+        access_key_id: sig.as_ref().map(|s| s.access_key_id.clone()),
+    };
+    // Each call runs in its own task so that a panic becomes a 500 InternalFailure, never a
+    // dropped connection.
+    let control = app.control.clone();
+    let op = operation.clone();
+    let rc2 = rc.clone();
+    let result = tokio::spawn(async move { control.call(&rc2, service, &op, input).await }).await;
+    let result = match result {
+        Ok(r) => r,
+        Err(join) => Err(AwsError::internal(format!("operation panicked: {join}"))),
+    };
+    let elapsed = started.elapsed();
+    let resp = match result {
+        Ok(out) => encode_success(service, &operation, &request_id, &out, rest_status),
+        Err(e) => {
+            if let Some(cause) = &e.cause {
+                tracing::error!(service = service.signing_name(), operation = %operation, code = %e.code, cause = %cause, "operation failed");
+            }
+            encode_error(Some(service), &request_id, &e)
+        }
+    };
+    tracing::info!(
+        service = service.signing_name(),
+        operation = %operation,
+        status = resp.status().as_u16(),
+        duration_us = elapsed.as_micros() as u64,
+        account = %rc.account_id,
+        region = %rc.region,
+        "api call"
+    );
+    to_body(resp)
+}
+
+fn form_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (
+                portico_wire::rest::decode(&k.replace('+', " ")),
+                portico_wire::rest::decode(&v.replace('+', " ")),
+            )
+        })
+        .collect()
+}
+
+/// A plain response for Portico's own endpoints.
+pub fn plain(status: u16, content_type: &str, body: impl Into<Bytes>) -> http::Response<Body> {
+    dbody::response(status, content_type, body)
+}
