@@ -1,6 +1,8 @@
 //! Ec2: operations. Unknown or not-yet-built operations answer the protocol's
 //! unknown-operation error, never a fake success.
 
+pub mod shared;
+
 use crate::Ctx;
 use portico_core::{AwsResult, Input, Service};
 use serde_json::Value;
