@@ -3,7 +3,9 @@
 //! environment and files.
 
 mod admin;
+mod client;
 mod server;
+mod tutorial;
 
 use clap::{Args, Parser, Subcommand};
 use std::net::IpAddr;
@@ -27,6 +29,29 @@ struct Cli {
 enum Command {
     /// Serve every emulated AWS service on one port.
     Serve(ServeArgs),
+    /// Run the AWS tutorial "HTTP API with a private integration to an ECS service" end to end.
+    Tutorial(TutorialArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct TutorialArgs {
+    /// `cleanup` does Step 7 (same as --cleanup).
+    #[arg(value_parser = ["cleanup"])]
+    pub action: Option<String>,
+    /// Delete what the tutorial created (Step 7) and verify nothing is left.
+    #[arg(long)]
+    pub cleanup: bool,
+    /// Deploy the tutorial's "next steps" single template (API included) instead of Steps 1-5.
+    #[arg(long)]
+    pub all_in_one: bool,
+    /// Exit after the steps instead of serving until Ctrl-C (when this command started Portico).
+    #[arg(long)]
+    pub exit: bool,
+    /// A running Portico to use (default: http://127.0.0.1:<port>; started here if none answers).
+    #[arg(long, env = "PORTICO_ENDPOINT")]
+    pub endpoint: Option<String>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(Args, Clone)]
@@ -96,6 +121,77 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Serve(args) => rt.block_on(server::run(args)),
+        Command::Serve(args) => rt.block_on(server::run(args, None, None)),
+        Command::Tutorial(args) => rt.block_on(run_tutorial(args)),
     }
+}
+
+async fn healthy(endpoint: &str) -> bool {
+    let c = client::AwsClient::new(endpoint, "us-east-1");
+    matches!(c.send("GET", "/_portico/health", None, &[], Default::default()).await, Ok(r) if r.status == 200)
+}
+
+/// `portico tutorial`: uses a running Portico or starts one in this process.
+async fn run_tutorial(args: TutorialArgs) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    let cleanup = args.cleanup || args.action.as_deref() == Some("cleanup");
+    let endpoint = args
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", args.serve.port));
+    let mut server = None;
+    let (endpoint, port) = if healthy(&endpoint).await {
+        let port = endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .unwrap_or(args.serve.port);
+        println!("Using the Portico running at {endpoint}");
+        (endpoint, port)
+    } else {
+        if args.endpoint.is_some() {
+            anyhow::bail!("no Portico answers at {endpoint}: start one with `portico serve`, or leave out --endpoint to let the tutorial start one");
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let handle = tokio::spawn(server::run(
+            args.serve.clone(),
+            Some(tx),
+            Some(stop.clone()),
+        ));
+        let bound = match rx.await {
+            Ok(a) => a,
+            Err(_) => {
+                return match handle.await {
+                    Ok(Err(e)) => Err(e),
+                    _ => Err(anyhow::anyhow!("Portico failed to start")),
+                }
+            }
+        };
+        println!("Started Portico on http://{bound}");
+        server = Some((handle, stop));
+        (format!("http://{bound}"), bound.port())
+    };
+    let mut t = tutorial::Tutorial::new(&endpoint, &args.serve.region, port);
+    let result = if cleanup {
+        t.cleanup().await.and_then(|r| {
+            println!("{r}");
+            if r.is_empty() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("cleanup left resources behind: {r}"))
+            }
+        })
+    } else {
+        t.run(args.all_in_one).await.map(|_| ())
+    };
+    if let Some((handle, stop)) = server {
+        if result.is_ok() && !cleanup && !args.exit {
+            println!("\nPortico keeps serving at {endpoint}. Press Ctrl-C to stop it (its tasks stop with it).");
+        } else {
+            stop.notify_one();
+        }
+        handle.await??;
+    }
+    result
 }

@@ -35,7 +35,13 @@ pub struct App {
     pub verify: bool,
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+/// Runs the server until Ctrl-C/SIGTERM or until `stop` is notified. `ready` receives the bound
+/// address once the port accepts connections.
+pub async fn run(
+    args: ServeArgs,
+    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+    stop: Option<Arc<tokio::sync::Notify>>,
+) -> anyhow::Result<()> {
     let credentials: HashMap<String, String> = args
         .credentials
         .iter()
@@ -91,8 +97,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(address = %bound, verify_signatures = verify, "portico listening");
     // Machine-readable line for scripts and tests that start us on port 0.
     println!("portico listening on http://{bound}");
+    if let Some(r) = ready {
+        let _ = r.send(bound);
+    }
 
-    let shutdown = shutdown_signal();
+    let shutdown = async move {
+        match stop {
+            Some(n) => tokio::select! { _ = shutdown_signal() => {}, _ = n.notified() => {} },
+            None => shutdown_signal().await,
+        }
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
