@@ -21,15 +21,12 @@ step "cargo build --release"
 cargo build --release -p portico
 
 step "e2e venv (pinned clients)"
-VENV=target/e2e-venv
-if [ ! -x "$VENV/bin/pytest" ] || ! cmp -s tests/e2e/requirements.txt "$VENV/requirements.txt"; then
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
-  cp tests/e2e/requirements.txt "$VENV/requirements.txt"
-fi
+VENV=$(scripts/venv.sh)
+
+step "benchmark harness smoke (each case ~1 s, so the harness cannot rot)"
+bench/run --smoke --skip-build
 
 step "e2e (pytest)"
 export PORTICO_BIN="$PWD/target/release/portico"
-export PORTICO_AWS_CLI="$PWD/$VENV/bin/aws"
+export PORTICO_AWS_CLI="$VENV/bin/aws"
 "$VENV/bin/pytest" tests/e2e -q -p no:cacheprovider "$@"
