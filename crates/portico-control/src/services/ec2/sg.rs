@@ -19,7 +19,10 @@ fn arn(scope: &Scope, id: &str) -> String {
     )
 }
 
-#[allow(clippy::too_many_arguments, reason = "mirrors the SecurityGroupRule members")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "mirrors the SecurityGroupRule members"
+)]
 fn rule(
     scope: &Scope,
     group: &str,
