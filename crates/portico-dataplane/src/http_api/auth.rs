@@ -58,7 +58,8 @@ pub(crate) fn check_jwt(
         return Err(Denied::Unauthorized("Bearer".into()));
     };
     let mut parts = tok.split('.');
-    let (Some(_h), Some(p), Some(_s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(_h), Some(p), Some(_s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(invalid("the token is malformed"));
     };
@@ -152,16 +153,36 @@ mod tests {
     #[test]
     fn claims_and_scopes() {
         let good = serde_json::json!({"iss": "https://idp", "aud": "app", "exp": 100, "scope": "read write"});
-        assert_eq!(check_jwt(&jwt(&[]), &headers(&token_for(good.clone())), None, 50), Ok(()));
-        assert_eq!(check_jwt(&jwt(&["write"]), &headers(&token_for(good.clone())), None, 50), Ok(()));
         assert_eq!(
-            check_jwt(&jwt(&["admin"]), &headers(&token_for(good.clone())), None, 50),
+            check_jwt(&jwt(&[]), &headers(&token_for(good.clone())), None, 50),
+            Ok(())
+        );
+        assert_eq!(
+            check_jwt(
+                &jwt(&["write"]),
+                &headers(&token_for(good.clone())),
+                None,
+                50
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_jwt(
+                &jwt(&["admin"]),
+                &headers(&token_for(good.clone())),
+                None,
+                50
+            ),
             Err(Denied::Forbidden)
         );
         assert!(check_jwt(&jwt(&[]), &headers(&token_for(good)), None, 150).is_err());
         let client = serde_json::json!({"iss": "https://idp", "client_id": "app", "exp": 100});
-        assert_eq!(check_jwt(&jwt(&[]), &headers(&token_for(client)), None, 50), Ok(()));
-        let wrong_aud = serde_json::json!({"iss": "https://idp", "aud": "x", "client_id": "app", "exp": 100});
+        assert_eq!(
+            check_jwt(&jwt(&[]), &headers(&token_for(client)), None, 50),
+            Ok(())
+        );
+        let wrong_aud =
+            serde_json::json!({"iss": "https://idp", "aud": "x", "client_id": "app", "exp": 100});
         assert!(check_jwt(&jwt(&[]), &headers(&token_for(wrong_aud)), None, 50).is_err());
         assert!(check_jwt(&jwt(&[]), &headers("garbage"), None, 50).is_err());
     }

@@ -142,6 +142,9 @@ mod tests {
             c.render("$context.requestId $context.routeKey $context.status $context.nope."),
             "abc= GET /x 200 -."
         );
-        assert_eq!(c.render("$context.requestTime"), "31/Jan/2025:10:15:30 +0000");
+        assert_eq!(
+            c.render("$context.requestTime"),
+            "31/Jan/2025:10:15:30 +0000"
+        );
     }
 }

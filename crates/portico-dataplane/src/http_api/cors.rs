@@ -42,12 +42,24 @@ pub(crate) fn preflight_headers(cors: &Cors, origin: &str, h: &mut HeaderMap) {
     if !origin_allowed(cors, origin) {
         return;
     }
-    put(h, "access-control-allow-origin", allow_origin_value(cors, origin));
+    put(
+        h,
+        "access-control-allow-origin",
+        allow_origin_value(cors, origin),
+    );
     if !cors.allow_methods.is_empty() {
-        put(h, "access-control-allow-methods", &cors.allow_methods.join(","));
+        put(
+            h,
+            "access-control-allow-methods",
+            &cors.allow_methods.join(","),
+        );
     }
     if !cors.allow_headers.is_empty() {
-        put(h, "access-control-allow-headers", &cors.allow_headers.join(","));
+        put(
+            h,
+            "access-control-allow-headers",
+            &cors.allow_headers.join(","),
+        );
     }
     if let Some(age) = cors.max_age {
         put(h, "access-control-max-age", &age.to_string());
@@ -72,9 +84,17 @@ pub(crate) fn response_headers(cors: &Cors, origin: Option<&str>, h: &mut Header
     if !origin_allowed(cors, origin) {
         return;
     }
-    put(h, "access-control-allow-origin", allow_origin_value(cors, origin));
+    put(
+        h,
+        "access-control-allow-origin",
+        allow_origin_value(cors, origin),
+    );
     if !cors.expose_headers.is_empty() {
-        put(h, "access-control-expose-headers", &cors.expose_headers.join(","));
+        put(
+            h,
+            "access-control-expose-headers",
+            &cors.expose_headers.join(","),
+        );
     }
     if cors.allow_credentials {
         put(h, "access-control-allow-credentials", "true");
@@ -99,8 +119,14 @@ mod tests {
         assert!(origin_allowed(&cors(&["*"]), "http://x"));
         assert!(origin_allowed(&cors(&["https://*"]), "https://x.org"));
         assert!(!origin_allowed(&cors(&["https://*"]), "http://x.org"));
-        assert!(origin_allowed(&cors(&["https://*.example.com"]), "https://a.example.com"));
-        assert!(!origin_allowed(&cors(&["https://*.example.com"]), "https://example.org"));
+        assert!(origin_allowed(
+            &cors(&["https://*.example.com"]),
+            "https://a.example.com"
+        ));
+        assert!(!origin_allowed(
+            &cors(&["https://*.example.com"]),
+            "https://example.org"
+        ));
     }
 
     #[test]
@@ -110,7 +136,10 @@ mod tests {
         preflight_headers(&c, "https://b", &mut h);
         assert_eq!(h["access-control-allow-origin"], "https://b");
         let mut h = HeaderMap::new();
-        h.insert("access-control-allow-origin", HeaderValue::from_static("evil"));
+        h.insert(
+            "access-control-allow-origin",
+            HeaderValue::from_static("evil"),
+        );
         response_headers(&c, None, &mut h);
         assert!(h.is_empty());
     }

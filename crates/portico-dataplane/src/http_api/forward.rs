@@ -126,7 +126,11 @@ pub(crate) async fn serve(
     };
     let (parts, body) = req.into_parts();
     let raw_path = parts.uri.path();
-    let first = raw_path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let first = raw_path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("");
     let (stage, route_path) = match api.stages.get(first).filter(|_| first != "$default") {
         Some(s) => (s, &raw_path[1 + first.len()..]),
         None => match api.stages.get("$default") {
@@ -134,7 +138,11 @@ pub(crate) async fn serve(
             None => return gateway_response(404, "Not Found", &rid),
         },
     };
-    let route_path = if route_path.is_empty() { "/" } else { route_path };
+    let route_path = if route_path.is_empty() {
+        "/"
+    } else {
+        route_path
+    };
     let Some(deployment) = &stage.deployment else {
         return gateway_response(404, "Not Found", &rid);
     };
@@ -169,7 +177,8 @@ pub(crate) async fn serve(
         if let (Some(c), Some(o), true) = (
             &deployment.cors,
             origin,
-            parts.method == Method::OPTIONS && parts.headers.contains_key("access-control-request-method"),
+            parts.method == Method::OPTIONS
+                && parts.headers.contains_key("access-control-request-method"),
         ) {
             let mut r = http::Response::new(full(Bytes::new()));
             *r.status_mut() = http::StatusCode::NO_CONTENT;
@@ -213,7 +222,8 @@ pub(crate) async fn serve(
                 }
             }
             Auth::Custom => {
-                ctx.authorizer_error = Some("Lambda authorizers are not available in Portico".into());
+                ctx.authorizer_error =
+                    Some("Lambda authorizers are not available in Portico".into());
                 break 'done gateway_response(500, "Internal Server Error", &rid);
             }
         }
@@ -229,12 +239,12 @@ pub(crate) async fn serve(
             break 'done gateway_response(413, "Request Entity Too Large", &rid);
         }
         #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
-        let body = match Limited::new(body, MAX_PAYLOAD).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+        let body = match read_limited(body).await {
+            Ok(b) => b,
+            Err(ReadError::TooLarge) => {
                 break 'done gateway_response(413, "Request Entity Too Large", &rid)
             }
-            Err(_) => break 'done gateway_response(400, "Bad Request", &rid),
+            Err(ReadError::Failed) => break 'done gateway_response(400, "Bad Request", &rid),
         };
         let is_default_route = matches!(sel.key, RouteKey::Default);
         let uri = match &integration.target {
@@ -253,7 +263,11 @@ pub(crate) async fn serve(
                     }
                 }
             }
-            Target::VpcLink { status, vpc_link_id, .. } => {
+            Target::VpcLink {
+                status,
+                vpc_link_id,
+                ..
+            } => {
                 if status != "AVAILABLE" {
                     ctx.integration_error = Some(format!("VPC link {vpc_link_id} is {status}"));
                     break 'done gateway_response(500, "Internal Server Error", &rid);
@@ -267,8 +281,12 @@ pub(crate) async fn serve(
                 break 'done gateway_response(500, "Internal Server Error", &rid);
             }
         };
-        let (path, query) = backend_path_and_query(&uri, is_default_route, route_path, parts.uri.query());
-        let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
+        let (path, query) =
+            backend_path_and_query(&uri, is_default_route, route_path, parts.uri.query());
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
         let mut out = Outgoing {
             path,
             query,
@@ -345,7 +363,18 @@ pub(crate) async fn serve(
             Ok(Ok(x)) => x,
         };
         ctx.integration_status = Some(rparts.status.as_u16());
-        build_response(integration, rparts, rbody, &ctx, stage, &parts.headers, parts.uri.query(), route_path, &sel.params, &body)
+        build_response(
+            integration,
+            rparts,
+            rbody,
+            &ctx,
+            stage,
+            &parts.headers,
+            parts.uri.query(),
+            route_path,
+            &sel.params,
+            &body,
+        )
     };
 
     let mut resp = resp;
@@ -356,7 +385,9 @@ pub(crate) async fn serve(
     }
     if let Some(fmt) = &stage.access_log_format {
         ctx.status = resp.status().as_u16();
-        ctx.response_length = hyper::body::Body::size_hint(resp.body()).exact().unwrap_or(0) as usize;
+        ctx.response_length = hyper::body::Body::size_hint(resp.body())
+            .exact()
+            .unwrap_or(0) as usize;
         ctx.response_latency_ms = started.elapsed().as_millis();
         tracing::info!(target: "portico::apigw::access", api_id = %api.api_id, stage = %stage.name, "{}", ctx.render(fmt));
     }
@@ -380,13 +411,43 @@ fn backend_path_and_query(
     } else {
         base.to_string()
     };
-    let query = match (uri.query().filter(|q| !q.is_empty()), client_query.filter(|q| !q.is_empty())) {
+    let query = match (
+        uri.query().filter(|q| !q.is_empty()),
+        client_query.filter(|q| !q.is_empty()),
+    ) {
         (Some(a), Some(b)) => format!("{a}&{b}"),
         (Some(a), None) => a.to_string(),
         (None, Some(b)) => b.to_string(),
         (None, None) => String::new(),
     };
     (path, query)
+}
+
+enum ReadError {
+    TooLarge,
+    Failed,
+}
+
+/// Reads a request body of at most 10 MB. Boxed so that the caller's future does not hold
+/// the boxed-error body type across an await (which trips a higher-ranked lifetime check when
+/// the server spawns it).
+fn read_limited(
+    body: Body,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, ReadError>> + Send>> {
+    Box::pin(async move {
+        let mut body = body;
+        let mut buf = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| ReadError::Failed)?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > MAX_PAYLOAD {
+                    return Err(ReadError::TooLarge);
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(buf.freeze())
+    })
 }
 
 enum SendError {
@@ -407,12 +468,19 @@ async fn send(
     let bytes = match Limited::new(body, MAX_PAYLOAD).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(SendError::TooLarge),
-        Err(e) => return Err(SendError::Failed(format!("integration response failed: {e}"))),
+        Err(e) => {
+            return Err(SendError::Failed(format!(
+                "integration response failed: {e}"
+            )))
+        }
     };
     Ok((parts, bytes))
 }
 
-#[allow(clippy::too_many_arguments, reason = "the mapping sources of one request")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the mapping sources of one request"
+)]
 fn build_response(
     integration: &Integration,
     rparts: http::response::Parts,
@@ -432,7 +500,11 @@ fn build_response(
             headers.append(k.clone(), v.clone());
         }
     }
-    if let Some((_, rp)) = integration.response_parameters.iter().find(|(c, _)| *c == status) {
+    if let Some((_, rp)) = integration
+        .response_parameters
+        .iter()
+        .find(|(c, _)| *c == status)
+    {
         let src = Sources {
             headers: req_headers,
             query: req_query,
@@ -464,10 +536,17 @@ mod tests {
         let vars = HashMap::from([("host".to_string(), "b.example".to_string())]);
         let params = vec![("proxy".to_string(), "a/b c".to_string())];
         assert_eq!(
-            substitute("http://${stageVariables.host}/petstore/{proxy}", &params, &vars),
+            substitute(
+                "http://${stageVariables.host}/petstore/{proxy}",
+                &params,
+                &vars
+            ),
             "http://b.example/petstore/a/b%20c"
         );
-        assert_eq!(substitute("http://x/{nope}", &params, &vars), "http://x/{nope}");
+        assert_eq!(
+            substitute("http://x/{nope}", &params, &vars),
+            "http://x/{nope}"
+        );
     }
 
     #[test]
@@ -483,6 +562,9 @@ mod tests {
             ("/list".into(), "k=v&a=1".into())
         );
         let u: http::Uri = "http://b".parse().unwrap();
-        assert_eq!(backend_path_and_query(&u, false, "/pets", None), ("/".into(), "".into()));
+        assert_eq!(
+            backend_path_and_query(&u, false, "/pets", None),
+            ("/".into(), "".into())
+        );
     }
 }

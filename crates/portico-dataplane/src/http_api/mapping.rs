@@ -56,7 +56,13 @@ pub(crate) fn parse_query(q: &str) -> Vec<(String, String)> {
 fn render_query(pairs: &[(String, String)]) -> String {
     pairs
         .iter()
-        .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, QUERY), utf8_percent_encode(v, QUERY)))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, QUERY),
+                utf8_percent_encode(v, QUERY)
+            )
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -152,7 +158,9 @@ pub(crate) fn eval(value: &str, s: &Sources<'_>) -> String {
             }
         }
         let end = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '[' | ']')))
+            .find(|c: char| {
+                !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '[' | ']'))
+            })
             .unwrap_or(after.len());
         let known = ["request.", "response.", "context.", "stageVariables."]
             .iter()
@@ -191,7 +199,11 @@ pub(crate) fn apply_request(params: &[(String, String)], s: &Sources<'_>, out: &
         };
         if target == "path" && op == "overwrite" {
             let p = eval(value, s);
-            out.path = if p.starts_with('/') { p } else { format!("/{p}") };
+            out.path = if p.starts_with('/') {
+                p
+            } else {
+                format!("/{p}")
+            };
         } else if let Some(name) = target.strip_prefix("header.") {
             match op {
                 "remove" => {
@@ -275,7 +287,10 @@ mod tests {
         assert_eq!(eval("$request.header.X-A", &s), "1,2");
         assert_eq!(eval("$request.querystring.q", &s), "a b,c");
         assert_eq!(eval("${request.path.id}-$stageVariables.env", &s), "7-prod");
-        assert_eq!(eval("$request.body.user.name/$request.body.list[1]", &s), "ann/6");
+        assert_eq!(
+            eval("$request.body.user.name/$request.body.list[1]", &s),
+            "ann/6"
+        );
         assert_eq!(eval("id=$context.requestId", &s), "id=rid=");
         assert_eq!(eval("$5 $", &s), "$5 $");
         let mut out = Outgoing {

@@ -215,7 +215,8 @@ impl Engine {
                 continue;
             };
             for (name, stage) in api.stages.iter_mut() {
-                let (Some(old_stage), Some(stage)) = (old_api.stages.get(name), Arc::get_mut(stage))
+                let (Some(old_stage), Some(stage)) =
+                    (old_api.stages.get(name), Arc::get_mut(stage))
                 else {
                     continue;
                 };
@@ -244,7 +245,11 @@ impl Engine {
 }
 
 /// A gateway-generated response: compact JSON `{"message":"..."}` plus `apigw-requestid`.
-pub(crate) fn gateway_response(status: u16, message: &str, request_id: &str) -> http::Response<Body> {
+pub(crate) fn gateway_response(
+    status: u16,
+    message: &str,
+    request_id: &str,
+) -> http::Response<Body> {
     let mut r = response(
         status,
         "application/json",

@@ -338,7 +338,12 @@ mod tests {
         check(&["ANY /a", "GET /a"], "GET", "/a", Some("GET /a"));
         check(&["ANY /a", "GET /a"], "PUT", "/a", Some("ANY /a"));
         check(&["GET /pets"], "POST", "/pets", None);
-        check(&["GET /pets", "$default"], "POST", "/pets", Some("$default"));
+        check(
+            &["GET /pets", "$default"],
+            "POST",
+            "/pets",
+            Some("$default"),
+        );
         check(&["HEAD /a"], "GET", "/a", None);
     }
 
@@ -394,13 +399,19 @@ mod tests {
         if m != "ANY" && m != method {
             return false;
         }
-        let pat: Vec<&str> = p.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let pat: Vec<&str> = p
+            .trim_start_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
         let mut queue: std::collections::VecDeque<&String> = path.iter().collect();
         for seg in pat {
             if seg.ends_with("+}") {
                 return true;
             }
-            let Some(v) = queue.pop_front() else { return false };
+            let Some(v) = queue.pop_front() else {
+                return false;
+            };
             if seg.starts_with('{') {
                 if v.is_empty() {
                     return false;
