@@ -3,6 +3,7 @@
 //! idempotent: running it twice does what running it once does.
 
 mod ecs;
+mod elbv2;
 
 use crate::Control;
 use std::future::Future;
@@ -11,6 +12,7 @@ use std::time::Duration;
 /// Starts every reconciler. Called once by the binary after the store is open.
 pub fn spawn_all(control: &Control) {
     ecs::spawn(control);
+    elbv2::spawn(control);
 }
 
 /// Runs `step` now, then after every committed write and at least every `period`. Errors are
