@@ -446,3 +446,42 @@ def test_alb_reaches_both_tasks(unique):
                                 if h["TargetHealth"]["State"] != "draining"]) == 1, timeout=15, what="one target left")
     finally:
         p.stop()
+
+
+def test_container_health_checks_replace_unhealthy_tasks(unique, tmp_path):
+    p = Portico(extra_args=["--time-scale", "0.02"]).start()
+    try:
+        flag = tmp_path / "unhealthy"
+        Path(p.state_dir, "images.json").write_text(json.dumps({"images": {"example/checked": {
+            "entryPoint": ["sh", "-c", "exec python3 -m http.server $PORT --bind 127.0.0.1"]}}}))
+        ecs = p.client("ecs")
+        _, subnets, sg = network(p, unique)
+        ecs.create_cluster(clusterName="c")
+        ecs.register_task_definition(
+            family="checked", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+            containerDefinitions=[{"name": "web", "image": "example/checked", "portMappings": [{"containerPort": 80}],
+                                   "healthCheck": {"command": ["CMD-SHELL", f"test ! -e {flag}-$PORTICO_TASK_ID"],
+                                                   "interval": 5, "timeout": 5, "retries": 2}}])
+        ecs.create_service(cluster="c", serviceName="web", taskDefinition="checked", desiredCount=2, launchType="FARGATE",
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})
+
+        def all_healthy():
+            ts = running_tasks(ecs, "c", "web")
+            return len(ts) == 2 and all(t["healthStatus"] == "HEALTHY" and t["containers"][0]["healthStatus"] == "HEALTHY"
+                                        for t in ts) and ts
+
+        tasks = wait_until(all_healthy, timeout=30, what="two HEALTHY tasks")
+        victim = tasks[0]
+        vid = victim["taskArn"].rsplit("/", 1)[1]
+        Path(f"{flag}-{vid}").touch()
+        ecs.get_waiter("tasks_stopped").wait(cluster="c", tasks=[victim["taskArn"]], WaiterConfig=FAST)
+        dead = ecs.describe_tasks(cluster="c", tasks=[victim["taskArn"]])["tasks"][0]
+        assert dead["stopCode"] == "ServiceSchedulerInitiated"
+        assert dead["stoppedReason"] == "Task failed container health checks"
+        assert dead["healthStatus"] == "UNHEALTHY"
+        now = wait_until(all_healthy, timeout=30, what="replacement HEALTHY")
+        assert victim["taskArn"] not in [t["taskArn"] for t in now]
+        events = [e["message"] for e in ecs.describe_services(cluster="c", services=["web"])["services"][0]["events"]]
+        assert f"(service web) (task {vid}) failed container health checks." in events
+    finally:
+        p.stop()
