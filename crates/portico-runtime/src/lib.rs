@@ -173,6 +173,9 @@ pub trait Engine: Send + Sync {
     fn task_ids(&self) -> Vec<String>;
     /// Stops everything and waits until every process has ended.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+    /// Kills processes left over from a previous Portico run for these tasks (children of
+    /// task processes that outlived them when Portico was killed); returns how many.
+    fn reap_strays(&self, task_ids: &[String]) -> usize;
 }
 
 /// Failures to start, rendered as AWS's stopped-reason prefixes.
@@ -233,6 +236,11 @@ impl Runtime {
 
     pub fn task_ids(&self) -> Vec<String> {
         self.engine.task_ids()
+    }
+
+    /// Kills leftovers of these tasks from a previous run (see [`Engine::reap_strays`]).
+    pub fn reap_strays(&self, task_ids: &[String]) -> usize {
+        self.engine.reap_strays(task_ids)
     }
 
     /// Stops every running container (Portico is shutting down or state is being reset).

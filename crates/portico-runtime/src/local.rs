@@ -599,6 +599,43 @@ impl Engine for LocalEngine {
         self.tasks.lock().keys().cloned().collect()
     }
 
+    fn reap_strays(&self, task_ids: &[String]) -> usize {
+        let known = self.task_ids();
+        let wanted: Vec<&String> = task_ids.iter().filter(|t| !known.contains(t)).collect();
+        if wanted.is_empty() {
+            return 0;
+        }
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        let me = std::process::id();
+        let mut n = 0;
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            // Only processes of ours that carry a task id we own.
+            let Ok(env) = std::fs::read(e.path().join("environ")) else {
+                continue;
+            };
+            let owned = env.split(|b| *b == 0).any(|kv| {
+                kv.strip_prefix(b"PORTICO_TASK_ID=")
+                    .is_some_and(|id| wanted.iter().any(|w| w.as_bytes() == id))
+            });
+            if owned {
+                if let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+                    tracing::info!(pid, "killing a process left over from a previous run");
+                    let _ = rustix::process::kill_process(p, Signal::KILL);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let ids = self.task_ids();

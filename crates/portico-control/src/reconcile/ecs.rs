@@ -41,6 +41,7 @@ pub fn spawn(control: &Control) {
     let state = Arc::new(Driver {
         logs: tx,
         bound: Mutex::new(HashMap::new()),
+        reaped: std::sync::atomic::AtomicBool::new(false),
     });
     super::spawn_loop(control, "ecs", Duration::from_millis(250), move |c| {
         let st = state.clone();
@@ -61,6 +62,8 @@ struct Driver {
     logs: mpsc::UnboundedSender<Shipment>,
     /// Address-book entries this reconciler made, per task.
     bound: Mutex<HashMap<String, Vec<(IpAddr, u16)>>>,
+    /// Leftovers of a previous run have been looked for.
+    reaped: std::sync::atomic::AtomicBool,
 }
 
 fn rc_of(scope: &Scope) -> RequestContext {
@@ -79,6 +82,19 @@ impl Driver {
                 return;
             }
         };
+        if !self.reaped.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            // First pass after start: anything still running for a task we know from a previous
+            // run (a grandchild that outlived a `kill -9`) goes now.
+            let ids: Vec<String> = tasks
+                .iter()
+                .filter_map(|r| r.body.get("taskId").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect();
+            let n = c.runtime().reap_strays(&ids);
+            if n > 0 {
+                tracing::info!(count = n, "killed processes left over from a previous run");
+            }
+        }
         let mut live = HashSet::new();
         for rec in tasks {
             let Ok(t) = serde_json::from_value::<TaskRec>(rec.body) else {
