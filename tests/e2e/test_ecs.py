@@ -495,3 +495,58 @@ def test_container_health_checks_replace_unhealthy_tasks(unique, tmp_path):
         assert f"(service web) (task {vid}) failed container health checks." in events
     finally:
         p.stop()
+
+
+def test_rolling_deployment_to_a_new_revision(portico, unique):
+    ecs = portico.client("ecs")
+    _, subnets, sg = network(portico, unique)
+    cluster = f"roll-{unique}"
+    ecs.create_cluster(clusterName=cluster)
+    family = f"roll-{unique}"
+    v1 = sample_taskdef(ecs, family)
+    ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=v1["taskDefinitionArn"], desiredCount=2,
+                       launchType="FARGATE", enableECSManagedTags=True, propagateTags="SERVICE",
+                       tags=[{"key": "team", "value": "a"}],
+                       deploymentConfiguration={"maximumPercent": 100, "minimumHealthyPercent": 50},
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})
+    ecs.get_waiter("services_stable").wait(cluster=cluster, services=["web"], WaiterConfig=FAST)
+    old = running_tasks(ecs, cluster, "web")
+    tags = ecs.describe_tasks(cluster=cluster, tasks=[old[0]["taskArn"]], include=["TAGS"])["tasks"][0]["tags"]
+    assert {t["key"]: t["value"] for t in tags} == {"team": "a", "aws:ecs:clusterName": cluster, "aws:ecs:serviceName": "web"}
+    v2 = sample_taskdef(ecs, family)
+    assert v2["revision"] == v1["revision"] + 1
+    out = ecs.update_service(cluster=cluster, service="web", taskDefinition=family)["service"]
+    assert [d["status"] for d in out["deployments"]] == ["PRIMARY", "ACTIVE"]
+    assert out["deployments"][0]["taskDefinition"] == v2["taskDefinitionArn"]
+    ecs.get_waiter("services_stable").wait(cluster=cluster, services=["web"], WaiterConfig=FAST)
+    s = ecs.describe_services(cluster=cluster, services=["web"])["services"][0]
+    assert len(s["deployments"]) == 1 and s["deployments"][0]["rolloutState"] == "COMPLETED"
+    assert s["deployments"][0]["rolloutStateReason"] == f"ECS deployment {s['deployments'][0]['id']} completed."
+    now = running_tasks(ecs, cluster, "web")
+    assert len(now) == 2 and {t["taskDefinitionArn"] for t in now} == {v2["taskDefinitionArn"]}
+    stopped = ecs.describe_tasks(cluster=cluster, tasks=[t["taskArn"] for t in old])["tasks"]
+    assert {t["stopCode"] for t in stopped} == {"ServiceSchedulerInitiated"}
+    messages = [e["message"] for e in s["events"]]
+    assert f"(service web) (deployment {s['deployments'][0]['id']}) deployment completed." in messages
+    # At no time did more than 100% run: every "has started" event names one task.
+    started = [m for m in messages if m.startswith("(service web) has started")]
+    assert all(m.startswith("(service web) has started 1 tasks") for m in started[:-1])
+    ecs.delete_service(cluster=cluster, service="web", force=True)
+    ecs.get_waiter("services_inactive").wait(cluster=cluster, services=["web"], WaiterConfig=FAST)
+
+
+def test_reset_stops_every_task(fresh_portico, unique):
+    p = fresh_portico.start()
+    ecs = p.client("ecs")
+    _, subnets, sg = network(p, unique)
+    ecs.create_cluster(clusterName="c")
+    sample_taskdef(ecs, "s")
+    arns = [t["taskArn"] for t in ecs.run_task(
+        cluster="c", taskDefinition="s", count=2, launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})["tasks"]]
+    ecs.get_waiter("tasks_running").wait(cluster="c", tasks=arns, WaiterConfig=FAST)
+    ids = {a.rsplit("/", 1)[1] for a in arns}
+    assert len(processes_of(ids)) == 2
+    assert p.http("POST", "/_portico/reset").status_code == 200
+    assert processes_of(ids) == []
+    assert err(ecs.describe_tasks, cluster="c", tasks=arns)["Code"] == "ClusterNotFoundException"

@@ -107,6 +107,19 @@ impl Driver {
                 tracing::warn!(error = %e, cause = ?e.cause, "ecs task step failed");
             }
         }
+        // Processes of tasks that are no longer in the store (a reset) are stopped and forgotten.
+        for id in c.runtime().task_ids() {
+            if !live.contains(&id) {
+                match c.runtime().status(&id) {
+                    Some(st) if !st.all_exited() => {
+                        if !st.stopping {
+                            c.runtime().stop(&id);
+                        }
+                    }
+                    _ => c.runtime().forget(&id),
+                }
+            }
+        }
         // Anything bound for a task that is gone (reset, deleted) is unbound.
         let stale: Vec<String> = self
             .bound
@@ -175,11 +188,15 @@ impl Driver {
                             security_groups: str_list(a.get("securityGroups")),
                         })
                         .filter(|n| !n.subnets.is_empty());
-                    let tags = match svc.propagate_tags.as_str() {
+                    let mut tags = match svc.propagate_tags.as_str() {
                         "SERVICE" => svc.tags.clone(),
                         "TASK_DEFINITION" => td.tags.clone(),
                         _ => Vec::new(),
                     };
+                    if svc.enable_ecs_managed_tags {
+                        tags.push(json!({"key": "aws:ecs:clusterName", "value": svc.cluster_name}));
+                        tags.push(json!({"key": "aws:ecs:serviceName", "value": svc.service_name}));
+                    }
                     for id in &plan.start {
                         let idx = svc.next_subnet;
                         svc.next_subnet = svc.next_subnet.wrapping_add(1);
