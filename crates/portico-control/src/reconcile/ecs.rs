@@ -166,7 +166,12 @@ impl Driver {
                     .collect();
                 let views: Vec<scheduler::TaskView> =
                     tasks.iter().map(scheduler::TaskView::of).collect();
-                let plan = scheduler::step(&mut svc, &views, now, scale, &mut || ids::hex(32));
+                let plan = scheduler::step(&mut svc, &views, now, scale, &mut |k| match k {
+                    scheduler::IdKind::Task => ids::hex(32),
+                    scheduler::IdKind::Deployment => {
+                        crate::services::ecs::services::deployment_id()
+                    }
+                });
                 if !plan.start.is_empty() {
                     let cluster: ClusterRec = tx
                         .get_as(&scope, KIND_CLUSTER, &svc.cluster_name)?
