@@ -428,10 +428,15 @@ def test_alb_reaches_both_tasks(unique):
                             DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
         ecs.create_cluster(clusterName="c")
         td = sample_taskdef(ecs, "who", image="example/whoami")
+        t0 = time.time()
         ecs.create_service(cluster="c", serviceName="web", taskDefinition=td["family"], desiredCount=2, launchType="FARGATE",
                            healthCheckGracePeriodSeconds=60,
                            networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}},
                            loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}])
+        wait_until(lambda: any(h["TargetHealth"]["State"] == "healthy" for h in
+                               elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]),
+                   timeout=30, interval=0.02, what="first healthy target")
+        print(f"\nECS+ALB (--time-scale 0.02): CreateService -> first task healthy in its target group {time.time() - t0:.3f}s")
         ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
         tasks = running_tasks(ecs, "c", "web")
         ips = sorted({d["value"] for t in tasks for d in t["attachments"][0]["details"] if d["name"] == "privateIPv4Address"})
