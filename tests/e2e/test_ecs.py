@@ -238,15 +238,21 @@ def test_run_task_lifecycle_catalog_and_unknown_image(portico, unique):
     catalog = Path(portico.state_dir) / "images.json"
     images = json.loads(catalog.read_text()) if catalog.exists() else {"images": {}}
     images["images"][f"example/exit-{unique}"] = {
-        "entryPoint": ["sh", "-c"], "command": ["echo greeting=$GREETING port=$PORT; exit 3"]}
+        "entryPoint": ["sh", "-c"], "command": ["echo greeting=$GREETING port=$PORT; echo to-stderr >&2; exit 3"]}
+    images["images"][f"example/broken-{unique}"] = {"entryPoint": ["/nonexistent/portico-no-such-binary"]}
     catalog.write_text(json.dumps(images))
     family = f"exit-{unique}"
     ecs.register_task_definition(
         family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="0.25 vCPU", memory="0.5GB",
+        executionRoleArn=EXEC_ROLE,
         containerDefinitions=[{"name": "app", "image": f"example/exit-{unique}",
                                "environment": [{"name": "GREETING", "value": "hi"}],
-                               "portMappings": [{"containerPort": 8080}]}])
-    run = ecs.run_task(cluster=cluster, taskDefinition=family, launchType="FARGATE", networkConfiguration=net)
+                               "portMappings": [{"containerPort": 8080}],
+                               "logConfiguration": {"logDriver": "awslogs", "options": {
+                                   "awslogs-group": f"/run/{unique}", "awslogs-region": "us-east-1",
+                                   "awslogs-stream-prefix": "run", "awslogs-create-group": "true"}}}])
+    run = ecs.run_task(cluster=cluster, taskDefinition=family, launchType="FARGATE", networkConfiguration=net,
+                       overrides={"containerOverrides": [{"name": "app", "environment": [{"name": "GREETING", "value": "override"}]}]})
     assert run["failures"] == [] and run["tasks"][0]["lastStatus"] == "PROVISIONING"
     assert run["tasks"][0]["group"] == f"family:{family}" and run["tasks"][0]["cpu"] == "256"
     arn = run["tasks"][0]["taskArn"]
@@ -256,6 +262,26 @@ def test_run_task_lifecycle_catalog_and_unknown_image(portico, unique):
     for k in ("startedAt", "stoppingAt", "stoppedAt", "executionStoppedAt", "pullStartedAt", "pullStoppedAt"):
         assert k in t, k
     assert t["version"] > 1
+    # Both output streams reached the task's log stream; the override won over the definition.
+    stream = f"run/app/{arn.rsplit('/', 1)[1]}"
+
+    def lines():
+        ev = portico.client("logs").get_log_events(logGroupName=f"/run/{unique}", logStreamName=stream)["events"]
+        return [e["message"] for e in ev]
+
+    got = wait_until(lambda: len(lines()) == 2 and lines(), timeout=10, what="task output in CloudWatch Logs")
+    assert got[0].startswith("greeting=override port=") and got[1] == "to-stderr"
+
+    # A command that cannot start.
+    ecs.register_task_definition(
+        family=f"broken-{unique}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[{"name": "app", "image": f"example/broken-{unique}"}])
+    arn = ecs.run_task(cluster=cluster, taskDefinition=f"broken-{unique}", launchType="FARGATE",
+                       networkConfiguration=net)["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    assert t["stopCode"] == "TaskFailedToStart" and t["stoppedReason"].startswith("CannotStartContainerError: ")
+    assert "portico-no-such-binary" in t["stoppedReason"]
 
     # An image that is neither built in nor in the catalog cannot be pulled.
     ecs.register_task_definition(
@@ -555,3 +581,34 @@ def test_reset_stops_every_task(fresh_portico, unique):
     assert p.http("POST", "/_portico/reset").status_code == 200
     assert processes_of(ids) == []
     assert err(ecs.describe_tasks, cluster="c", tasks=arns)["Code"] == "ClusterNotFoundException"
+
+
+def test_task_definition_families_and_revisions(portico, unique):
+    ecs = portico.client("ecs")
+    fam = f"fam-{unique}"
+    arns = [sample_taskdef(ecs, fam)["taskDefinitionArn"] for _ in range(3)]
+    assert [a.rsplit(":", 1)[1] for a in arns] == ["1", "2", "3"]
+    assert ecs.describe_task_definition(taskDefinition=fam)["taskDefinition"]["revision"] == 3
+    d = ecs.deregister_task_definition(taskDefinition=f"{fam}:3")["taskDefinition"]
+    assert d["status"] == "INACTIVE" and "deregisteredAt" in d
+    # The family now means revision 2; revision 3 stays describable.
+    assert ecs.describe_task_definition(taskDefinition=fam)["taskDefinition"]["revision"] == 2
+    assert ecs.describe_task_definition(taskDefinition=arns[2])["taskDefinition"]["status"] == "INACTIVE"
+    assert ecs.list_task_definitions(familyPrefix=fam)["taskDefinitionArns"] == arns[:2]
+    assert ecs.list_task_definitions(familyPrefix=fam, status="INACTIVE")["taskDefinitionArns"] == arns[2:]
+    assert ecs.list_task_definitions(familyPrefix=fam, sort="DESC")["taskDefinitionArns"] == arns[:2][::-1]
+    assert ecs.list_task_definition_families(familyPrefix=fam)["families"] == [fam]
+    page = ecs.list_task_definitions(familyPrefix=fam, maxResults=1)
+    assert page["taskDefinitionArns"] == arns[:1] and "nextToken" in page
+    out = ecs.delete_task_definitions(taskDefinitions=[arns[2], arns[0]])
+    assert [t["status"] for t in out["taskDefinitions"]] == ["DELETE_IN_PROGRESS"]
+    assert out["failures"][0]["arn"] == arns[0]
+    # Revisions are never reused.
+    assert sample_taskdef(ecs, fam)["revision"] == 4
+    # Through the CLI, with the network mode default and tags.
+    out = portico.aws("ecs", "register-task-definition", "--family", f"cli-{unique}", "--container-definitions",
+                      json.dumps([{"name": "c", "image": SAMPLE, "memory": 128}]), "--tags", "key=a,value=b")
+    assert out["taskDefinition"]["compatibilities"] == ["EC2"] and out["tags"] == [{"key": "a", "value": "b"}]
+    got = portico.aws("ecs", "describe-task-definition", "--task-definition", f"cli-{unique}", "--include", "TAGS")
+    assert got["tags"] == [{"key": "a", "value": "b"}]
+    assert got["taskDefinition"]["containerDefinitions"][0]["essential"] is True
