@@ -74,7 +74,9 @@ pub async fn run(
     let bound = listener.local_addr()?;
 
     let dataplane = Dataplane::default();
-    let runtime = Runtime::default();
+    let runtime = Runtime::new(portico_runtime::RuntimeConfig {
+        program: std::env::current_exe().ok(),
+    });
     let config = Config {
         default_account: args.account.clone(),
         default_region: args.region.clone(),
