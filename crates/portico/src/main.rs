@@ -27,6 +27,13 @@ struct Cli {
 enum Command {
     /// Serve every emulated AWS service on one port.
     Serve(ServeArgs),
+    /// The built-in amazon/amazon-ecs-sample image (run by the task runtime, not by people).
+    #[command(name = "__sample-app", hide = true)]
+    SampleApp {
+        /// Port to serve on 127.0.0.1 (the runtime sets PORT).
+        #[arg(long, env = "PORT", default_value_t = 80)]
+        port: u16,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -91,11 +98,17 @@ pub fn default_state_dir() -> PathBuf {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::SampleApp { port } = cli.command {
+        // No logging setup and no async runtime: a task process stays small.
+        portico_runtime::sample_app::run(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+        return Ok(());
+    }
     init_logging(&cli.log_level);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match cli.command {
         Command::Serve(args) => rt.block_on(server::run(args)),
+        Command::SampleApp { .. } => Ok(()),
     }
 }
