@@ -600,6 +600,7 @@ pub(crate) async fn stabilize(cx: &Pcx<'_>, ty: &str, done: &mut Done) -> PResul
         "EC2" => ec2::stabilize(cx, ty, done).await,
         "ElasticLoadBalancingV2" => elbv2::stabilize(cx, ty, done).await,
         "ECS" => ecs::stabilize(cx, ty, done).await,
+        "ApiGatewayV2" => apigw::stabilize(cx, ty, done).await,
         _ => Ok(()),
     }
 }
@@ -647,6 +648,50 @@ fn service_of(ty: &str) -> &str {
 
 pub(crate) fn unsupported(ty: &str) -> Failure {
     Failure::msg(format!("Portico has no provider for {ty}"))
+}
+
+/// CloudFormation's PascalCase property names as a JSON API's lowerCamel members, recursively;
+/// the members named in `keep` are maps whose keys are data (tags, options) and stay as they are.
+pub(crate) fn camel(v: &Value, keep: &[&str]) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    let mut c = k.chars();
+                    let key = match c.next() {
+                        Some(f) => format!("{}{}", f.to_ascii_lowercase(), c.as_str()),
+                        None => String::new(),
+                    };
+                    let val = if keep.contains(&k.as_str()) {
+                        x.clone()
+                    } else {
+                        camel(x, keep)
+                    };
+                    (key, val)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|x| camel(x, keep)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Copies the listed members of `props` (those present) into `input`.
+pub(crate) fn copy(props: &Value, input: &mut Value, keys: &[&str]) {
+    for k in keys {
+        if let Some(v) = props.get(*k) {
+            input[*k] = v.clone();
+        }
+    }
+}
+
+/// The first element of a list member (`LoadBalancers[0]`), or null.
+pub(crate) fn first_of(v: &Value, key: &str) -> Value {
+    field(v, key)
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
