@@ -9,6 +9,8 @@
 mod gateways;
 mod sg;
 pub mod shared;
+#[cfg(test)]
+mod snapshots;
 mod util;
 mod vpc;
 
