@@ -238,11 +238,18 @@ impl Driver {
                     t.pull_started_at = Some(now);
                 }
                 "PENDING" => match &rt {
-                    None => {
-                        let spec = self.task_spec(c, scope, &t)?;
-                        let sink = self.log_sink(c, scope, &t)?;
-                        c.runtime().launch(spec, sink);
-                    }
+                    None => match self.missing_log_group(c, scope, &t).await? {
+                        Some(group) => {
+                            let reason = format!("ResourceInitializationError: failed to validate logger args: create stream has been retried 1 times: failed to create Cloudwatch log stream: ResourceNotFoundException: The specified log group does not exist. : exit status 1 (log group {group})");
+                            t.pull_stopped_at = Some(now);
+                            t.request_stop("TaskFailedToStart", &reason);
+                        }
+                        None => {
+                            let spec = self.task_spec(c, scope, &t)?;
+                            let sink = self.log_sink(c, scope, &t)?;
+                            c.runtime().launch(spec, sink);
+                        }
+                    },
                     Some(TaskStatus {
                         phase: TaskPhase::Starting,
                         ..
@@ -484,6 +491,55 @@ impl Driver {
             containers,
             catalog: c.config().state_dir.as_ref().map(|d| d.join("images.json")),
         })
+    }
+
+    /// An awslogs group that does not exist and that the task may not create (AWS fails the
+    /// task with ResourceInitializationError). `None` when Logs cannot tell.
+    async fn missing_log_group(
+        &self,
+        c: &Control,
+        scope: &Scope,
+        t: &TaskRec,
+    ) -> AwsResult<Option<String>> {
+        let td = c
+            .store()
+            .read(|tx| taskdefs::resolve(tx, scope, &t.task_definition_arn))?
+            .ok_or_else(|| portico_core::AwsError::internal("task definition is gone"))?;
+        for cd in td.containers() {
+            if cd
+                .pointer("/logConfiguration/logDriver")
+                .and_then(Value::as_str)
+                != Some("awslogs")
+            {
+                continue;
+            }
+            let opts = &cd["logConfiguration"]["options"];
+            let (Some(group), false) = (
+                opts["awslogs-group"].as_str(),
+                opts["awslogs-create-group"].as_str() == Some("true"),
+            ) else {
+                continue;
+            };
+            let out = c
+                .call(
+                    &rc_of(scope),
+                    Service::Logs,
+                    "DescribeLogGroups",
+                    Input(json!({"logGroupNamePrefix": group})),
+                )
+                .await;
+            if let Ok(v) = out {
+                let found = v["logGroups"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|g| g["logGroupName"].as_str() == Some(group));
+                if !found {
+                    return Ok(Some(group.to_string()));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Where each container's lines go: awslogs containers to their group and stream.
