@@ -217,3 +217,39 @@ def test_timeout_unreachable_and_too_large(portico, apigw, backend, unique):
     assert r.status_code == 413
     assert r.json() == {"message": "Request Entity Too Large"}
     apigw.delete_api(ApiId=api_id)
+
+
+def test_access_log_and_oversized_headers(portico, apigw, backend, unique):
+    api_id, _, _ = make_api(apigw, backend, unique)
+    fmt = "$context.requestId $context.routeKey $context.status $context.identity.sourceIp $context.integrationStatus"
+    assert fails_code(apigw.create_stage, ApiId=api_id, StageName="$default",
+                      AccessLogSettings={"DestinationArn": "arn:aws:logs:us-east-1:000000000000:log-group:g",
+                                         "Format": "$context.status"}) == "BadRequestException"
+    apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True,
+                       AccessLogSettings={"DestinationArn": "arn:aws:logs:us-east-1:000000000000:log-group:g", "Format": fmt})
+    r = served(portico, api_id, "GET", "/logged")
+    rid = r.headers["apigw-requestid"]
+    wait_until(lambda: f"{rid} ANY /{{proxy+}} 200 127.0.0.1 200" in portico.log_text(), what="access log line")
+    r = call(portico, api_id, "GET", "/logged", headers={"X-Big": "a" * 11000})
+    assert r.status_code == 413
+    apigw.delete_api(ApiId=api_id)
+
+
+def fails_code(fn, **kw):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fn(**kw)
+    return e.value.response["Error"]["Code"]
+
+
+def test_http_api_survives_kill_9(fresh_portico, backend, unique):
+    p = fresh_portico.start()
+    apigw = p.client("apigatewayv2")
+    api_id, _, _ = make_api(apigw, backend, unique)
+    apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+    assert served(p, api_id, "GET", "/before").json()["path"] == "/before"
+    p.kill9()
+    p.start()
+    apigw = p.client("apigatewayv2")
+    # the endpoint follows the new port; the data plane serves the stored deployment again
+    assert apigw.get_api(ApiId=api_id)["ApiEndpoint"] == f"http://{api_id}.execute-api.localhost:{p.port}"
+    assert served(p, api_id, "GET", "/after").json()["path"] == "/after"

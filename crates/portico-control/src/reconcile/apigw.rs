@@ -503,3 +503,214 @@ fn build_deployment(
             .unwrap_or(false),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::ec2::shared::{
+        SecurityGroup, Subnet, Vpc, KIND_ENI, KIND_SG, KIND_SUBNET, KIND_VPC,
+    };
+    use crate::Config;
+    use portico_core::{Input, RequestContext, Service};
+    use portico_store::Store;
+
+    fn control() -> Control {
+        let config = Config {
+            time_scale: 0.0,
+            ..Config::default()
+        };
+        Control::new(
+            Store::in_memory().unwrap(),
+            config,
+            portico_dataplane::Dataplane::default(),
+            portico_runtime::Runtime::default(),
+        )
+    }
+
+    fn rc() -> RequestContext {
+        RequestContext::new("000000000000", "us-east-1")
+    }
+
+    async fn call(c: &Control, op: &str, input: Value) -> AwsResult<Value> {
+        c.call(&rc(), Service::ApiGatewayV2, op, Input(input)).await
+    }
+
+    fn seed_network(c: &Control) {
+        let scope = Scope::new("000000000000", "us-east-1");
+        c.store()
+            .write(|tx| {
+                let vpc = Vpc {
+                    vpc_id: "vpc-1".into(),
+                    cidr_block: "10.0.0.0/16".into(),
+                    is_default: false,
+                    rest: Default::default(),
+                };
+                tx.put_as(&scope, KIND_VPC, "vpc-1", None, None, &vpc)?;
+                for (id, cidr, az) in [
+                    ("subnet-a", "10.0.1.0/24", "us-east-1a"),
+                    ("subnet-b", "10.0.2.0/24", "us-east-1b"),
+                ] {
+                    let s = Subnet {
+                        subnet_id: id.into(),
+                        vpc_id: "vpc-1".into(),
+                        cidr_block: cidr.into(),
+                        availability_zone: az.into(),
+                        rest: Default::default(),
+                    };
+                    tx.put_as(&scope, KIND_SUBNET, id, Some("vpc-1"), None, &s)?;
+                }
+                let sg = SecurityGroup {
+                    group_id: "sg-1".into(),
+                    group_name: "link".into(),
+                    vpc_id: "vpc-1".into(),
+                    rest: Default::default(),
+                };
+                tx.put_as(&scope, KIND_SG, "sg-1", Some("vpc-1"), None, &sg)?;
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn vpc_link_becomes_available_with_one_eni_per_subnet_then_goes_away() {
+        let c = control();
+        seed_network(&c);
+        let link = call(&c, "CreateVpcLink", json!({"name": "l", "subnetIds": ["subnet-a", "subnet-b"], "securityGroupIds": ["sg-1"]}))
+            .await
+            .unwrap();
+        assert_eq!(link["vpcLinkStatus"], "PENDING");
+        let id = link["vpcLinkId"].as_str().unwrap().to_string();
+        step_vpc_links(&c).unwrap();
+        let got = call(&c, "GetVpcLink", json!({"vpcLinkId": id}))
+            .await
+            .unwrap();
+        assert_eq!(got["vpcLinkStatus"], "AVAILABLE");
+        assert_eq!(
+            got["vpcLinkStatusMessage"],
+            "VPC link is ready to route traffic"
+        );
+        assert!(
+            got.get("_eniIds").is_none(),
+            "internal members are never sent"
+        );
+        let scope = Scope::new("000000000000", "us-east-1");
+        let enis: Vec<shared::NetworkInterface> = c
+            .store()
+            .read(|tx| Ok(tx.list_as(&scope, KIND_ENI, None)?))
+            .unwrap();
+        let mut ips: Vec<String> = enis.iter().map(|e| e.private_ip_address.clone()).collect();
+        ips.sort();
+        assert_eq!(ips, vec!["10.0.1.4", "10.0.2.4"]);
+        assert!(enis.iter().all(|e| e.group_ids == vec!["sg-1".to_string()]));
+
+        call(&c, "DeleteVpcLink", json!({"vpcLinkId": id}))
+            .await
+            .unwrap();
+        step_vpc_links(&c).unwrap();
+        let e = call(&c, "GetVpcLink", json!({"vpcLinkId": id}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.status, 404);
+        let left = c
+            .store()
+            .read(|tx| Ok(tx.list(&scope, KIND_ENI, None)?.len()))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[tokio::test]
+    async fn vpc_link_fails_when_subnets_span_vpcs_or_group_is_missing() {
+        let c = control();
+        seed_network(&c);
+        let link = call(
+            &c,
+            "CreateVpcLink",
+            json!({"name": "l", "subnetIds": ["subnet-a"], "securityGroupIds": ["sg-nope"]}),
+        )
+        .await
+        .unwrap();
+        step_vpc_links(&c).unwrap();
+        let got = call(&c, "GetVpcLink", json!({"vpcLinkId": link["vpcLinkId"]}))
+            .await
+            .unwrap();
+        assert_eq!(got["vpcLinkStatus"], "FAILED");
+        assert!(got["vpcLinkStatusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("sg-nope"));
+    }
+
+    #[tokio::test]
+    async fn auto_deploy_snapshot_follows_changes_and_frozen_stage_does_not() {
+        let c = control();
+        let api = call(
+            &c,
+            "CreateApi",
+            json!({"name": "a", "protocolType": "HTTP"}),
+        )
+        .await
+        .unwrap();
+        let api_id = api["apiId"].as_str().unwrap().to_string();
+        let integ = call(&c, "CreateIntegration", json!({"apiId": api_id, "integrationType": "HTTP_PROXY", "integrationMethod": "ANY", "integrationUri": "http://127.0.0.1:9/x"}))
+            .await
+            .unwrap();
+        let target = format!("integrations/{}", integ["integrationId"].as_str().unwrap());
+        call(
+            &c,
+            "CreateRoute",
+            json!({"apiId": api_id, "routeKey": "GET /a", "target": target}),
+        )
+        .await
+        .unwrap();
+        call(
+            &c,
+            "CreateStage",
+            json!({"apiId": api_id, "stageName": "$default", "autoDeploy": true}),
+        )
+        .await
+        .unwrap();
+        call(
+            &c,
+            "CreateStage",
+            json!({"apiId": api_id, "stageName": "dev"}),
+        )
+        .await
+        .unwrap();
+        call(
+            &c,
+            "CreateDeployment",
+            json!({"apiId": api_id, "stageName": "dev"}),
+        )
+        .await
+        .unwrap();
+        call(
+            &c,
+            "CreateRoute",
+            json!({"apiId": api_id, "routeKey": "GET /b", "target": target}),
+        )
+        .await
+        .unwrap();
+        let mut last = None;
+        publish_if_changed(&c, &mut last).unwrap();
+        let snap = c.dataplane().http_api.current();
+        let api = &snap.apis[&api_id];
+        let keys = |stage: &str| -> Vec<String> {
+            let mut k: Vec<String> = api.stages[stage]
+                .deployment
+                .as_ref()
+                .unwrap()
+                .routes
+                .values()
+                .map(|r| r.key.clone())
+                .collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys("$default"), vec!["GET /a", "GET /b"]);
+        assert_eq!(keys("dev"), vec!["GET /a"]);
+        // nothing changed: no republish
+        let before = c.dataplane().http_api.current();
+        publish_if_changed(&c, &mut last).unwrap();
+        assert!(Arc::ptr_eq(&before, &c.dataplane().http_api.current()));
+    }
+}

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 /// Largest request or response body an HTTP API carries (10 MB).
 pub(crate) const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
 
+/// Largest request line plus header values (10240 bytes).
+pub(crate) const MAX_REQUEST_HEAD: usize = 10240;
+
 pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 
 /// The pooled client every integration request goes through.
@@ -121,6 +124,14 @@ pub(crate) async fn serve(
 ) -> http::Response<Body> {
     let started = Instant::now();
     let rid = context::request_id();
+    // request line plus every header value: at most 10240 bytes
+    let line = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(0, |p| p.as_str().len())
+        + 10;
+    let header_bytes: usize = req.headers().values().map(|v| v.len()).sum();
+    if line + header_bytes > MAX_REQUEST_HEAD {
+        return gateway_response(413, "Request Entity Too Large", &rid);
+    }
     let Some(api) = snap.apis.get(api_id) else {
         return gateway_response(404, "Not Found", &rid);
     };

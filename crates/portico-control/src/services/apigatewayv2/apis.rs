@@ -17,6 +17,16 @@ pub(crate) fn endpoint(ctx: &Ctx<'_>, api_id: &str) -> String {
     }
 }
 
+/// The output form of a stored API: `apiEndpoint` follows the current port and settings (the
+/// port can change across restarts).
+fn view(ctx: &Ctx<'_>, api: Value) -> Value {
+    let mut v = public(api);
+    if let Some(id) = v.get("apiId").and_then(Value::as_str).map(String::from) {
+        v["apiEndpoint"] = json!(endpoint(ctx, &id));
+    }
+    v
+}
+
 /// Validates a `corsConfiguration` object (whole, after any merge).
 pub(crate) fn validate_cors(c: &Map<String, Value>) -> AwsResult<()> {
     let input = Input(Value::Object(c.clone()));
@@ -154,7 +164,7 @@ pub(crate) fn create(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
                 credentials.as_deref(),
             )?;
         }
-        Ok(public(api))
+        Ok(view(ctx, api))
     })
 }
 
@@ -205,7 +215,7 @@ pub(crate) fn list(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
         Ok(tx
             .list(&ctx.scope, KIND_API, None)?
             .into_iter()
-            .map(|r| r.body)
+            .map(|r| view(ctx, r.body))
             .collect::<Vec<_>>())
     })?;
     paginate(input, items)
@@ -214,7 +224,7 @@ pub(crate) fn list(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
 pub(crate) fn get(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
     let api_id = req_label(input, "apiId")?;
     ctx.store()
-        .read(|tx| load_api(ctx, tx, &api_id).map(public))
+        .read(|tx| load_api(ctx, tx, &api_id).map(|a| view(ctx, a)))
 }
 
 pub(crate) fn update(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
@@ -273,7 +283,7 @@ pub(crate) fn update(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
         let name = m.get("name").and_then(Value::as_str).map(String::from);
         tx.put(&ctx.scope, KIND_API, &api_id, None, name.as_deref(), &api)?;
         api_changed(ctx, tx, &api_id)?;
-        Ok(public(api))
+        Ok(view(ctx, api))
     })
 }
 
