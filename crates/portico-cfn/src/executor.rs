@@ -66,6 +66,25 @@ impl Engine {
         });
     }
 
+    /// Waits until the stack's operation settles or `limit` passes (see `api::SETTLE`).
+    pub(crate) async fn settle(&self, scope: &Scope, id: &str, limit: std::time::Duration) {
+        let mut rx = self.control.store().watch();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match self.load(scope, id) {
+                Ok(s) if s.status.ends_with("_IN_PROGRESS") && s.status != "REVIEW_IN_PROGRESS" => {
+                }
+                _ => return,
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
     fn load(&self, scope: &Scope, id: &str) -> AwsResult<Stack> {
         self.control
             .store()
