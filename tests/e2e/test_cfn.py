@@ -180,9 +180,11 @@ def test_failing_resource_rolls_back_with_reason(portico, unique):
 
 
 def test_tutorial_cdk_stack_serves_the_sample_page_and_deletes_clean(portico, unique):
+    """tutorial-cdk-full.yaml (tutorial-cdk.yaml plus the HTTP API, VPC link, integration and
+    route): every resource is created through the services' own operations."""
     name = f"tut-{unique}"
     portico.aws("cloudformation", "create-stack", "--stack-name", name,
-                "--template-body", f"file://{TEMPLATES / 'tutorial-cdk.yaml'}", "--capabilities", "CAPABILITY_IAM")
+                "--template-body", f"file://{TEMPLATES / 'tutorial-cdk-full.yaml'}", "--capabilities", "CAPABILITY_IAM")
     cfn = portico.client("cloudformation")
     assert settled(cfn, name, timeout=120) == "CREATE_COMPLETE", events(cfn, name)
     stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
@@ -200,6 +202,17 @@ def test_tutorial_cdk_stack_serves_the_sample_page_and_deletes_clean(portico, un
     svc = ecs.describe_services(cluster=res["EcsDefaultClusterMnL3mNNYNPrivateIntegrationsTutorialVPCA5BD92E9"],
                                 services=[res["PrivateIntegrationsTutorialService73010F72"]])["services"][0]
     assert svc["runningCount"] == 1
+    apigw = portico.client("apigatewayv2")
+    api_id = res["PrivateIntegrationsTutorialHttpApi57DF36F1"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs["InvokeUrl"] == apigw.get_api(ApiId=api_id)["ApiEndpoint"]
+    link = apigw.get_vpc_link(VpcLinkId=res["PrivateIntegrationsTutorialVpcLinkCA17831A"])
+    assert (link["Name"], link["VpcLinkStatus"]) == ("private-integrations-tutorial", "AVAILABLE")
+    [route] = apigw.get_routes(ApiId=api_id)["Items"]
+    integration = apigw.get_integration(ApiId=api_id, IntegrationId=route["Target"].split("/")[1])
+    assert (route["RouteKey"], integration["ConnectionType"], integration["IntegrationUri"]) == (
+        "ANY /{proxy+}", "VPC_LINK", res["PrivateIntegrationsTutorialServiceLBPublicListener2554FECD"])
+    assert apigw.get_stage(ApiId=api_id, StageName="$default")["AutoDeploy"] is True
 
     stack_id = stack["StackId"]
     portico.aws("cloudformation", "delete-stack", "--stack-name", name)
@@ -220,7 +233,38 @@ def test_tutorial_cdk_stack_serves_the_sample_page_and_deletes_clean(portico, un
         r = portico.http("GET", "/", host=dns, timeout=5)
         if r.status_code != 200:
             raise requests.RequestException(f"{r.status_code}")
+    assert all(a["ApiId"] != api_id for a in apigw.get_apis()["Items"])
+    assert apigw.get_vpc_links()["Items"] == [] or all(
+        v["VpcLinkId"] != res["PrivateIntegrationsTutorialVpcLinkCA17831A"] or v["VpcLinkStatus"] == "DELETING"
+        for v in apigw.get_vpc_links()["Items"])
     # The retained log group stays, as on AWS.
     logs = portico.client("logs")
     assert logs.describe_log_groups(
         logGroupNamePrefix=res["PrivateIntegrationsTutorialServiceTaskDefwebLogGroupBA8BE497"])["logGroups"]
+
+
+def test_killed_mid_create_rolls_back_after_restart(fresh_portico, unique):
+    """kill -9 while the tutorial stack is being created: the restarted Portico rolls it back
+    (ROLLBACK_COMPLETE, everything it had created deleted), never leaving it in progress."""
+    p = fresh_portico.start()
+    name = f"crash-{unique}"
+    cfn = p.client("cloudformation")
+    cfn.create_stack(StackName=name, TemplateBody=(TEMPLATES / "tutorial-cdk.yaml").read_text(),
+                     Capabilities=["CAPABILITY_IAM"])
+    wait_until(lambda: any(r["ResourceStatus"] == "CREATE_COMPLETE"
+                           for r in cfn.describe_stack_resources(StackName=name)["StackResources"]),
+               timeout=30, interval=0.05, what="some resources created")
+    assert status(cfn, name) == "CREATE_IN_PROGRESS"
+    p.kill9()
+    p.start()
+    cfn = p.client("cloudformation")
+    assert settled(cfn, name, timeout=120) == "ROLLBACK_COMPLETE", events(cfn, name)
+    ev = events(cfn, name)
+    assert (name, "ROLLBACK_IN_PROGRESS",
+            "Portico restarted while the operation was in progress. Rollback requested by user.") in ev
+    res = cfn.describe_stack_resources(StackName=name)["StackResources"]
+    left = [(r["LogicalResourceId"], r["ResourceStatus"]) for r in res
+            if r["ResourceStatus"] not in ("DELETE_COMPLETE", "DELETE_SKIPPED")]
+    assert left == [], left
+    vpcs = p.client("ec2").describe_vpcs()["Vpcs"]
+    assert all(v["IsDefault"] for v in vpcs), vpcs
