@@ -589,7 +589,15 @@ impl Engine {
             tags: &op.tags,
             cancel,
         };
-        let props = rec.props.clone();
+        let mut props = rec.props.clone();
+        if let Err(reason) = dynamic_references(&self.control, &op.rc, &mut props).await {
+            let mut r = rec.clone();
+            r.physical = old.as_ref().and_then(|o| o.physical.clone());
+            if matches!(action, Action::Create) {
+                let _ = self.record(op, &r, in_progress, None, None);
+            }
+            return fail(&r, reason, false);
+        }
         match action {
             Action::Create | Action::Replace => {
                 let replacing = matches!(action, Action::Replace);
@@ -1077,6 +1085,79 @@ impl Engine {
             tracing::info!(stack = %s.stack_name, status = %s.status, "resuming interrupted stack operation");
             self.spawn(scope, s.stack_id.clone());
         }
+    }
+}
+
+/// Resolves `{{resolve:ssm:name[:version]}}` in string values through Parameter Store. Other
+/// services' references (`ssm-secure`, `secretsmanager`) fail the resource with a clear reason:
+/// a reference is never passed through as literal text.
+async fn dynamic_references(
+    control: &Control,
+    rc: &RequestContext,
+    v: &mut Value,
+) -> Result<(), String> {
+    match v {
+        Value::String(s) if s.contains("{{resolve:") => {
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("{{resolve:") {
+                out.push_str(&rest[..i]);
+                let after = &rest[i + 2..];
+                let Some(end) = after.find("}}") else {
+                    return Err(format!("Malformed dynamic reference in {s}"));
+                };
+                let inner = &after[..end];
+                let parts: Vec<&str> = inner.splitn(3, ':').collect();
+                match parts.as_slice() {
+                    ["resolve", "ssm", name_ver] => {
+                        let (name, version) = match name_ver.rsplit_once(':') {
+                            Some((n, ver)) if ver.chars().all(|c| c.is_ascii_digit()) => (n, Some(ver)),
+                            _ => (*name_ver, None),
+                        };
+                        let full = match version {
+                            Some(ver) => format!("{name}:{ver}"),
+                            None => name.to_string(),
+                        };
+                        let got = control
+                            .call(rc, Service::Ssm, "GetParameter", Input(json!({"Name": full})))
+                            .await
+                            .ok()
+                            .and_then(|o| o["Parameter"]["Value"].as_str().map(str::to_string));
+                        match got {
+                            Some(val) => out.push_str(&val),
+                            None => {
+                                return Err(format!(
+                                    "Unable to fetch parameters [{name}] from parameter store for this account."
+                                ))
+                            }
+                        }
+                    }
+                    ["resolve", svc, _] => {
+                        return Err(format!(
+                            "Dynamic references to {svc} ({{{{{inner}}}}}) are not supported by Portico"
+                        ))
+                    }
+                    _ => return Err(format!("Malformed dynamic reference {{{{{inner}}}}}")),
+                }
+                rest = &after[end + 2..];
+            }
+            out.push_str(rest);
+            *s = out;
+            Ok(())
+        }
+        Value::Array(a) => {
+            for x in a.iter_mut() {
+                Box::pin(dynamic_references(control, rc, x)).await?;
+            }
+            Ok(())
+        }
+        Value::Object(m) => {
+            for x in m.values_mut() {
+                Box::pin(dynamic_references(control, rc, x)).await?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 

@@ -562,3 +562,37 @@ async fn restart_mid_create_rolls_back() {
         "half ROLLBACK_IN_PROGRESS [Portico restarted while the operation was in progress. Rollback requested by user.]\nFirst DELETE_IN_PROGRESS\nFirst DELETE_COMPLETE\nhalf ROLLBACK_COMPLETE"
     );
 }
+
+#[tokio::test]
+async fn dynamic_references_resolve_or_fail_clearly() {
+    let e = env();
+    e.ssm.params.lock().insert("/src".into(), "from-ssm".into());
+    let t = "Resources:\n  A:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Name: /copy\n      Type: String\n      Value: 'x-{{resolve:ssm:/src}}-y'\n";
+    e.call(
+        "CreateStack",
+        json!({"StackName": "dyn", "TemplateBody": t}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(e.settle("dyn").await, "CREATE_COMPLETE");
+    assert_eq!(
+        e.ssm.params.lock().get("/copy").cloned(),
+        Some("x-from-ssm-y".into())
+    );
+    let t = t
+        .replace(
+            "resolve:ssm:/src",
+            "resolve:secretsmanager:s:SecretString:k",
+        )
+        .replace("/copy", "/copy2");
+    e.call(
+        "CreateStack",
+        json!({"StackName": "dyn2", "TemplateBody": t}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(e.settle("dyn2").await, "ROLLBACK_COMPLETE");
+    assert!(e.events("dyn2").await.contains(
+        "A CREATE_FAILED [Dynamic references to secretsmanager ({{resolve:secretsmanager:s:SecretString:k}}) are not supported by Portico]"
+    ));
+}
