@@ -214,6 +214,33 @@ def test_tutorial_cdk_stack_serves_the_sample_page_and_deletes_clean(portico, un
         "ANY /{proxy+}", "VPC_LINK", res["PrivateIntegrationsTutorialServiceLBPublicListener2554FECD"])
     assert apigw.get_stage(ApiId=api_id, StageName="$default")["AutoDeploy"] is True
 
+    # Update through a change set (as `cdk deploy` and `aws cloudformation deploy` do): two
+    # tasks instead of one and a narrower route, both in place.
+    body = (TEMPLATES / "tutorial-cdk-full.yaml").read_text()
+    body2 = body.replace("      DesiredCount: 1\n", "      DesiredCount: 2\n").replace(
+        "RouteKey: ANY /{proxy+}", "RouteKey: GET /{proxy+}")
+    assert body2.count("DesiredCount: 2") == 1 and "GET /{proxy+}" in body2
+    cs = cfn.create_change_set(StackName=name, ChangeSetName="more-tasks", TemplateBody=body2,
+                               Capabilities=["CAPABILITY_IAM"])
+    described = cfn.describe_change_set(ChangeSetName=cs["Id"])
+    assert described["Status"] == "CREATE_COMPLETE"
+    changes = sorted((c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"],
+                      c["ResourceChange"]["Replacement"]) for c in described["Changes"])
+    assert changes == [("Modify", "PrivateIntegrationsTutorialHttpApiANYproxy3B196228", "False"),
+                       ("Modify", "PrivateIntegrationsTutorialService73010F72", "False")]
+    cfn.execute_change_set(ChangeSetName=cs["Id"])
+    assert settled(cfn, name, timeout=120) == "UPDATE_COMPLETE", events(cfn, name)
+    svc = ecs.describe_services(cluster=res["EcsDefaultClusterMnL3mNNYNPrivateIntegrationsTutorialVPCA5BD92E9"],
+                                services=[res["PrivateIntegrationsTutorialService73010F72"]])["services"][0]
+    assert (svc["desiredCount"], svc["runningCount"]) == (2, 2)
+    [route] = apigw.get_routes(ApiId=api_id)["Items"]
+    assert (route["RouteId"], route["RouteKey"]) == (res["PrivateIntegrationsTutorialHttpApiANYproxy3B196228"],
+                                                    "GET /{proxy+}")
+    after = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+             for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]}
+    assert after == res, "an in-place update keeps every physical id"
+    assert "Amazon ECS Sample App" in portico.http("GET", "/", host=dns).text
+
     stack_id = stack["StackId"]
     portico.aws("cloudformation", "delete-stack", "--stack-name", name)
     assert settled(cfn, stack_id, timeout=120) == "DELETE_COMPLETE", events(cfn, stack_id)
