@@ -352,6 +352,7 @@ impl Api<'_> {
                 .ok()
                 .flatten()
                 .unwrap_or(false),
+            delete_requested: false,
         };
         self.store().write(|tx| {
             if find_stack(tx, &self.scope, &name)?.is_some() {
@@ -503,6 +504,18 @@ impl Api<'_> {
                 "Invalid operation on stack [{}]. RetainResources can only be specified when the stack is in the DELETE_FAILED state",
                 s.stack_id
             )));
+        }
+        if s.status == "CREATE_IN_PROGRESS" {
+            // Cancel the create; the executor deletes the stack once it has stopped.
+            self.store().write(|tx| {
+                let mut cur = model::get_stack(tx, &self.scope, &s.stack_id)?
+                    .ok_or_else(|| not_found(&name))?;
+                cur.delete_requested = true;
+                put_stack(tx, &self.scope, &cur)
+            })?;
+            self.engine
+                .cancel(&s.stack_id, "Resource creation cancelled");
+            return Ok(json!({}));
         }
         if s.status.ends_with("_IN_PROGRESS") && s.status != "REVIEW_IN_PROGRESS" {
             return Err(validation(format!(
@@ -843,6 +856,7 @@ impl Api<'_> {
                             operation: None,
                             client_request_token: None,
                             retain_except_on_create: false,
+                            delete_requested: false,
                         }
                     }
                 };

@@ -22,6 +22,8 @@ use tokio::task::JoinSet;
 pub(crate) struct Engine {
     pub control: Control,
     running: parking_lot::Mutex<HashSet<String>>,
+    /// Running applies by stack id: sending a reason stops scheduling and cancels waits.
+    cancels: parking_lot::Mutex<HashMap<String, watch::Sender<Option<String>>>>,
 }
 
 /// What a running operation carries around.
@@ -48,6 +50,7 @@ impl Engine {
         Arc::new(Engine {
             control,
             running: parking_lot::Mutex::new(HashSet::new()),
+            cancels: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
@@ -64,6 +67,14 @@ impl Engine {
             }
             engine.running.lock().remove(&id);
         });
+    }
+
+    /// Stops a running create or update: nothing new starts, waits are cancelled, and the
+    /// operation fails with `reason` (then rolls back, or deletes if that was requested).
+    pub(crate) fn cancel(&self, stack_id: &str, reason: &str) {
+        if let Some(tx) = self.cancels.lock().get(stack_id) {
+            let _ = tx.send(Some(reason.to_string()));
+        }
     }
 
     /// Waits until the stack's operation settles or `limit` passes (see `api::SETTLE`).
@@ -155,6 +166,14 @@ impl Engine {
     }
 
     async fn create(self: &Arc<Self>, op: &Op, s: &Stack) -> AwsResult<()> {
+        let timer = s.timeout_minutes.filter(|m| *m > 0).map(|m| {
+            let engine = self.clone();
+            let id = op.stack_id.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(m as u64 * 60)).await;
+                engine.cancel(&id, "Stack creation time exceeded the specified timeout. ");
+            })
+        });
         let result = match self.prepared(s, &s.template_body, &s.params) {
             Ok(p) => match self.apply(op, &p).await {
                 Ok(()) => self.outputs(op, &p).await,
@@ -162,10 +181,21 @@ impl Engine {
             },
             Err(e) => Err(e),
         };
+        if let Some(t) = timer {
+            t.abort();
+        }
+        let s = self.load(&op.scope, &op.stack_id)?;
+        if s.delete_requested {
+            update_stack(self.control.store(), &op.scope, &op.stack_id, |s| {
+                s.operation = Some(Operation::Delete);
+                ((), vec![])
+            })?;
+            self.set_status(op, "DELETE_IN_PROGRESS", Some("User Initiated"))?;
+            return self.delete(op).await;
+        }
         let Err(reason) = result else {
             return self.set_status(op, "CREATE_COMPLETE", None);
         };
-        let s = self.load(&op.scope, &op.stack_id)?;
         match s.on_failure.as_deref() {
             Some("DO_NOTHING") => self.set_status(op, "CREATE_FAILED", Some(&reason)),
             _ if s.disable_rollback => self.set_status(op, "CREATE_FAILED", Some(&reason)),
@@ -384,13 +414,23 @@ impl Engine {
             })
             .collect();
         let (cancel_tx, cancel_rx) = watch::channel(false);
+        let (ext_tx, mut ext_rx) = watch::channel(None::<String>);
+        self.cancels.lock().insert(op.stack_id.clone(), ext_tx);
+        let _unregister = Unregister(self, &op.stack_id);
+        let mut ext_reason: Option<String> = None;
         let mut started: HashSet<String> = HashSet::new();
         let mut done: HashSet<String> = HashSet::new();
         let mut failed: Vec<String> = Vec::new();
         let mut set: JoinSet<JobResult> = JoinSet::new();
         loop {
             let mut progressed = true;
-            while failed.is_empty() && progressed {
+            if ext_reason.is_none() {
+                if let Some(r) = ext_rx.borrow().clone() {
+                    ext_reason = Some(r);
+                    let _ = cancel_tx.send(true);
+                }
+            }
+            while failed.is_empty() && ext_reason.is_none() && progressed {
                 progressed = false;
                 for id in &p.graph.order {
                     if started.contains(id) || !p.graph.deps[id].iter().all(|d| done.contains(d)) {
@@ -471,7 +511,14 @@ impl Engine {
                     });
                 }
             }
-            let Some(joined) = set.join_next().await else {
+            if set.is_empty() {
+                break;
+            }
+            let joined = tokio::select! {
+                j = set.join_next() => j,
+                _ = ext_rx.changed() => continue,
+            };
+            let Some(joined) = joined else {
                 break;
             };
             let (id, out) = match joined {
@@ -509,6 +556,11 @@ impl Engine {
         }
         if failed.is_empty() && done.len() == p.graph.order.len() {
             return Ok(());
+        }
+        if let Some(r) = ext_reason {
+            if failed.is_empty() {
+                return Err(r);
+            }
         }
         failed.sort();
         let s = self.load(&op.scope, &op.stack_id).map_err(|e| e.message)?;
@@ -1158,6 +1210,15 @@ async fn dynamic_references(
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// Removes a stack's cancel handle when its apply ends.
+struct Unregister<'a>(&'a Engine, &'a str);
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.0.cancels.lock().remove(self.1);
     }
 }
 

@@ -30,6 +30,9 @@ impl ExternalService for FakeSsm {
             match op {
                 "PutParameter" => {
                     let v = input.string("Value").unwrap_or_default();
+                    if v == "SLOW" {
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    }
                     if v == "FAIL" {
                         return Err(AwsError::bad(
                             "ValidationException",
@@ -547,6 +550,7 @@ async fn restart_mid_create_rolls_back() {
         operation: Some(Operation::Create),
         client_request_token: None,
         retain_except_on_create: false,
+        delete_requested: false,
     };
     e.control
         .store()
@@ -595,4 +599,30 @@ async fn dynamic_references_resolve_or_fail_clearly() {
     assert!(e.events("dyn2").await.contains(
         "A CREATE_FAILED [Dynamic references to secretsmanager ({{resolve:secretsmanager:s:SecretString:k}}) are not supported by Portico]"
     ));
+}
+
+#[tokio::test]
+async fn delete_during_create_cancels_then_deletes() {
+    let e = env();
+    let t = "Resources:\n  A:\n    Type: AWS::SSM::Parameter\n    Properties: {Name: /a, Type: String, Value: SLOW}\n  B:\n    Type: AWS::SSM::Parameter\n    Properties: {Name: /b, Type: String, Value: !GetAtt A.Value}\n";
+    e.call(
+        "CreateStack",
+        json!({"StackName": "cancel", "TemplateBody": t}),
+    )
+    .await
+    .unwrap();
+    let d = e
+        .call("DescribeStacks", json!({"StackName": "cancel"}))
+        .await
+        .unwrap();
+    assert_eq!(d["Stacks"][0]["StackStatus"], "CREATE_IN_PROGRESS");
+    let id = d["Stacks"][0]["StackId"].as_str().unwrap().to_string();
+    e.call("DeleteStack", json!({"StackName": "cancel"}))
+        .await
+        .unwrap();
+    assert_eq!(e.settle(&id).await, "DELETE_COMPLETE");
+    assert_eq!(e.ssm_state(), "");
+    let ev = e.events(&id).await;
+    assert!(!ev.contains("B "), "{ev}");
+    assert!(ev.ends_with("cancel DELETE_IN_PROGRESS [User Initiated]\nA DELETE_IN_PROGRESS\nA DELETE_COMPLETE\ncancel DELETE_COMPLETE"), "{ev}");
 }
