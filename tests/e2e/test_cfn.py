@@ -73,7 +73,8 @@ def settled(cfn, name, timeout=60):
 
 def events(cfn, name):
     """(logical id, status, reason) oldest first."""
-    ev = cfn.describe_stack_events(StackName=name)["StackEvents"]
+    ev = [e for page in cfn.get_paginator("describe_stack_events").paginate(StackName=name)
+          for e in page["StackEvents"]]
     return [(e["LogicalResourceId"], e["ResourceStatus"], e.get("ResourceStatusReason", "")) for e in reversed(ev)]
 
 

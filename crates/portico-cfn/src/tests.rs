@@ -400,6 +400,11 @@ async fn change_sets_create_and_execute() {
     .await
     .unwrap();
     assert_eq!(e.settle("cs").await, "CREATE_COMPLETE");
+    let c = e
+        .call("DescribeChangeSet", json!({"ChangeSetName": cs_id}))
+        .await
+        .unwrap();
+    assert_eq!(c["ExecutionStatus"], "EXECUTE_COMPLETE");
     let err = e
         .call("ExecuteChangeSet", json!({"ChangeSetName": cs_id}))
         .await
@@ -460,6 +465,11 @@ async fn validation_errors_change_nothing() {
             "for {input}"
         );
     }
+    let err = e
+        .call("ValidateTemplate", json!({"TemplateBody": "Resources:\n  A: {Type: AWS::CDK::Metadata, Properties: {X: !Ref Nope}}\n"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "Template format error: Unresolved resource dependencies [Nope] in the Resources block of the template");
     let all = e.call("ListStacks", json!({})).await.unwrap();
     assert_eq!(all["StackSummaries"], json!([]));
     let v = e
