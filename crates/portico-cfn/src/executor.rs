@@ -905,9 +905,9 @@ impl Engine {
                 .and_then(|m| m.keys().next().cloned())
                 .map(|f| format!("/{f}"))
                 .unwrap_or_default();
-            let value = eval.value(&raw).map_err(|m| {
-                format!("[Error] /Outputs/{key}/Value{fname}: {m}. Rollback requested by user.")
-            })?;
+            let value = eval
+                .value(&raw)
+                .map_err(|m| format!("[Error] /Outputs/{key}/Value{fname}: {m}. "))?;
             let value = match value {
                 Value::Array(_) | Value::Object(_) | Value::Null => {
                     return Err(format!(
@@ -917,9 +917,11 @@ impl Engine {
                 v => template::scalar_text(&v),
             };
             let export = match o.get("Export").and_then(|e| e.get("Name")) {
-                Some(n) => Some(template::scalar_text(&eval.value(n).map_err(|m| {
-                    format!("[Error] /Outputs/{key}/Export/Name: {m}. Rollback requested by user.")
-                })?)),
+                Some(n) => {
+                    Some(template::scalar_text(&eval.value(n).map_err(|m| {
+                        format!("[Error] /Outputs/{key}/Export/Name: {m}. ")
+                    })?))
+                }
                 None => None,
             };
             if let Some(e) = &export {
@@ -938,7 +940,9 @@ impl Engine {
                     Ok(None)
                 });
                 if let Ok(Some(other)) = taken {
-                    return Err(format!("Export with name {e} is already exported by stack {other}. Rollback requested by user."));
+                    return Err(format!(
+                        "Export with name {e} is already exported by stack {other}. "
+                    ));
                 }
             }
             outs.push(OutputRec {

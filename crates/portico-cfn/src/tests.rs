@@ -636,3 +636,30 @@ async fn delete_during_create_cancels_then_deletes() {
     assert!(!ev.contains("B "), "{ev}");
     assert!(ev.ends_with("cancel DELETE_IN_PROGRESS [User Initiated]\nA DELETE_IN_PROGRESS\nA DELETE_COMPLETE\ncancel DELETE_COMPLETE"), "{ev}");
 }
+
+#[tokio::test]
+async fn json_templates_and_output_errors_at_deploy_time() {
+    let e = env();
+    let t = json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {"P": {"Type": "AWS::SSM::Parameter",
+            "Properties": {"Name": "/j", "Type": "String", "Value": {"Fn::Base64": "hi"}}}},
+        "Outputs": {"Bad": {"Value": {"Fn::GetAtt": ["P", "Invalid"]}}}
+    });
+    e.call(
+        "CreateStack",
+        json!({"StackName": "js", "TemplateBody": t.to_string()}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(e.settle("js").await, "ROLLBACK_COMPLETE");
+    let ev = e.events("js").await;
+    assert!(ev.contains("P CREATE_COMPLETE"), "{ev}");
+    assert!(ev.contains("js ROLLBACK_IN_PROGRESS [[Error] /Outputs/Bad/Value/Fn::GetAtt: Resource type AWS::SSM::Parameter does not support attribute {Invalid}. Rollback requested by user.]"), "{ev}");
+    assert_eq!(e.ssm_state(), "");
+    let got = e
+        .call("GetTemplate", json!({"StackName": "js"}))
+        .await
+        .unwrap();
+    assert_eq!(got["TemplateBody"], t.to_string());
+}
