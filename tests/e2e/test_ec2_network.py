@@ -292,3 +292,46 @@ def test_tags_and_pagination(portico, unique):
     assert got[0]["Groups"][0]["GroupName"] == "default"
     ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
     ec2.delete_subnet(SubnetId=subnet)
+
+
+def test_network_acls_and_main_route_table(portico):
+    ec2 = portico.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.30.1.0/24")["Subnet"]["SubnetId"]
+    default = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                 {"Name": "default", "Values": ["true"]}])["NetworkAcls"]
+    assert len(default) == 1 and default[0]["IsDefault"]
+    assert [(e["RuleNumber"], e["RuleAction"], e["Egress"]) for e in default[0]["Entries"]] == [
+        (100, "allow", True), (32767, "deny", True), (100, "allow", False), (32767, "deny", False)]
+    assoc = default[0]["Associations"][0]
+    assert assoc["SubnetId"] == subnet
+
+    acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=110, Protocol="tcp", RuleAction="allow",
+                                 Egress=False, CidrBlock="0.0.0.0/0", PortRange={"From": 443, "To": 443})
+    e = pytest.raises(botocore.exceptions.ClientError, ec2.create_network_acl_entry, NetworkAclId=acl, RuleNumber=110,
+                      Protocol="tcp", RuleAction="deny", Egress=False, CidrBlock="0.0.0.0/0", PortRange={"From": 1, "To": 2})
+    assert e.value.response["Error"]["Code"] == "NetworkAclEntryAlreadyExists"
+    new = ec2.replace_network_acl_association(AssociationId=assoc["NetworkAclAssociationId"], NetworkAclId=acl)["NewAssociationId"]
+    got = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["NetworkAcls"]
+    assert [a["NetworkAclId"] for a in got] == [acl]
+    e110 = [x for x in got[0]["Entries"] if x["RuleNumber"] == 110]
+    assert e110[0]["PortRange"] == {"From": 443, "To": 443} and e110[0]["Protocol"] == "6"
+    assert err(ec2.delete_network_acl, NetworkAclId=acl)["Code"] == "DependencyViolation"
+    assert err(ec2.delete_network_acl, NetworkAclId=default[0]["NetworkAclId"])["Code"] == "InvalidParameterValue"
+
+    # Make a custom route table the main one; the old main table is then an ordinary table.
+    old_main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                  {"Name": "association.main", "Values": ["true"]}])["RouteTables"][0]
+    rtb = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.replace_route_table_association(AssociationId=old_main["Associations"][0]["RouteTableAssociationId"], RouteTableId=rtb)
+    mains = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                               {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
+    assert [r["RouteTableId"] for r in mains] == [rtb]
+    ec2.delete_route_table(RouteTableId=old_main["RouteTableId"])
+
+    ec2.replace_network_acl_association(AssociationId=new, NetworkAclId=default[0]["NetworkAclId"])
+    ec2.delete_network_acl(NetworkAclId=acl)
+    ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=vpc)
+    assert ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NetworkAcls"] == []
