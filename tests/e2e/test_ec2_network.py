@@ -335,3 +335,14 @@ def test_network_acls_and_main_route_table(portico):
     ec2.delete_subnet(SubnetId=subnet)
     ec2.delete_vpc(VpcId=vpc)
     assert ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NetworkAcls"] == []
+
+
+def test_unsupported_ipv6_is_refused(portico):
+    ec2 = portico.client("ec2")
+    before = len(ec2.describe_vpcs()["Vpcs"])
+    e = err(ec2.create_vpc, CidrBlock="10.40.0.0/16", AmazonProvidedIpv6CidrBlock=True)
+    assert e["Code"] == "UnsupportedOperation"
+    assert len(ec2.describe_vpcs()["Vpcs"]) == before
+    vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16", InstanceTenancy="dedicated")["Vpc"]
+    assert vpc["InstanceTenancy"] == "dedicated"
+    ec2.delete_vpc(VpcId=vpc["VpcId"])

@@ -127,3 +127,19 @@ def test_assume_role(portico, unique):
     assert e["Error"]["Code"] == "AccessDenied"
     e = err(sts.assume_role, RoleArn=arn, RoleSessionName="s1", DurationSeconds=7200)
     assert e["Error"]["Code"] == "ValidationError"
+
+
+def test_permissions_boundary(portico, unique):
+    iam = portico.client("iam")
+    pol = iam.create_policy(PolicyName=f"b-{unique}", PolicyDocument=json.dumps(POLICY))["Policy"]["Arn"]
+    r = iam.create_role(RoleName=f"b-{unique}", AssumeRolePolicyDocument=json.dumps(TRUST), PermissionsBoundary=pol)["Role"]
+    assert r["PermissionsBoundary"] == {"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": pol}
+    assert iam.get_policy(PolicyArn=pol)["Policy"]["PermissionsBoundaryUsageCount"] == 1
+    assert err(iam.delete_policy, PolicyArn=pol)["Error"]["Code"] == "DeleteConflict"
+    e = err(iam.create_role, RoleName=f"c-{unique}", AssumeRolePolicyDocument=json.dumps(TRUST),
+            PermissionsBoundary="arn:aws:iam::000000000000:policy/none")
+    assert e["Error"]["Code"] == "NoSuchEntity"
+    assert err(iam.get_role, RoleName=f"c-{unique}")["Error"]["Code"] == "NoSuchEntity"
+    iam.delete_role_permissions_boundary(RoleName=f"b-{unique}")
+    assert "PermissionsBoundary" not in iam.get_role(RoleName=f"b-{unique}")["Role"]
+    iam.delete_policy(PolicyArn=pol)

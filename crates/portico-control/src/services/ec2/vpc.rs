@@ -178,10 +178,28 @@ fn check_vpc_cidr(cidr: &str) -> AwsResult<ipnet::Ipv4Net> {
 }
 
 pub(crate) fn create_vpc(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
+    unsupported_ipv6(
+        input,
+        &["AmazonProvidedIpv6CidrBlock"],
+        &[
+            "Ipv6CidrBlock",
+            "Ipv6Pool",
+            "Ipv6IpamPoolId",
+            "Ipv4IpamPoolId",
+        ],
+    )?;
     let cidr = req(input, &["CidrBlock"])?;
     check_vpc_cidr(cidr)?;
+    let tenancy = input.str("InstanceTenancy").unwrap_or("default");
+    if !matches!(tenancy, "default" | "dedicated") {
+        return Err(util::invalid_value(tenancy, "instanceTenancy"));
+    }
     let tags = spec_tags(input, "vpc");
-    let vpc = create_vpc_record(tx, scope, cidr, false, tags)?;
+    let mut vpc = create_vpc_record(tx, scope, cidr, false, tags)?;
+    if tenancy != "default" {
+        vpc.rest.insert("instanceTenancy".into(), json!(tenancy));
+        tx.put_as(scope, KIND_VPC, &vpc.vpc_id.clone(), None, None, &vpc)?;
+    }
     Ok(json!({"vpc": render_vpc(&vpc)?}))
 }
 
@@ -512,7 +530,27 @@ pub(crate) fn create_subnet_record(
     Ok(s)
 }
 
+/// IPv6 and IPAM pools are not modelled: asking for them is refused rather than ignored.
+fn unsupported_ipv6(input: &Input, flags: &[&str], members: &[&str]) -> AwsResult<()> {
+    let asked = flags
+        .iter()
+        .any(|f| input.bool(f).ok().flatten() == Some(true))
+        || members.iter().any(|m| input.has(m));
+    if asked {
+        return Err(AwsError::bad(
+            "UnsupportedOperation",
+            "Portico does not model IPv6 CIDR blocks or IPAM pools; use IPv4 CIDR blocks.",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn create_subnet(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
+    unsupported_ipv6(
+        input,
+        &["Ipv6Native"],
+        &["Ipv6CidrBlock", "Ipv4IpamPoolId", "Ipv6IpamPoolId"],
+    )?;
     let vpc_id = req(input, &["VpcId"])?;
     let cidr = req(input, &["CidrBlock"])?;
     let vpc = load_vpc(tx, scope, vpc_id)?;

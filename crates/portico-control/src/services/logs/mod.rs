@@ -413,10 +413,8 @@ fn delete_log_stream(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Val
     if !tx.delete(scope, KIND_STREAM, &stream_id(group, name))? {
         return Err(stream_missing());
     }
-    for b in tx.list(scope, KIND_BATCH, Some(group))? {
-        if s(&b.body, "stream") == name {
-            tx.delete(scope, KIND_BATCH, &b.id)?;
-        }
+    for b in tx.find_by_name(scope, KIND_BATCH, &stream_id(group, name))? {
+        tx.delete(scope, KIND_BATCH, &b.id)?;
     }
     Ok(json!({}))
 }
@@ -598,7 +596,7 @@ fn put_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value>
             KIND_BATCH,
             &format!("{sid}:{first_seq}"),
             Some(group),
-            None,
+            Some(&sid),
             &json!({"stream": stream, "bytes": stored_bytes, "events": stored}),
         )?;
         if i64_of(&st, "firstEventTimestamp").is_none_or(|f| first_ts < f) {
@@ -624,12 +622,18 @@ fn load_events(
     tx: &Tx<'_>,
     scope: &Scope,
     group: &Value,
+    only: Option<&str>,
     stream_ok: &dyn Fn(&str) -> bool,
 ) -> AwsResult<Vec<Event>> {
     let name = s(group, "logGroupName");
     let cutoff = i64_of(group, "retentionInDays").map(|d| time::now_millis() - d * DAY_MS);
     let mut out = Vec::new();
-    for b in tx.list(scope, KIND_BATCH, Some(&name))? {
+    // One stream: its batches by name (indexed); otherwise every batch of the group.
+    let batches = match only {
+        Some(st) => tx.find_by_name(scope, KIND_BATCH, &stream_id(&name, st))?,
+        None => tx.list(scope, KIND_BATCH, Some(&name))?,
+    };
+    for b in batches {
         let stream = s(&b.body, "stream");
         if !stream_ok(&stream) {
             continue;
@@ -675,7 +679,7 @@ fn get_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value>
     let limit = limit as usize;
     let start = int(input, "startTime")?;
     let end = int(input, "endTime")?;
-    let events: Vec<Event> = load_events(tx, scope, &g, &|st| st == stream)?
+    let events: Vec<Event> = load_events(tx, scope, &g, Some(stream), &|st| st == stream)?
         .into_iter()
         .filter(|e| start.is_none_or(|t| e.timestamp >= t) && end.is_none_or(|t| e.timestamp < t))
         .collect();
@@ -769,7 +773,7 @@ fn filter_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Val
         (None, Some(p)) => st.starts_with(p),
         (None, None) => true,
     };
-    let matching: Vec<Event> = load_events(tx, scope, &g, &stream_ok)?
+    let matching: Vec<Event> = load_events(tx, scope, &g, None, &stream_ok)?
         .into_iter()
         .filter(|e| {
             start.is_none_or(|t| e.timestamp >= t)
