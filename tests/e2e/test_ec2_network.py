@@ -346,3 +346,22 @@ def test_unsupported_ipv6_is_refused(portico):
     vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16", InstanceTenancy="dedicated")["Vpc"]
     assert vpc["InstanceTenancy"] == "dedicated"
     ec2.delete_vpc(VpcId=vpc["VpcId"])
+
+
+def test_network_survives_kill_9(fresh_portico):
+    p = fresh_portico.start()
+    ec2 = p.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.50.1.0/24")["Subnet"]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]
+    default_vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+    p.kill9()
+    p.start()
+    ec2 = p.client("ec2")
+    assert ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["CidrBlock"] == "10.50.0.0/16"
+    got = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])["NetworkInterfaces"]
+    assert got[0]["PrivateIpAddress"] == eni["PrivateIpAddress"]
+    assert ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"] == default_vpcs
+    # The next address after a restart is the next free one, not a reused one.
+    nxt = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["PrivateIpAddress"]
+    assert nxt != eni["PrivateIpAddress"]
