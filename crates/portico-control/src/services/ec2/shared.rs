@@ -111,7 +111,7 @@ pub fn group_not_found(id: &str) -> AwsError {
 /// The usable host range of a subnet: AWS reserves the first four addresses and the last one.
 pub fn usable_range(cidr: &str) -> Option<(u32, u32)> {
     let net: ipnet::Ipv4Net = cidr.parse().ok()?;
-    let first = u32::from(net.network()) + 4;
+    let first = u32::from(net.network()).checked_add(4)?;
     let last = u32::from(net.broadcast()).checked_sub(1)?;
     (first <= last).then_some((first, last))
 }

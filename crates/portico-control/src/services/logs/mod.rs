@@ -537,6 +537,9 @@ fn put_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value>
         let ts = e.i64("timestamp").ok().flatten().ok_or_else(|| {
             invalid(format!("1 validation error detected: Value null at 'logEvents.{}.member.timestamp' failed to satisfy constraint: Member must not be null", i + 1))
         })?;
+        if ts < 0 {
+            return Err(invalid(format!("1 validation error detected: Value '{ts}' at 'logEvents.{}.member.timestamp' failed to satisfy constraint: Member must have value greater than or equal to 0", i + 1)));
+        }
         let msg = e.string("message").unwrap_or_default();
         if msg.is_empty() {
             return Err(invalid(format!("1 validation error detected: Value '' at 'logEvents.{}.member.message' failed to satisfy constraint: Member must have length greater than or equal to 1", i + 1)));
@@ -555,7 +558,7 @@ fn put_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value>
         ));
     }
     if let (Some(first), Some(last)) = (parsed.first(), parsed.last()) {
-        if last.0 - first.0 > DAY_MS {
+        if last.0.saturating_sub(first.0) > DAY_MS {
             return Err(invalid(
                 "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.",
             ));
@@ -716,12 +719,12 @@ fn get_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value>
     let (fwd, back) = match (page.first(), page.last()) {
         (Some(first), Some(last)) => (last.key(), (first.key().0, first.key().1)),
         _ => match token {
-            Some((true, k)) => (k, (k.0, k.1 + 1)),
-            Some((false, k)) => ((k.0, k.1 - 1), k),
+            Some((true, k)) => (k, (k.0, k.1.saturating_add(1))),
+            Some((false, k)) => ((k.0, k.1.saturating_sub(1)), k),
             None if forward => ((0, 0), (0, 0)),
             None => {
                 let k = events.last().map(Event::key).unwrap_or((0, 0));
-                (k, (k.0, k.1 + 1))
+                (k, (k.0, k.1.saturating_add(1)))
             }
         },
     };
