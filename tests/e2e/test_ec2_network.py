@@ -63,6 +63,8 @@ def test_bad_input_changes_nothing(portico, unique):
     assert len(ec2.describe_vpcs()["Vpcs"]) == before
     e = err(ec2.describe_vpcs, VpcIds=["vpc-0123456789abcdef0"])
     assert e == {"Code": "InvalidVpcID.NotFound", "Message": "The vpc ID 'vpc-0123456789abcdef0' does not exist"}
+    e = err(ec2.describe_vpcs, VpcIds=["my-vpc"])
+    assert e == {"Code": "InvalidVpcID.Malformed", "Message": 'Invalid id: "my-vpc" (expecting "vpc-...")'}
     e = err(ec2.describe_subnets, SubnetIds=["subnet-0123456789abcdef0"])
     assert e["Code"] == "InvalidSubnetID.NotFound"
     e = err(ec2.describe_security_groups, GroupIds=["sg-0123456789abcdef0"])

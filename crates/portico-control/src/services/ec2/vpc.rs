@@ -251,6 +251,7 @@ pub(crate) fn describe(
     let fs = filters(input);
     let records = tx.list(scope, kind, None)?;
     for id in ids {
+        check_id(kind, id)?;
         if !records.iter().any(|r| &r.id == id) {
             return Err(not_found(id));
         }
@@ -269,6 +270,38 @@ pub(crate) fn describe(
         util::page(input, out)
     } else {
         Ok((out, None))
+    }
+}
+
+/// EC2's `*.Malformed` error for an id that cannot be of the kind (`Invalid id: "x"
+/// (expecting "vpc-...")`). Ids are `prefix-` and 8 or 17 lowercase hex digits.
+pub(crate) fn check_id(kind: &str, id: &str) -> AwsResult<()> {
+    let (prefix, code) = match kind {
+        KIND_VPC => ("vpc", "InvalidVpcID.Malformed"),
+        KIND_SUBNET => ("subnet", "InvalidSubnetID.Malformed"),
+        KIND_SG => ("sg", "InvalidGroupId.Malformed"),
+        KIND_ENI => ("eni", "InvalidNetworkInterfaceId.Malformed"),
+        KIND_RTB => ("rtb", "InvalidRouteTableId.Malformed"),
+        KIND_IGW => ("igw", "InvalidInternetGatewayId.Malformed"),
+        KIND_EIP => ("eipalloc", "InvalidAllocationID.Malformed"),
+        KIND_ACL => ("acl", "InvalidNetworkAclId.Malformed"),
+        _ => return Ok(()),
+    };
+    let ok = id
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|h| {
+            (h.len() == 8 || h.len() == 17)
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(AwsError::bad(
+            code,
+            format!("Invalid id: \"{id}\" (expecting \"{prefix}-...\")"),
+        ))
     }
 }
 
