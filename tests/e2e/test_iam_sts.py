@@ -143,3 +143,34 @@ def test_permissions_boundary(portico, unique):
     iam.delete_role_permissions_boundary(RoleName=f"b-{unique}")
     assert "PermissionsBoundary" not in iam.get_role(RoleName=f"b-{unique}")["Role"]
     iam.delete_policy(PolicyArn=pol)
+
+
+def test_users_and_groups(portico, unique):
+    iam = portico.client("iam")
+    u, g = f"u-{unique}", f"g-{unique}"
+    user = iam.create_user(UserName=u, Tags=[{"Key": "a", "Value": "b"}])["User"]
+    assert re.fullmatch(r"AIDA[A-Z0-9]{17}", user["UserId"]) and user["Arn"].endswith(f":user/{u}")
+    grp = iam.create_group(GroupName=g)["Group"]
+    assert re.fullmatch(r"AGPA[A-Z0-9]{17}", grp["GroupId"])
+    assert err(iam.create_user, UserName=u.upper())["Error"]["Code"] == "EntityAlreadyExists"
+    iam.add_user_to_group(GroupName=g, UserName=u)
+    assert [x["UserName"] for x in iam.get_group(GroupName=g)["Users"]] == [u]
+    assert [x["GroupName"] for x in iam.list_groups_for_user(UserName=u)["Groups"]] == [g]
+    iam.put_user_policy(UserName=u, PolicyName="p", PolicyDocument=json.dumps(POLICY))
+    iam.put_group_policy(GroupName=g, PolicyName="p", PolicyDocument=json.dumps(POLICY))
+    assert iam.get_group_policy(GroupName=g, PolicyName="p")["PolicyDocument"] == POLICY
+    assert iam.list_user_policies(UserName=u)["PolicyNames"] == ["p"]
+    arn = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+    iam.attach_user_policy(UserName=u, PolicyArn=arn)
+    assert iam.list_attached_user_policies(UserName=u)["AttachedPolicies"] == [{"PolicyName": "ReadOnlyAccess", "PolicyArn": arn}]
+    assert err(iam.delete_group, GroupName=g)["Error"]["Code"] == "DeleteConflict"
+    assert err(iam.delete_user, UserName=u)["Error"]["Code"] == "DeleteConflict"
+    iam.remove_user_from_group(GroupName=g, UserName=u)
+    iam.delete_group_policy(GroupName=g, PolicyName="p")
+    iam.delete_group(GroupName=g)
+    iam.delete_user_policy(UserName=u, PolicyName="p")
+    assert err(iam.delete_user, UserName=u)["Error"]["Message"] == "Cannot delete entity, must detach all policies first."
+    iam.detach_user_policy(UserName=u, PolicyArn=arn)
+    iam.delete_user(UserName=u)
+    assert err(iam.get_user, UserName=u)["Error"]["Code"] == "NoSuchEntity"
+    assert iam.get_user()["User"]["Arn"] == "arn:aws:iam::000000000000:root"

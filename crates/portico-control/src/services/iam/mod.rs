@@ -8,12 +8,16 @@
 //! - `iam.role-policy`      id = `{role id}/{policy name}`, parent = role id
 //! - `iam.policy`           id = policy ARN, name = PolicyName
 //! - `iam.instance-profile` id = lowercased profile name
+//! - `iam.user`, `iam.group`, `iam.user-policy`, `iam.group-policy`: see [`principals`]
+
+mod principals;
 
 use crate::Ctx;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use portico_core::context::partition_of;
 use portico_core::{time, AwsError, AwsResult, Input, Service};
 use portico_store::{Scope, Tx};
+use principals::{GROUP, USER};
 use rand::Rng;
 use serde_json::{json, Value};
 
@@ -85,6 +89,31 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Input) -> AwsResult<Value>
             list_instance_profiles(tx, &c, Some(&s(&role, "RoleName")))
         }),
         "CreateServiceLinkedRole" => store.write(|tx| create_service_linked_role(tx, &c)),
+        "CreateUser" => store.write(|tx| principals::create(tx, &c, &USER)),
+        "GetUser" => store.read(|tx| principals::get_user(tx, &c)),
+        "ListUsers" => store.read(|tx| principals::list(tx, &c, &USER)),
+        "DeleteUser" => store.write(|tx| principals::delete(tx, &c, &USER)),
+        "CreateGroup" => store.write(|tx| principals::create(tx, &c, &GROUP)),
+        "GetGroup" => store.read(|tx| principals::get_group(tx, &c)),
+        "ListGroups" => store.read(|tx| principals::list(tx, &c, &GROUP)),
+        "DeleteGroup" => store.write(|tx| principals::delete(tx, &c, &GROUP)),
+        "AddUserToGroup" => store.write(|tx| principals::add_user_to_group(tx, &c)),
+        "RemoveUserFromGroup" => store.write(|tx| principals::remove_user_from_group(tx, &c)),
+        "ListGroupsForUser" => store.read(|tx| principals::list_groups_for_user(tx, &c)),
+        "PutUserPolicy" => store.write(|tx| principals::put_policy(tx, &c, &USER)),
+        "GetUserPolicy" => store.read(|tx| principals::get_policy(tx, &c, &USER)),
+        "DeleteUserPolicy" => store.write(|tx| principals::delete_policy(tx, &c, &USER)),
+        "ListUserPolicies" => store.read(|tx| principals::list_policies(tx, &c, &USER)),
+        "PutGroupPolicy" => store.write(|tx| principals::put_policy(tx, &c, &GROUP)),
+        "GetGroupPolicy" => store.read(|tx| principals::get_policy(tx, &c, &GROUP)),
+        "DeleteGroupPolicy" => store.write(|tx| principals::delete_policy(tx, &c, &GROUP)),
+        "ListGroupPolicies" => store.read(|tx| principals::list_policies(tx, &c, &GROUP)),
+        "AttachUserPolicy" => store.write(|tx| principals::attach(tx, &c, &USER)),
+        "DetachUserPolicy" => store.write(|tx| principals::detach(tx, &c, &USER)),
+        "ListAttachedUserPolicies" => store.read(|tx| principals::list_attached(tx, &c, &USER)),
+        "AttachGroupPolicy" => store.write(|tx| principals::attach(tx, &c, &GROUP)),
+        "DetachGroupPolicy" => store.write(|tx| principals::detach(tx, &c, &GROUP)),
+        "ListAttachedGroupPolicies" => store.read(|tx| principals::list_attached(tx, &c, &GROUP)),
         _ => Err(Service::Iam.unknown_operation(op)),
     }
 }
@@ -650,16 +679,16 @@ fn policy_not_found(arn: &str) -> AwsError {
 }
 
 fn attachment_count(tx: &Tx<'_>, c: &Call<'_>, arn: &str) -> AwsResult<usize> {
-    Ok(tx
-        .list(c.scope, KIND_ROLE, None)?
-        .iter()
-        .filter(|r| {
-            r.body
-                .get("_attached")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(arn)))
-        })
-        .count())
+    Ok(principals::attachment_count(tx, c, arn)?
+        + tx.list(c.scope, KIND_ROLE, None)?
+            .iter()
+            .filter(|r| {
+                r.body
+                    .get("_attached")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(arn)))
+            })
+            .count())
 }
 
 fn render_policy(tx: &Tx<'_>, c: &Call<'_>, p: &Value) -> AwsResult<Value> {
