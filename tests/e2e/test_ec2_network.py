@@ -106,6 +106,11 @@ def test_bad_input_changes_nothing(portico, unique):
     assert e["Code"] == "InvalidPermission.NotFound"
     ec2.revoke_security_group_ingress(GroupId=g, IpPermissions=[perm])
     assert ec2.describe_security_groups(GroupIds=[g])["SecurityGroups"][0]["IpPermissions"] == []
+    other = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    foreign = ec2.create_security_group(GroupName=f"f-{unique}", Description="d", VpcId=other)["GroupId"]
+    e = err(ec2.authorize_security_group_ingress, GroupId=g, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 2, "UserIdGroupPairs": [{"GroupId": foreign}]}])
+    assert e == {"Code": "InvalidGroup.NotFound", "Message": "You have specified two resources that belong to different networks."}
     e = err(ec2.create_vpc, CidrBlock="10.0.0.0/16", DryRun=True)
     assert e["Code"] == "DryRunOperation"
 

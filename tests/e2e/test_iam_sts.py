@@ -174,3 +174,12 @@ def test_users_and_groups(portico, unique):
     iam.delete_user(UserName=u)
     assert err(iam.get_user, UserName=u)["Error"]["Code"] == "NoSuchEntity"
     assert iam.get_user()["User"]["Arn"] == "arn:aws:iam::000000000000:root"
+
+
+def test_session_token_and_key_info(portico):
+    sts = portico.client("sts")
+    c = sts.get_session_token(DurationSeconds=900)["Credentials"]
+    assert re.fullmatch(r"ASIA[A-Z0-9]{16}", c["AccessKeyId"])
+    assert sts.get_access_key_info(AccessKeyId=c["AccessKeyId"])["Account"] == "000000000000"
+    assert sts.get_access_key_info(AccessKeyId="111122223333XXXX")["Account"] == "000000000000"
+    assert err(sts.get_session_token, DurationSeconds=200000)["Error"]["Code"] == "ValidationError"
