@@ -372,3 +372,21 @@ def test_network_survives_kill_9(fresh_portico):
     # The next address after a restart is the next free one, not a reused one.
     nxt = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["PrivateIpAddress"]
     assert nxt != eni["PrivateIpAddress"]
+
+
+def test_default_vpc_can_be_deleted_and_recreated(portico):
+    ec2 = portico.client("ec2", region="ap-south-1")  # a region of its own: others use us-east-1's
+    dv = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    assert err(ec2.create_default_vpc)["Code"] == "DefaultVpcAlreadyExists"
+    for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [dv]}])["Subnets"]:
+        ec2.delete_subnet(SubnetId=s["SubnetId"])
+    for g in ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [dv]}])["InternetGateways"]:
+        ec2.detach_internet_gateway(InternetGatewayId=g["InternetGatewayId"], VpcId=dv)
+        ec2.delete_internet_gateway(InternetGatewayId=g["InternetGatewayId"])
+    ec2.delete_vpc(VpcId=dv)
+    assert ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"] == []  # not brought back
+    attrs = ec2.describe_account_attributes(AttributeNames=["default-vpc"])["AccountAttributes"]
+    assert attrs[0]["AttributeValues"][0]["AttributeValue"] == "none"
+    new = ec2.create_default_vpc()["Vpc"]
+    assert new["IsDefault"] and new["CidrBlock"] == "172.31.0.0/16" and new["VpcId"] != dv
+    assert len(ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]) == 3

@@ -232,6 +232,22 @@ pub fn main_route_table_id(vpc: &Vpc) -> Option<&str> {
     vpc.rest.get("_mainRouteTableId").and_then(Value::as_str)
 }
 
+/// The internet gateway attached to a VPC, if any (an internet-facing load balancer needs one).
+pub fn internet_gateway_of_vpc(
+    tx: &Tx<'_>,
+    scope: &Scope,
+    vpc_id: &str,
+) -> AwsResult<Option<String>> {
+    super::gateways::igw_of_vpc(tx, scope, vpc_id)
+}
+
+/// Whether a subnet is public: the route table it uses (its explicit association, else its
+/// VPC's main table) sends `0.0.0.0/0` to an attached internet gateway.
+pub fn subnet_is_public(tx: &Tx<'_>, scope: &Scope, subnet_id: &str) -> AwsResult<bool> {
+    let subnet = get_subnet(tx, scope, subnet_id)?.ok_or_else(|| subnet_not_found(subnet_id))?;
+    super::gateways::subnet_is_public(tx, scope, &subnet)
+}
+
 /// EC2's not-found error for a VPC id.
 pub fn vpc_not_found(id: &str) -> AwsError {
     super::vpc::vpc_not_found(id)

@@ -58,6 +58,11 @@ pub(crate) fn ensure_default_vpc(tx: &Tx<'_>, scope: &Scope) -> AwsResult<Option
             .into_iter()
             .find(|v| v.is_default));
     }
+    build_default_vpc(tx, scope).map(Some)
+}
+
+/// Makes the default VPC with its subnets, internet gateway and route (no checks).
+fn build_default_vpc(tx: &Tx<'_>, scope: &Scope) -> AwsResult<Vpc> {
     let vpc = create_vpc_record(tx, scope, "172.31.0.0/16", true, Vec::new())?;
     tx.put(
         scope,
@@ -81,7 +86,26 @@ pub(crate) fn ensure_default_vpc(tx: &Tx<'_>, scope: &Scope) -> AwsResult<Option
             json!({"destinationCidrBlock": "0.0.0.0/0", "gatewayId": igw, "origin": "CreateRoute", "state": "active"}),
         )?;
     }
-    Ok(Some(vpc))
+    Ok(vpc)
+}
+
+/// CreateDefaultVpc: brings back a deleted default VPC (AWS refuses while one exists).
+pub(crate) fn create_default_vpc(tx: &Tx<'_>, scope: &Scope, _input: &Input) -> AwsResult<Value> {
+    if let Some(v) = tx
+        .list_as::<Vpc>(scope, KIND_VPC, None)?
+        .into_iter()
+        .find(|v| v.is_default)
+    {
+        return Err(AwsError::bad(
+            "DefaultVpcAlreadyExists",
+            format!(
+                "A Default VPC already exists for this account in this region. ({})",
+                v.vpc_id
+            ),
+        ));
+    }
+    let vpc = build_default_vpc(tx, scope)?;
+    Ok(json!({"vpc": render_vpc(&vpc)?}))
 }
 
 pub(crate) fn has_default_marker(tx: &Tx<'_>, scope: &Scope) -> AwsResult<bool> {
