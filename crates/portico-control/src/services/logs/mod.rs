@@ -54,6 +54,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Input) -> AwsResult<Value>
         "PutLogEvents" => store.write(|tx| put_log_events(tx, scope, i)),
         "GetLogEvents" => store.read(|tx| get_log_events(tx, scope, i)),
         "FilterLogEvents" => store.read(|tx| filter_log_events(tx, scope, i)),
+        "TestMetricFilter" => test_metric_filter(i),
         _ => Err(Service::Logs.unknown_operation(op)),
     }
 }
@@ -811,6 +812,30 @@ fn filter_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Val
         }
     }
     Ok(out)
+}
+
+/// Runs a filter pattern over sample messages (no state involved).
+fn test_metric_filter(input: &Input) -> AwsResult<Value> {
+    let pattern = input.req_str("filterPattern", "InvalidParameterException")?;
+    let pat = pattern::parse(pattern)?;
+    let messages = input.str_list("logEventMessages").unwrap_or_default();
+    if messages.is_empty() || messages.len() > 50 {
+        return Err(invalid("1 validation error detected: Value at 'logEventMessages' failed to satisfy constraint: Member must have length between 1 and 50"));
+    }
+    let matches: Vec<Value> = messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| pat.matches(m))
+        .map(|(i, m)| {
+            let extracted: Map<String, Value> = pat
+                .extract(m)
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            json!({"eventNumber": i + 1, "eventMessage": m, "extractedValues": extracted})
+        })
+        .collect();
+    Ok(json!({"matches": matches}))
 }
 
 #[cfg(test)]
