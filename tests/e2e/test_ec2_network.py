@@ -390,3 +390,28 @@ def test_default_vpc_can_be_deleted_and_recreated(portico):
     new = ec2.create_default_vpc()["Vpc"]
     assert new["IsDefault"] and new["CidrBlock"] == "172.31.0.0/16" and new["VpcId"] != dv
     assert len(ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]) == 3
+
+
+def test_elastic_ip_association(portico):
+    ec2 = portico.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.60.0.0/24")["Subnet"]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    eip = ec2.allocate_address(Domain="vpc")
+    assert err(ec2.associate_address, AllocationId=eip["AllocationId"], NetworkInterfaceId=eni)["Code"] == "Gateway.NotAttached"
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    assoc = ec2.associate_address(AllocationId=eip["AllocationId"], NetworkInterfaceId=eni)["AssociationId"]
+    got = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+    assert got["Association"]["PublicIp"] == eip["PublicIp"]
+    assert ec2.describe_addresses(PublicIps=[eip["PublicIp"]])["Addresses"][0]["NetworkInterfaceId"] == eni
+    assert err(ec2.detach_internet_gateway, InternetGatewayId=igw, VpcId=vpc)["Code"] == "DependencyViolation"
+    assert err(ec2.release_address, AllocationId=eip["AllocationId"])["Code"] == "InvalidIPAddress.InUse"
+    ec2.disassociate_address(AssociationId=assoc)
+    assert "Association" not in ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+    ec2.release_address(AllocationId=eip["AllocationId"])
+    ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    ec2.delete_internet_gateway(InternetGatewayId=igw)
+    ec2.delete_network_interface(NetworkInterfaceId=eni)
+    ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=vpc)

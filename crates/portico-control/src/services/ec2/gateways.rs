@@ -705,6 +705,15 @@ pub(crate) fn associate_address(tx: &Tx<'_>, scope: &Scope, input: &Input) -> Aw
         ));
     }
     let eni = req(input, &["NetworkInterfaceId"])?;
+    let vpc_id = shared::get_eni(tx, scope, eni)?
+        .ok_or_else(|| vpc::eni_not_found(eni))?
+        .vpc_id;
+    if igw_of_vpc(tx, scope, &vpc_id)?.is_none() {
+        return Err(AwsError::bad(
+            "Gateway.NotAttached",
+            format!("Network {vpc_id} is not attached to any internet gateway"),
+        ));
+    }
     if eip.get("associationId").is_some() {
         if util::bool_member(input, "AllowReassociation")? != Some(true) {
             return Err(AwsError::bad(
