@@ -612,3 +612,36 @@ def test_task_definition_families_and_revisions(portico, unique):
     got = portico.aws("ecs", "describe-task-definition", "--task-definition", f"cli-{unique}", "--include", "TAGS")
     assert got["tags"] == [{"key": "a", "value": "b"}]
     assert got["taskDefinition"]["containerDefinitions"][0]["essential"] is True
+
+
+def test_depends_on_runs_an_init_container_first(portico, unique):
+    import requests
+
+    ecs = portico.client("ecs")
+    _, subnets, sg = network(portico, unique)
+    catalog = Path(portico.state_dir) / "images.json"
+    images = json.loads(catalog.read_text()) if catalog.exists() else {"images": {}}
+    images["images"][f"example/init-{unique}"] = {"entryPoint": ["sh", "-c", "sleep 0.3; echo init done"]}
+    catalog.write_text(json.dumps(images))
+    cluster = f"deps-{unique}"
+    ecs.create_cluster(clusterName=cluster)
+    ecs.register_task_definition(
+        family=f"deps-{unique}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[
+            {"name": "web", "image": SAMPLE, "portMappings": [{"containerPort": 80}],
+             "dependsOn": [{"containerName": "init", "condition": "SUCCESS"}]},
+            {"name": "init", "image": f"example/init-{unique}", "essential": False}])
+    e = err(ecs.register_task_definition, family=f"deps-{unique}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+            cpu="256", memory="512", containerDefinitions=[
+                {"name": "web", "image": SAMPLE, "dependsOn": [{"containerName": "ghost", "condition": "START"}]}])
+    assert e["Code"] == "ClientException" and "ghost" in e["Message"]
+    arn = ecs.run_task(cluster=cluster, taskDefinition=f"deps-{unique}", launchType="FARGATE", networkConfiguration={
+        "awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_running").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    by = {c["name"]: c for c in t["containers"]}
+    assert by["web"]["lastStatus"] == "RUNNING"
+    assert by["init"]["lastStatus"] == "STOPPED" and by["init"]["exitCode"] == 0
+    assert "Congratulations" in requests.get(local_url({"containers": [by["web"]]}), timeout=5).text
+    ecs.stop_task(cluster=cluster, task=arn)
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)

@@ -49,6 +49,33 @@ pub struct ContainerSpec {
     pub stop_timeout: Duration,
     /// The container health check, if the task definition has one.
     pub health_check: Option<HealthCheckSpec>,
+    /// `dependsOn`: (container name, condition) pairs that must hold before this one starts.
+    pub depends_on: Vec<(String, Condition)>,
+}
+
+/// A `dependsOn` condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// The dependency has started.
+    Start,
+    /// The dependency has exited (any code).
+    Complete,
+    /// The dependency has exited with code 0.
+    Success,
+    /// The dependency's health check passes.
+    Healthy,
+}
+
+impl Condition {
+    pub fn parse(s: &str) -> Option<Condition> {
+        match s {
+            "START" => Some(Condition::Start),
+            "COMPLETE" => Some(Condition::Complete),
+            "SUCCESS" => Some(Condition::Success),
+            "HEALTHY" => Some(Condition::Healthy),
+            _ => None,
+        }
+    }
 }
 
 /// A container health check (`healthCheck` of the container definition), durations already

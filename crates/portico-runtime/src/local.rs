@@ -6,8 +6,9 @@
 
 use crate::images::{self, Catalog};
 use crate::{
-    BoxFuture, ContainerSpec, ContainerState, ContainerStatus, Engine, Health, HealthCheckSpec,
-    LogLine, LogSink, RuntimeConfig, StartError, Stream, TaskPhase, TaskSpec, TaskStatus,
+    BoxFuture, Condition, ContainerSpec, ContainerState, ContainerStatus, Engine, Health,
+    HealthCheckSpec, LogLine, LogSink, RuntimeConfig, StartError, Stream, TaskPhase, TaskSpec,
+    TaskStatus,
 };
 use parking_lot::Mutex;
 use rustix::process::{kill_process_group, Pid, Signal};
@@ -203,9 +204,36 @@ impl LocalEngine {
                 Err(e) => return Self::fail(tasks, &spec.task_id, e),
             }
         }
-        for (i, (c, r)) in spec.containers.iter().zip(resolved).enumerate() {
-            if tasks.lock().get(&spec.task_id).is_none_or(|t| t.stopping) {
-                return abandon(tasks, &spec.task_id);
+        let Some(order) = start_order(&spec.containers) else {
+            return Self::fail(
+                tasks,
+                &spec.task_id,
+                StartError::Spawn {
+                    container: spec
+                        .containers
+                        .first()
+                        .map(|c| c.name.clone())
+                        .unwrap_or_default(),
+                    detail: "the containers' dependsOn form a cycle".into(),
+                },
+            );
+        };
+        for i in order {
+            let c = &spec.containers[i];
+            let r = &resolved[i];
+            match wait_for_dependencies(tasks, &spec.task_id, &spec.containers, c) {
+                Wait::Ready => {}
+                Wait::Stopping => return abandon(tasks, &spec.task_id),
+                Wait::Failed(detail) => {
+                    return Self::fail(
+                        tasks,
+                        &spec.task_id,
+                        StartError::Spawn {
+                            container: c.name.clone(),
+                            detail,
+                        },
+                    )
+                }
             }
             let mut ports = Vec::new();
             for cp in &c.container_ports {
@@ -353,12 +381,13 @@ impl LocalEngine {
                 let addrs: Vec<SocketAddr> = t
                     .containers
                     .iter()
+                    .filter(|c| c.state == ContainerState::Running)
                     .flat_map(|c| c.ports.iter().map(|(_, a)| *a))
                     .collect();
                 let exited = t
                     .containers
                     .iter()
-                    .any(|c| matches!(c.state, ContainerState::Exited { .. }));
+                    .any(|c| c.essential && matches!(c.state, ContainerState::Exited { .. }));
                 (addrs, exited)
             };
             let all_ready = ready
@@ -475,6 +504,91 @@ impl HealthChecker {
                 }
             }
         }
+    }
+}
+
+/// Container indexes in an order where every container comes after what it depends on;
+/// `None` on a cycle. Without dependencies, definition order.
+fn start_order(containers: &[ContainerSpec]) -> Option<Vec<usize>> {
+    let mut done: Vec<usize> = Vec::new();
+    while done.len() < containers.len() {
+        let next = (0..containers.len()).find(|i| {
+            !done.contains(i)
+                && containers[*i].depends_on.iter().all(|(name, _)| {
+                    containers
+                        .iter()
+                        .position(|c| c.name == *name)
+                        .is_none_or(|j| done.contains(&j))
+                })
+        })?;
+        done.push(next);
+    }
+    Some(done)
+}
+
+enum Wait {
+    Ready,
+    Stopping,
+    Failed(String),
+}
+
+/// How long a container waits for its dependencies.
+const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Blocks until `c`'s dependencies meet their conditions.
+fn wait_for_dependencies(
+    tasks: &Tasks,
+    task_id: &str,
+    all: &[ContainerSpec],
+    c: &ContainerSpec,
+) -> Wait {
+    let deadline = Instant::now() + DEPENDENCY_TIMEOUT;
+    loop {
+        let verdict = {
+            let g = tasks.lock();
+            let Some(t) = g.get(task_id) else {
+                return Wait::Stopping;
+            };
+            if t.stopping {
+                return Wait::Stopping;
+            }
+            let mut ready = true;
+            for (name, cond) in &c.depends_on {
+                let Some(j) = all.iter().position(|x| x.name == *name) else {
+                    continue;
+                };
+                let Some(dep) = t.containers.get(j) else {
+                    continue;
+                };
+                let ok = match (cond, &dep.state, dep.health) {
+                    (Condition::Start, ContainerState::Pending, _) => false,
+                    (Condition::Start, _, _) => true,
+                    (Condition::Complete, ContainerState::Exited { .. }, _) => true,
+                    (Condition::Success, ContainerState::Exited { code: 0 }, _) => true,
+                    (Condition::Success, ContainerState::Exited { code }, _) => {
+                        return Wait::Failed(format!(
+                            "dependency {name} exited with code {code}, not SUCCESS"
+                        ))
+                    }
+                    (Condition::Healthy, _, Health::Healthy) => true,
+                    (Condition::Healthy, ContainerState::Exited { .. }, _) => {
+                        return Wait::Failed(format!(
+                            "dependency {name} exited before it was HEALTHY"
+                        ))
+                    }
+                    _ => false,
+                };
+                ready &= ok;
+            }
+            ready
+        };
+        if verdict {
+            return Wait::Ready;
+        }
+        if Instant::now() > deadline {
+            return Wait::Failed(format!("dependencies of {} not met in time", c.name));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -685,6 +799,7 @@ mod tests {
                 essential: true,
                 stop_timeout: Duration::from_millis(300),
                 health_check: None,
+                depends_on: vec![],
             }],
         }
     }
@@ -815,6 +930,40 @@ mod tests {
         e.stop("bad");
         wait(&e, "good", |s| s.all_exited());
         wait(&e, "bad", |s| s.all_exited());
+    }
+
+    #[test]
+    fn depends_on_orders_starts() {
+        let d = tmpdir("deps");
+        let marker = d.join("init-done");
+        let _ = std::fs::remove_file(&marker);
+        let cat = catalog(
+            &d,
+            &format!(
+                r#"{{"images": {{"t/init": {{"entryPoint": ["sh", "-c", "sleep 0.2; touch {m}"]}},
+                   "t/main": {{"entryPoint": ["sh", "-c", "test -e {m} && sleep 30"]}}}}}}"#,
+                m = marker.display()
+            ),
+        );
+        let e = LocalEngine::new(RuntimeConfig::default());
+        let mut s = spec("dep", "t/main", Some(cat), vec![]);
+        let mut init = s.containers[0].clone();
+        init.name = "init".into();
+        init.image = "t/init".into();
+        init.essential = false;
+        s.containers[0].depends_on = vec![("init".into(), Condition::Success)];
+        // Defined after the container that depends on it: still started first.
+        s.containers.push(init);
+        e.launch(s, Arc::new(|_| {}));
+        let st = wait(&e, "dep", |s| s.phase == TaskPhase::Running);
+        assert_eq!(st.containers[1].state, ContainerState::Exited { code: 0 });
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            e.status("dep").unwrap().containers[0].state,
+            ContainerState::Running
+        );
+        e.stop("dep");
+        wait(&e, "dep", |s| s.all_exited());
     }
 
     #[test]

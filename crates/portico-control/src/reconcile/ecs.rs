@@ -20,8 +20,8 @@ use crate::Control;
 use parking_lot::Mutex;
 use portico_core::{ids, time::now_millis, AwsResult, Input, RequestContext, Service};
 use portico_runtime::{
-    ContainerSpec, ContainerState, Health, HealthCheckSpec, LogLine, LogSink, TaskPhase, TaskSpec,
-    TaskStatus,
+    Condition, ContainerSpec, ContainerState, Health, HealthCheckSpec, LogLine, LogSink, TaskPhase,
+    TaskSpec, TaskStatus,
 };
 use portico_store::Scope;
 use serde_json::{json, Value};
@@ -547,6 +547,17 @@ impl Driver {
                     stop_timeout: Duration::from_secs(
                         cd["stopTimeout"].as_u64().unwrap_or(30).clamp(2, 120),
                     ),
+                    depends_on: cd["dependsOn"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|d| {
+                            Some((
+                                d["containerName"].as_str()?.to_string(),
+                                Condition::parse(d["condition"].as_str()?)?,
+                            ))
+                        })
+                        .collect(),
                     health_check: cd.get("healthCheck").map(|h| {
                         let secs = |k: &str, d: u64| h[k].as_u64().unwrap_or(d) as f64;
                         let scaled = |x: f64| Duration::from_secs_f64((x * scale).max(0.05));
