@@ -645,3 +645,25 @@ def test_depends_on_runs_an_init_container_first(portico, unique):
     assert "Congratulations" in requests.get(local_url({"containers": [by["web"]]}), timeout=5).text
     ecs.stop_task(cluster=cluster, task=arn)
     ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+
+
+def test_memory_limit_kills_with_out_of_memory(portico, unique):
+    ecs = portico.client("ecs")
+    _, subnets, sg = network(portico, unique)
+    catalog = Path(portico.state_dir) / "images.json"
+    images = json.loads(catalog.read_text()) if catalog.exists() else {"images": {}}
+    images["images"][f"example/hog-{unique}"] = {
+        "entryPoint": ["python3", "-c", "import time\nx = bytearray(96 * 1024 * 1024)\ntime.sleep(30)"]}
+    catalog.write_text(json.dumps(images))
+    cluster = f"oom-{unique}"
+    ecs.create_cluster(clusterName=cluster)
+    ecs.register_task_definition(
+        family=f"hog-{unique}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[{"name": "hog", "image": f"example/hog-{unique}", "memory": 64}])
+    arn = ecs.run_task(cluster=cluster, taskDefinition=f"hog-{unique}", launchType="FARGATE", networkConfiguration={
+        "awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    c = t["containers"][0]
+    assert t["stopCode"] == "EssentialContainerExited" and c["exitCode"] == 137
+    assert c["reason"] == "OutOfMemoryError: Container killed due to memory usage"

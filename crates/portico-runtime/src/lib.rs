@@ -51,6 +51,8 @@ pub struct ContainerSpec {
     pub health_check: Option<HealthCheckSpec>,
     /// `dependsOn`: (container name, condition) pairs that must hold before this one starts.
     pub depends_on: Vec<(String, Condition)>,
+    /// The container's hard memory limit (`memory`, MiB): the process is killed beyond it.
+    pub memory_limit_mib: Option<u64>,
 }
 
 /// A `dependsOn` condition.
@@ -153,6 +155,8 @@ pub struct ContainerStatus {
     pub ports: Vec<(u16, SocketAddr)>,
     pub state: ContainerState,
     pub health: Health,
+    /// Why it ended, when Portico ended it (`OutOfMemoryError: …`).
+    pub reason: Option<String>,
 }
 
 /// Where a whole task is.

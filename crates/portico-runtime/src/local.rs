@@ -37,6 +37,7 @@ struct LocalContainer {
     state: ContainerState,
     stop_timeout: Duration,
     health: Health,
+    reason: Option<String>,
 }
 
 struct LocalTask {
@@ -335,6 +336,13 @@ impl LocalEngine {
                     None => true,
                 }
             };
+            if let Some(limit) = c.memory_limit_mib {
+                let tasks = tasks.clone();
+                let tid = spec.task_id.clone();
+                let _ = std::thread::Builder::new()
+                    .name("portico-memory".into())
+                    .spawn(move || watch_memory(tasks, tid, i, pid, limit));
+            }
             let waiter_tasks = tasks.clone();
             let tid = spec.task_id.clone();
             let _ = std::thread::Builder::new()
@@ -592,6 +600,44 @@ fn wait_for_dependencies(
     }
 }
 
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// Kills a container whose process goes over its hard memory limit, as the kernel's OOM
+/// killer does to a container on AWS.
+fn watch_memory(tasks: Tasks, task_id: String, index: usize, pid: u32, limit_mib: u64) {
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let running = tasks.lock().get(&task_id).is_some_and(|t| {
+            t.containers
+                .get(index)
+                .is_some_and(|c| c.pid == Some(pid) && c.state == ContainerState::Running)
+        });
+        if !running {
+            return;
+        }
+        if rss_kib(pid).is_some_and(|kib| kib > limit_mib * 1024) {
+            tracing::info!(task = %task_id, pid, limit_mib, "container over its memory limit: SIGKILL");
+            if let Some(c) = tasks
+                .lock()
+                .get_mut(&task_id)
+                .and_then(|t| t.containers.get_mut(index))
+            {
+                c.reason = Some("OutOfMemoryError: Container killed due to memory usage".into());
+            }
+            signal_group(pid, Signal::KILL);
+            return;
+        }
+    }
+}
+
 /// A stop arrived while the task was starting: it will never be running.
 fn abandon(tasks: &Tasks, task_id: &str) {
     if let Some(t) = tasks.lock().get_mut(task_id) {
@@ -665,6 +711,7 @@ impl Engine for LocalEngine {
                             state: ContainerState::Pending,
                             stop_timeout: c.stop_timeout,
                             health: Health::Unknown,
+                            reason: None,
                         })
                         .collect(),
                 },
@@ -696,6 +743,7 @@ impl Engine for LocalEngine {
                     ports: c.ports.clone(),
                     state: c.state.clone(),
                     health: c.health,
+                    reason: c.reason.clone(),
                 })
                 .collect(),
         })
@@ -800,6 +848,7 @@ mod tests {
                 stop_timeout: Duration::from_millis(300),
                 health_check: None,
                 depends_on: vec![],
+                memory_limit_mib: None,
             }],
         }
     }
@@ -964,6 +1013,25 @@ mod tests {
         );
         e.stop("dep");
         wait(&e, "dep", |s| s.all_exited());
+    }
+
+    #[test]
+    fn memory_limit_kills_the_container() {
+        let d = tmpdir("oom");
+        let cat = catalog(
+            &d,
+            r#"{"images": {"t/hog": {"entryPoint": ["python3", "-c", "import time\nx = bytearray(64 * 1024 * 1024)\ntime.sleep(30)"]}}}"#,
+        );
+        let e = LocalEngine::new(RuntimeConfig::default());
+        let mut s = spec("hog", "t/hog", Some(cat), vec![]);
+        s.containers[0].memory_limit_mib = Some(32);
+        e.launch(s, Arc::new(|_| {}));
+        let st = wait(&e, "hog", |s| s.all_exited());
+        assert_eq!(st.containers[0].state, ContainerState::Exited { code: 137 });
+        assert_eq!(
+            st.containers[0].reason.as_deref(),
+            Some("OutOfMemoryError: Container killed due to memory usage")
+        );
     }
 
     #[test]
