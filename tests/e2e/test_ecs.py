@@ -162,12 +162,13 @@ def test_service_runs_replaces_scales_and_cleans_up(portico, unique):
     group = f"/ecs/{td['family']}"
     want = {f"ecs/web/{t['taskArn'].rsplit('/', 1)[1]}" for t in tasks}
 
-    def shipped():
-        out = portico.aws("logs", "filter-log-events", "--log-group-name", group)
-        hits = {e["logStreamName"] for e in out["events"] if '"GET / HTTP/1.1" 200' in e["message"]}
-        return hits == want
+    def shipped(events):
+        return {e["logStreamName"] for e in events if '"GET / HTTP/1.1" 200' in e["message"]} == want
 
-    wait_until(shipped, timeout=20, what="access lines in CloudWatch Logs")
+    logs = portico.client("logs")
+    wait_until(lambda: shipped(logs.filter_log_events(logGroupName=group)["events"]), timeout=20,
+               what="access lines in CloudWatch Logs")
+    assert shipped(portico.aws("logs", "filter-log-events", "--log-group-name", group)["events"])
     cli2 = os.environ.get("PORTICO_AWS_CLI2")
     if cli2 and Path(cli2).exists():
         env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_PAGER="")
