@@ -6,8 +6,9 @@
 
 use crate::images::{self, Catalog};
 use crate::{
-    BoxFuture, ContainerSpec, ContainerState, ContainerStatus, Engine, LogLine, LogSink,
-    RuntimeConfig, StartError, Stream, TaskPhase, TaskSpec, TaskStatus,
+    BoxFuture, Condition, ContainerSpec, ContainerState, ContainerStatus, Engine, Health,
+    HealthCheckSpec, LogLine, LogSink, RuntimeConfig, StartError, Stream, TaskPhase, TaskSpec,
+    TaskStatus,
 };
 use parking_lot::Mutex;
 use rustix::process::{kill_process_group, Pid, Signal};
@@ -35,6 +36,8 @@ struct LocalContainer {
     ports: Vec<(u16, SocketAddr)>,
     state: ContainerState,
     stop_timeout: Duration,
+    health: Health,
+    reason: Option<String>,
 }
 
 struct LocalTask {
@@ -49,7 +52,7 @@ type Tasks = Arc<Mutex<HashMap<String, LocalTask>>>;
 pub struct LocalEngine {
     config: RuntimeConfig,
     tasks: Tasks,
-    spawner: Mutex<mpsc::Sender<SpawnRequest>>,
+    spawner: mpsc::Sender<SpawnRequest>,
 }
 
 impl LocalEngine {
@@ -67,14 +70,20 @@ impl LocalEngine {
         LocalEngine {
             config,
             tasks: Arc::new(Mutex::new(HashMap::new())),
-            spawner: Mutex::new(tx),
+            spawner: tx,
         }
     }
 
     fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
+        spawn_with(&self.spawner, cmd)
+    }
+}
+
+/// Forks `cmd` on the spawner thread.
+fn spawn_with(spawner: &mpsc::Sender<SpawnRequest>, cmd: Command) -> std::io::Result<Child> {
+    {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.spawner
-            .lock()
+        spawner
             .send((cmd, tx))
             .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
         rx.recv()
@@ -196,9 +205,36 @@ impl LocalEngine {
                 Err(e) => return Self::fail(tasks, &spec.task_id, e),
             }
         }
-        for (i, (c, r)) in spec.containers.iter().zip(resolved).enumerate() {
-            if tasks.lock().get(&spec.task_id).is_none_or(|t| t.stopping) {
-                return abandon(tasks, &spec.task_id);
+        let Some(order) = start_order(&spec.containers) else {
+            return Self::fail(
+                tasks,
+                &spec.task_id,
+                StartError::Spawn {
+                    container: spec
+                        .containers
+                        .first()
+                        .map(|c| c.name.clone())
+                        .unwrap_or_default(),
+                    detail: "the containers' dependsOn form a cycle".into(),
+                },
+            );
+        };
+        for i in order {
+            let c = &spec.containers[i];
+            let r = &resolved[i];
+            match wait_for_dependencies(tasks, &spec.task_id, &spec.containers, c) {
+                Wait::Ready => {}
+                Wait::Stopping => return abandon(tasks, &spec.task_id),
+                Wait::Failed(detail) => {
+                    return Self::fail(
+                        tasks,
+                        &spec.task_id,
+                        StartError::Spawn {
+                            container: c.name.clone(),
+                            detail,
+                        },
+                    )
+                }
             }
             let mut ports = Vec::new();
             for cp in &c.container_ports {
@@ -216,28 +252,32 @@ impl LocalEngine {
                     }
                 }
             }
+            let mut env: Vec<(String, String)> = r
+                .environment
+                .iter()
+                .chain(c.environment.iter())
+                .cloned()
+                .collect();
+            if let Some((_, a)) = ports.first() {
+                env.push(("PORT".into(), a.port().to_string()));
+            }
+            for (cp, a) in &ports {
+                env.push((format!("PORTICO_PORT_{cp}"), a.port().to_string()));
+            }
+            env.push(("PORTICO_TASK_ID".into(), spec.task_id.clone()));
+            env.push(("PORTICO_CONTAINER_NAME".into(), c.name.clone()));
+            let workdir = c
+                .working_directory
+                .clone()
+                .or_else(|| r.working_directory.clone());
             let mut cmd = Command::new(&r.argv[0]);
             cmd.args(&r.argv[1..])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
-                .process_group(0);
-            for (k, v) in r.environment.iter().chain(c.environment.iter()) {
-                cmd.env(k, v);
-            }
-            if let Some((_, a)) = ports.first() {
-                cmd.env("PORT", a.port().to_string());
-            }
-            for (cp, a) in &ports {
-                cmd.env(format!("PORTICO_PORT_{cp}"), a.port().to_string());
-            }
-            cmd.env("PORTICO_TASK_ID", &spec.task_id)
-                .env("PORTICO_CONTAINER_NAME", &c.name);
-            if let Some(wd) = c
-                .working_directory
-                .as_ref()
-                .or(r.working_directory.as_ref())
-            {
+                .process_group(0)
+                .envs(env.iter().map(|(k, v)| (k, v)));
+            if let Some(wd) = &workdir {
                 cmd.current_dir(wd);
             }
             die_with_parent(&mut cmd);
@@ -296,6 +336,13 @@ impl LocalEngine {
                     None => true,
                 }
             };
+            if let Some(limit) = c.memory_limit_mib {
+                let tasks = tasks.clone();
+                let tid = spec.task_id.clone();
+                let _ = std::thread::Builder::new()
+                    .name("portico-memory".into())
+                    .spawn(move || watch_memory(tasks, tid, i, pid, limit));
+            }
             let waiter_tasks = tasks.clone();
             let tid = spec.task_id.clone();
             let _ = std::thread::Builder::new()
@@ -315,6 +362,21 @@ impl LocalEngine {
                 stop_task(tasks, &spec.task_id, None);
                 return abandon(tasks, &spec.task_id);
             }
+            if let Some(hc) = c.health_check.clone() {
+                let checker = HealthChecker {
+                    tasks: tasks.clone(),
+                    spawner: self.spawner.clone(),
+                    task_id: spec.task_id.clone(),
+                    index: i,
+                    pid,
+                    env,
+                    workdir,
+                    spec: hc,
+                };
+                let _ = std::thread::Builder::new()
+                    .name("portico-health".into())
+                    .spawn(move || checker.run());
+            }
         }
         // Running once every mapped port accepts connections (or a container already ended).
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -327,12 +389,13 @@ impl LocalEngine {
                 let addrs: Vec<SocketAddr> = t
                     .containers
                     .iter()
+                    .filter(|c| c.state == ContainerState::Running)
                     .flat_map(|c| c.ports.iter().map(|(_, a)| *a))
                     .collect();
                 let exited = t
                     .containers
                     .iter()
-                    .any(|c| matches!(c.state, ContainerState::Exited { .. }));
+                    .any(|c| c.essential && matches!(c.state, ContainerState::Exited { .. }));
                 (addrs, exited)
             };
             let all_ready = ready
@@ -348,6 +411,229 @@ impl LocalEngine {
             if t.phase == TaskPhase::Starting {
                 t.phase = TaskPhase::Running;
             }
+        }
+    }
+}
+
+/// Runs one container's health check until the container ends.
+struct HealthChecker {
+    tasks: Tasks,
+    spawner: mpsc::Sender<SpawnRequest>,
+    task_id: String,
+    index: usize,
+    pid: u32,
+    env: Vec<(String, String)>,
+    workdir: Option<String>,
+    spec: HealthCheckSpec,
+}
+
+impl HealthChecker {
+    fn running(&self) -> bool {
+        self.tasks.lock().get(&self.task_id).is_some_and(|t| {
+            !t.stopping
+                && t.containers
+                    .get(self.index)
+                    .is_some_and(|c| c.pid == Some(self.pid) && c.state == ContainerState::Running)
+        })
+    }
+
+    fn set(&self, h: Health) {
+        if let Some(c) = self
+            .tasks
+            .lock()
+            .get_mut(&self.task_id)
+            .and_then(|t| t.containers.get_mut(self.index))
+        {
+            c.health = h;
+        }
+    }
+
+    /// One check: exit status 0 within the timeout is a pass.
+    fn check(&self) -> bool {
+        let argv: Vec<String> = match self.spec.command.first().map(String::as_str) {
+            Some("CMD-SHELL") => vec!["sh".into(), "-c".into(), self.spec.command[1..].join(" ")],
+            Some("CMD") => self.spec.command[1..].to_vec(),
+            _ => self.spec.command.clone(),
+        };
+        let Some(exe) = argv.first() else {
+            return false;
+        };
+        let mut cmd = Command::new(exe);
+        cmd.args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(wd) = &self.workdir {
+            cmd.current_dir(wd);
+        }
+        die_with_parent(&mut cmd);
+        let Ok(mut child) = spawn_with(&self.spawner, cmd) else {
+            return false;
+        };
+        let deadline = Instant::now() + self.spec.timeout;
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) => return st.success(),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => {
+                    signal_group(child.id(), Signal::KILL);
+                    let _ = child.wait();
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn run(self) {
+        let started = Instant::now();
+        let mut failures = 0u32;
+        loop {
+            let next = Instant::now() + self.spec.interval;
+            while Instant::now() < next {
+                if !self.running() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20).min(self.spec.interval));
+            }
+            if !self.running() {
+                return;
+            }
+            if self.check() {
+                failures = 0;
+                self.set(Health::Healthy);
+            } else if started.elapsed() >= self.spec.start_period {
+                failures += 1;
+                if failures >= self.spec.retries.max(1) {
+                    self.set(Health::Unhealthy);
+                }
+            }
+        }
+    }
+}
+
+/// Container indexes in an order where every container comes after what it depends on;
+/// `None` on a cycle. Without dependencies, definition order.
+fn start_order(containers: &[ContainerSpec]) -> Option<Vec<usize>> {
+    let mut done: Vec<usize> = Vec::new();
+    while done.len() < containers.len() {
+        let next = (0..containers.len()).find(|i| {
+            !done.contains(i)
+                && containers[*i].depends_on.iter().all(|(name, _)| {
+                    containers
+                        .iter()
+                        .position(|c| c.name == *name)
+                        .is_none_or(|j| done.contains(&j))
+                })
+        })?;
+        done.push(next);
+    }
+    Some(done)
+}
+
+enum Wait {
+    Ready,
+    Stopping,
+    Failed(String),
+}
+
+/// How long a container waits for its dependencies.
+const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Blocks until `c`'s dependencies meet their conditions.
+fn wait_for_dependencies(
+    tasks: &Tasks,
+    task_id: &str,
+    all: &[ContainerSpec],
+    c: &ContainerSpec,
+) -> Wait {
+    let deadline = Instant::now() + DEPENDENCY_TIMEOUT;
+    loop {
+        let verdict = {
+            let g = tasks.lock();
+            let Some(t) = g.get(task_id) else {
+                return Wait::Stopping;
+            };
+            if t.stopping {
+                return Wait::Stopping;
+            }
+            let mut ready = true;
+            for (name, cond) in &c.depends_on {
+                let Some(j) = all.iter().position(|x| x.name == *name) else {
+                    continue;
+                };
+                let Some(dep) = t.containers.get(j) else {
+                    continue;
+                };
+                let ok = match (cond, &dep.state, dep.health) {
+                    (Condition::Start, ContainerState::Pending, _) => false,
+                    (Condition::Start, _, _) => true,
+                    (Condition::Complete, ContainerState::Exited { .. }, _) => true,
+                    (Condition::Success, ContainerState::Exited { code: 0 }, _) => true,
+                    (Condition::Success, ContainerState::Exited { code }, _) => {
+                        return Wait::Failed(format!(
+                            "dependency {name} exited with code {code}, not SUCCESS"
+                        ))
+                    }
+                    (Condition::Healthy, _, Health::Healthy) => true,
+                    (Condition::Healthy, ContainerState::Exited { .. }, _) => {
+                        return Wait::Failed(format!(
+                            "dependency {name} exited before it was HEALTHY"
+                        ))
+                    }
+                    _ => false,
+                };
+                ready &= ok;
+            }
+            ready
+        };
+        if verdict {
+            return Wait::Ready;
+        }
+        if Instant::now() > deadline {
+            return Wait::Failed(format!("dependencies of {} not met in time", c.name));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// Kills a container whose process goes over its hard memory limit, as the kernel's OOM
+/// killer does to a container on AWS.
+fn watch_memory(tasks: Tasks, task_id: String, index: usize, pid: u32, limit_mib: u64) {
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let running = tasks.lock().get(&task_id).is_some_and(|t| {
+            t.containers
+                .get(index)
+                .is_some_and(|c| c.pid == Some(pid) && c.state == ContainerState::Running)
+        });
+        if !running {
+            return;
+        }
+        if rss_kib(pid).is_some_and(|kib| kib > limit_mib * 1024) {
+            tracing::info!(task = %task_id, pid, limit_mib, "container over its memory limit: SIGKILL");
+            if let Some(c) = tasks
+                .lock()
+                .get_mut(&task_id)
+                .and_then(|t| t.containers.get_mut(index))
+            {
+                c.reason = Some("OutOfMemoryError: Container killed due to memory usage".into());
+            }
+            signal_group(pid, Signal::KILL);
+            return;
         }
     }
 }
@@ -424,6 +710,8 @@ impl Engine for LocalEngine {
                             ports: Vec::new(),
                             state: ContainerState::Pending,
                             stop_timeout: c.stop_timeout,
+                            health: Health::Unknown,
+                            reason: None,
                         })
                         .collect(),
                 },
@@ -432,7 +720,7 @@ impl Engine for LocalEngine {
         let me = LocalEngine {
             config: self.config.clone(),
             tasks: self.tasks.clone(),
-            spawner: Mutex::new(self.spawner.lock().clone()),
+            spawner: self.spawner.clone(),
         };
         let _ = std::thread::Builder::new()
             .name("portico-start".into())
@@ -454,6 +742,8 @@ impl Engine for LocalEngine {
                     pid: c.pid,
                     ports: c.ports.clone(),
                     state: c.state.clone(),
+                    health: c.health,
+                    reason: c.reason.clone(),
                 })
                 .collect(),
         })
@@ -469,6 +759,43 @@ impl Engine for LocalEngine {
 
     fn task_ids(&self) -> Vec<String> {
         self.tasks.lock().keys().cloned().collect()
+    }
+
+    fn reap_strays(&self, task_ids: &[String]) -> usize {
+        let known = self.task_ids();
+        let wanted: Vec<&String> = task_ids.iter().filter(|t| !known.contains(t)).collect();
+        if wanted.is_empty() {
+            return 0;
+        }
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        let me = std::process::id();
+        let mut n = 0;
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            // Only processes of ours that carry a task id we own.
+            let Ok(env) = std::fs::read(e.path().join("environ")) else {
+                continue;
+            };
+            let owned = env.split(|b| *b == 0).any(|kv| {
+                kv.strip_prefix(b"PORTICO_TASK_ID=")
+                    .is_some_and(|id| wanted.iter().any(|w| w.as_bytes() == id))
+            });
+            if owned {
+                if let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+                    tracing::info!(pid, "killing a process left over from a previous run");
+                    let _ = rustix::process::kill_process(p, Signal::KILL);
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
@@ -519,6 +846,9 @@ mod tests {
                 container_ports: ports,
                 essential: true,
                 stop_timeout: Duration::from_millis(300),
+                health_check: None,
+                depends_on: vec![],
+                memory_limit_mib: None,
             }],
         }
     }
@@ -621,6 +951,86 @@ mod tests {
         assert!(
             reason.starts_with("CannotStartContainerError: "),
             "{reason}"
+        );
+    }
+
+    #[test]
+    fn health_checks_pass_and_fail() {
+        let d = tmpdir("health");
+        let cat = catalog(
+            &d,
+            r#"{"images": {"t/sleep": {"entryPoint": ["sleep", "30"]}}}"#,
+        );
+        let e = LocalEngine::new(RuntimeConfig::default());
+        for (id, cmd) in [("good", "test -n \"$PORTICO_TASK_ID\""), ("bad", "exit 1")] {
+            let mut s = spec(id, "t/sleep", Some(cat.clone()), vec![]);
+            s.containers[0].health_check = Some(HealthCheckSpec {
+                command: vec!["CMD-SHELL".into(), cmd.into()],
+                interval: Duration::from_millis(50),
+                timeout: Duration::from_secs(2),
+                retries: 2,
+                start_period: Duration::ZERO,
+            });
+            e.launch(s, Arc::new(|_| {}));
+        }
+        wait(&e, "good", |s| s.containers[0].health == Health::Healthy);
+        wait(&e, "bad", |s| s.containers[0].health == Health::Unhealthy);
+        e.stop("good");
+        e.stop("bad");
+        wait(&e, "good", |s| s.all_exited());
+        wait(&e, "bad", |s| s.all_exited());
+    }
+
+    #[test]
+    fn depends_on_orders_starts() {
+        let d = tmpdir("deps");
+        let marker = d.join("init-done");
+        let _ = std::fs::remove_file(&marker);
+        let cat = catalog(
+            &d,
+            &format!(
+                r#"{{"images": {{"t/init": {{"entryPoint": ["sh", "-c", "sleep 0.2; touch {m}"]}},
+                   "t/main": {{"entryPoint": ["sh", "-c", "test -e {m} && sleep 30"]}}}}}}"#,
+                m = marker.display()
+            ),
+        );
+        let e = LocalEngine::new(RuntimeConfig::default());
+        let mut s = spec("dep", "t/main", Some(cat), vec![]);
+        let mut init = s.containers[0].clone();
+        init.name = "init".into();
+        init.image = "t/init".into();
+        init.essential = false;
+        s.containers[0].depends_on = vec![("init".into(), Condition::Success)];
+        // Defined after the container that depends on it: still started first.
+        s.containers.push(init);
+        e.launch(s, Arc::new(|_| {}));
+        let st = wait(&e, "dep", |s| s.phase == TaskPhase::Running);
+        assert_eq!(st.containers[1].state, ContainerState::Exited { code: 0 });
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            e.status("dep").unwrap().containers[0].state,
+            ContainerState::Running
+        );
+        e.stop("dep");
+        wait(&e, "dep", |s| s.all_exited());
+    }
+
+    #[test]
+    fn memory_limit_kills_the_container() {
+        let d = tmpdir("oom");
+        let cat = catalog(
+            &d,
+            r#"{"images": {"t/hog": {"entryPoint": ["python3", "-c", "import time\nx = bytearray(64 * 1024 * 1024)\ntime.sleep(30)"]}}}"#,
+        );
+        let e = LocalEngine::new(RuntimeConfig::default());
+        let mut s = spec("hog", "t/hog", Some(cat), vec![]);
+        s.containers[0].memory_limit_mib = Some(32);
+        e.launch(s, Arc::new(|_| {}));
+        let st = wait(&e, "hog", |s| s.all_exited());
+        assert_eq!(st.containers[0].state, ContainerState::Exited { code: 137 });
+        assert_eq!(
+            st.containers[0].reason.as_deref(),
+            Some("OutOfMemoryError: Container killed due to memory usage")
         );
     }
 

@@ -20,7 +20,8 @@ use crate::Control;
 use parking_lot::Mutex;
 use portico_core::{ids, time::now_millis, AwsResult, Input, RequestContext, Service};
 use portico_runtime::{
-    ContainerSpec, ContainerState, LogLine, LogSink, TaskPhase, TaskSpec, TaskStatus,
+    Condition, ContainerSpec, ContainerState, Health, HealthCheckSpec, LogLine, LogSink, TaskPhase,
+    TaskSpec, TaskStatus,
 };
 use portico_store::Scope;
 use serde_json::{json, Value};
@@ -40,6 +41,7 @@ pub fn spawn(control: &Control) {
     let state = Arc::new(Driver {
         logs: tx,
         bound: Mutex::new(HashMap::new()),
+        reaped: std::sync::atomic::AtomicBool::new(false),
     });
     super::spawn_loop(control, "ecs", Duration::from_millis(250), move |c| {
         let st = state.clone();
@@ -60,6 +62,8 @@ struct Driver {
     logs: mpsc::UnboundedSender<Shipment>,
     /// Address-book entries this reconciler made, per task.
     bound: Mutex<HashMap<String, Vec<(IpAddr, u16)>>>,
+    /// Leftovers of a previous run have been looked for.
+    reaped: std::sync::atomic::AtomicBool,
 }
 
 fn rc_of(scope: &Scope) -> RequestContext {
@@ -78,6 +82,19 @@ impl Driver {
                 return;
             }
         };
+        if !self.reaped.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            // First pass after start: anything still running for a task we know from a previous
+            // run (a grandchild that outlived a `kill -9`) goes now.
+            let ids: Vec<String> = tasks
+                .iter()
+                .filter_map(|r| r.body.get("taskId").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect();
+            let n = c.runtime().reap_strays(&ids);
+            if n > 0 {
+                tracing::info!(count = n, "killed processes left over from a previous run");
+            }
+        }
         let mut live = HashSet::new();
         for rec in tasks {
             let Ok(t) = serde_json::from_value::<TaskRec>(rec.body) else {
@@ -88,6 +105,19 @@ impl Driver {
             }
             if let Err(e) = self.drive(c, &rec.scope, t).await {
                 tracing::warn!(error = %e, cause = ?e.cause, "ecs task step failed");
+            }
+        }
+        // Processes of tasks that are no longer in the store (a reset) are stopped and forgotten.
+        for id in c.runtime().task_ids() {
+            if !live.contains(&id) {
+                match c.runtime().status(&id) {
+                    Some(st) if !st.all_exited() => {
+                        if !st.stopping {
+                            c.runtime().stop(&id);
+                        }
+                    }
+                    _ => c.runtime().forget(&id),
+                }
             }
         }
         // Anything bound for a task that is gone (reset, deleted) is unbound.
@@ -115,7 +145,7 @@ impl Driver {
     fn schedule(&self, c: &Control) -> AwsResult<()> {
         let services = c.store().read(|tx| Ok(tx.list_all(KIND_SERVICE)?))?;
         let now = now_millis();
-        let scale = c.config().time_scale.clamp(0.0, 1.0);
+        let scale = time_scale(c);
         for rec in services {
             let Ok(s) = serde_json::from_value::<ServiceRec>(rec.body) else {
                 continue;
@@ -136,7 +166,12 @@ impl Driver {
                     .collect();
                 let views: Vec<scheduler::TaskView> =
                     tasks.iter().map(scheduler::TaskView::of).collect();
-                let plan = scheduler::step(&mut svc, &views, now, scale, &mut || ids::hex(32));
+                let plan = scheduler::step(&mut svc, &views, now, scale, &mut |k| match k {
+                    scheduler::IdKind::Task => ids::hex(32),
+                    scheduler::IdKind::Deployment => {
+                        crate::services::ecs::services::deployment_id()
+                    }
+                });
                 if !plan.start.is_empty() {
                     let cluster: ClusterRec = tx
                         .get_as(&scope, KIND_CLUSTER, &svc.cluster_name)?
@@ -158,11 +193,15 @@ impl Driver {
                             security_groups: str_list(a.get("securityGroups")),
                         })
                         .filter(|n| !n.subnets.is_empty());
-                    let tags = match svc.propagate_tags.as_str() {
+                    let mut tags = match svc.propagate_tags.as_str() {
                         "SERVICE" => svc.tags.clone(),
                         "TASK_DEFINITION" => td.tags.clone(),
                         _ => Vec::new(),
                     };
+                    if svc.enable_ecs_managed_tags {
+                        tags.push(json!({"key": "aws:ecs:clusterName", "value": svc.cluster_name}));
+                        tags.push(json!({"key": "aws:ecs:serviceName", "value": svc.service_name}));
+                    }
                     for id in &plan.start {
                         let idx = svc.next_subnet;
                         svc.next_subnet = svc.next_subnet.wrapping_add(1);
@@ -296,6 +335,9 @@ impl Driver {
                                     ct.last_status = "STOPPED".into();
                                     ct.exit_code = Some(code);
                                     ct.runtime_id = None;
+                                    if s.reason.is_some() {
+                                        ct.reason = s.reason.clone();
+                                    }
                                     t.version += 1;
                                 }
                                 essential_exit |= s.essential;
@@ -306,6 +348,9 @@ impl Driver {
                                 "EssentialContainerExited",
                                 "Essential container in task exited",
                             );
+                        } else {
+                            self.track_health(&mut t, st);
+                            service_events.extend(self.enforce_health(c, scope, &mut t, now).await);
                         }
                     }
                 },
@@ -317,8 +362,11 @@ impl Driver {
                 t.advance("DEACTIVATING");
             }
             if t.last_status == "DEACTIVATING" {
-                // Target deregistration; the ELB's draining happens on its side.
+                // Deregister, then stay here while the targets drain in their target groups.
                 service_events.extend(self.deregister_targets(c, scope, &mut t).await);
+                if !t.draining.is_empty() && !self.drained(c, scope, &mut t).await {
+                    return self.save(c, scope, t, version, service_events, None, now);
+                }
             }
             if t.stage() < 5 {
                 t.advance("STOPPING");
@@ -351,6 +399,24 @@ impl Driver {
                 }
             }
         }
+        self.save(c, scope, t, version, service_events, delete_eni, now)
+    }
+
+    /// Writes a task the reconciler changed, unless someone else changed it first.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site per lifecycle exit"
+    )]
+    fn save(
+        &self,
+        c: &Control,
+        scope: &Scope,
+        t: TaskRec,
+        version: i64,
+        service_events: Vec<String>,
+        delete_eni: Option<String>,
+        now: i64,
+    ) -> AwsResult<()> {
         if t.version == version && service_events.is_empty() {
             return Ok(());
         }
@@ -416,6 +482,9 @@ impl Driver {
             };
             if let ContainerState::Exited { code } = s.state {
                 ct.exit_code = Some(code);
+                if s.reason.is_some() {
+                    ct.reason = s.reason.clone();
+                }
             }
             ct.bindings = s
                 .ports
@@ -450,6 +519,8 @@ impl Driver {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        let scale = time_scale(c);
+        let task_memory: Option<u64> = td.str_field("memory").and_then(|m| m.parse().ok());
         let containers = td
             .containers()
             .iter()
@@ -483,6 +554,35 @@ impl Driver {
                     stop_timeout: Duration::from_secs(
                         cd["stopTimeout"].as_u64().unwrap_or(30).clamp(2, 120),
                     ),
+                    // The container's hard limit, else the task's (Fargate's task size).
+                    memory_limit_mib: match &cd["memory"] {
+                        Value::Number(n) => n.as_u64(),
+                        Value::String(x) => x.parse().ok(),
+                        _ => None,
+                    }
+                    .or(task_memory),
+                    depends_on: cd["dependsOn"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|d| {
+                            Some((
+                                d["containerName"].as_str()?.to_string(),
+                                Condition::parse(d["condition"].as_str()?)?,
+                            ))
+                        })
+                        .collect(),
+                    health_check: cd.get("healthCheck").map(|h| {
+                        let secs = |k: &str, d: u64| h[k].as_u64().unwrap_or(d) as f64;
+                        let scaled = |x: f64| Duration::from_secs_f64((x * scale).max(0.05));
+                        HealthCheckSpec {
+                            command: str_list(h.get("command")),
+                            interval: scaled(secs("interval", 30)),
+                            timeout: Duration::from_secs_f64(secs("timeout", 5)),
+                            retries: secs("retries", 3) as u32,
+                            start_period: scaled(secs("startPeriod", 0)),
+                        }
+                    }),
                 }
             })
             .collect();
@@ -646,10 +746,13 @@ impl Driver {
             )
             .await
             {
-                Ok(_) => events.push(format!(
-                    "(service {svc_name}) deregistered 1 targets in (target-group {})",
-                    r.target_group_arn
-                )),
+                Ok(_) => {
+                    events.push(format!(
+                        "(service {svc_name}) deregistered 1 targets in (target-group {})",
+                        r.target_group_arn
+                    ));
+                    t.draining.push(r);
+                }
                 Err(e) => {
                     tracing::warn!(task = %t.task_id, error = %e, "cannot deregister task from its target group")
                 }
@@ -657,6 +760,125 @@ impl Driver {
         }
         t.version += 1;
         events
+    }
+
+    /// Copies container health from the runtime; the task's health follows its essential
+    /// containers that have health checks.
+    fn track_health(&self, t: &mut TaskRec, st: &TaskStatus) {
+        for (ct, s) in t.containers.iter_mut().zip(&st.containers) {
+            let h = match s.health {
+                Health::Unknown => "UNKNOWN",
+                Health::Healthy => "HEALTHY",
+                Health::Unhealthy => "UNHEALTHY",
+            };
+            if ct.has_health_check && ct.health_status != h {
+                ct.health_status = h.into();
+                t.version += 1;
+            }
+        }
+        let checked: Vec<&ContainerRec> = t
+            .containers
+            .iter()
+            .filter(|c| c.essential && c.has_health_check)
+            .collect();
+        let task_health = if checked.iter().any(|c| c.health_status == "UNHEALTHY") {
+            "UNHEALTHY"
+        } else if !checked.is_empty() && checked.iter().all(|c| c.health_status == "HEALTHY") {
+            "HEALTHY"
+        } else {
+            "UNKNOWN"
+        };
+        if t.health_status != task_health {
+            t.health_status = task_health.into();
+            t.version += 1;
+        }
+    }
+
+    /// Service tasks: after the grace period, an UNHEALTHY task or one whose target is
+    /// unhealthy in its target group is stopped (the scheduler then replaces it).
+    async fn enforce_health(
+        &self,
+        c: &Control,
+        scope: &Scope,
+        t: &mut TaskRec,
+        now: i64,
+    ) -> Vec<String> {
+        let Some(svc) = self.service_of(c, scope, t) else {
+            return Vec::new();
+        };
+        let mut unhealthy_tg = None;
+        if !t.registrations.is_empty() {
+            let mut all_healthy = true;
+            for r in &t.registrations {
+                match target_state(c, scope, r).await.as_str() {
+                    "healthy" => {}
+                    "unhealthy" => {
+                        all_healthy = false;
+                        unhealthy_tg.get_or_insert((r.target_group_arn.clone(), r.port));
+                    }
+                    _ => all_healthy = false,
+                }
+            }
+            let lb = if all_healthy {
+                Some(true)
+            } else if unhealthy_tg.is_some() {
+                Some(false)
+            } else {
+                None
+            };
+            if t.lb_healthy != lb {
+                t.lb_healthy = lb;
+                t.version += 1;
+            }
+        }
+        let grace_ms = (svc.health_check_grace_period_seconds.unwrap_or(0) as f64
+            * 1000.0
+            * time_scale(c)) as i64;
+        if t.started_at.is_some_and(|s| now - s < grace_ms) {
+            return Vec::new();
+        }
+        let name = &svc.service_name;
+        let id = t.task_id.clone();
+        if t.health_status == "UNHEALTHY" {
+            t.request_stop(
+                "ServiceSchedulerInitiated",
+                "Task failed container health checks",
+            );
+            return vec![format!(
+                "(service {name}) (task {id}) failed container health checks."
+            )];
+        }
+        if let Some((tg, port)) = unhealthy_tg {
+            t.request_stop(
+                "ServiceSchedulerInitiated",
+                &format!("Task failed ELB health checks in (target-group {tg})"),
+            );
+            return vec![format!("(service {name}) (port {port}) is unhealthy in (target-group {tg}) due to (reason Health checks failed).")];
+        }
+        Vec::new()
+    }
+
+    /// Whether every deregistered target has left `draining`.
+    async fn drained(&self, c: &Control, scope: &Scope, t: &mut TaskRec) -> bool {
+        let mut still = Vec::new();
+        for r in std::mem::take(&mut t.draining) {
+            if target_state(c, scope, &r).await == "draining" {
+                still.push(r);
+            }
+        }
+        let done = still.is_empty();
+        t.draining = still;
+        if done {
+            t.version += 1;
+        }
+        done
+    }
+
+    fn service_of(&self, c: &Control, scope: &Scope, t: &TaskRec) -> Option<ServiceRec> {
+        let sid = t.service_id.as_ref()?;
+        c.store()
+            .read(|tx| Ok(tx.get_as::<ServiceRec>(scope, KIND_SERVICE, sid)?))
+            .ok()?
     }
 
     fn service_lbs(&self, c: &Control, scope: &Scope, t: &TaskRec) -> Option<(String, Vec<Value>)> {
@@ -667,6 +889,27 @@ impl Driver {
             .ok()??;
         Some((s.service_name, s.load_balancers))
     }
+}
+
+/// A target's state in its target group (`healthy`, `unhealthy`, `draining`, `initial`, …);
+/// empty when ELBv2 cannot say.
+async fn target_state(c: &Control, scope: &Scope, r: &Registration) -> String {
+    let out = c
+        .call(
+            &rc_of(scope),
+            Service::Elbv2,
+            "DescribeTargetHealth",
+            Input(json!({"TargetGroupArn": r.target_group_arn,
+                         "Targets": [{"Id": r.id, "Port": r.port}]})),
+        )
+        .await;
+    out.ok()
+        .and_then(|v| {
+            v.pointer("/TargetHealthDescriptions/0/TargetHealth/State")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
 }
 
 /// RegisterTargets / DeregisterTargets for one (ip, port) target.
@@ -686,6 +929,16 @@ async fn elbv2(
         Input(json!({"TargetGroupArn": tg, "Targets": [{"Id": ip, "Port": port}]})),
     )
     .await
+}
+
+/// `--time-scale`, as a factor in (0, 1].
+fn time_scale(c: &Control) -> f64 {
+    let s = c.config().time_scale;
+    if s > 0.0 && s < 1.0 {
+        s
+    } else {
+        1.0
+    }
 }
 
 fn str_list(v: Option<&Value>) -> Vec<String> {

@@ -179,6 +179,10 @@ pub struct ServiceRec {
     /// Tasks already counted in a deployment's `failedTasks`.
     #[serde(default)]
     pub counted_failures: Vec<String>,
+    /// The last deployment that completed: (id, task definition), the circuit breaker's
+    /// rollback target.
+    #[serde(default)]
+    pub last_completed: Option<(String, String)>,
 }
 
 impl ServiceRec {
@@ -265,6 +269,9 @@ pub struct ContainerRec {
     pub memory_reservation: Option<String>,
     #[serde(default = "yes")]
     pub essential: bool,
+    /// The container definition has a `healthCheck`.
+    #[serde(default)]
+    pub has_health_check: bool,
 }
 
 fn yes() -> bool {
@@ -338,6 +345,13 @@ pub struct TaskRec {
     pub tags: Vec<Value>,
     #[serde(default)]
     pub registrations: Vec<Registration>,
+    /// Deregistered targets still draining in their target group.
+    #[serde(default)]
+    pub draining: Vec<Registration>,
+    /// Health of its targets: `Some(true)` when all are healthy, `Some(false)` when one is
+    /// unhealthy, `None` before the load balancer has a verdict (or without targets).
+    #[serde(default)]
+    pub lb_healthy: Option<bool>,
     /// It reached RUNNING at some point.
     #[serde(default)]
     pub ever_running: bool,
@@ -598,5 +612,43 @@ impl ServiceRec {
             o["tags"] = json!(self.tags);
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> TaskRec {
+        serde_json::from_value(json!({
+            "taskId": "t", "taskArn": "arn:aws:ecs:us-east-1:000000000000:task/c/t",
+            "clusterName": "c", "clusterArn": "arn:aws:ecs:us-east-1:000000000000:cluster/c",
+            "taskDefinitionArn": "td", "group": "family:td", "launchType": "FARGATE",
+            "lastStatus": "PROVISIONING", "desiredStatus": "RUNNING", "healthStatus": "UNKNOWN",
+            "createdAt": 1500, "version": 1, "containers": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn last_status_only_moves_forward() {
+        let mut t = task();
+        t.advance("RUNNING");
+        assert_eq!((t.last_status.as_str(), t.version), ("RUNNING", 2));
+        t.advance("PENDING");
+        assert_eq!((t.last_status.as_str(), t.version), ("RUNNING", 2));
+        t.request_stop("UserInitiated", "first");
+        t.request_stop("ServiceSchedulerInitiated", "second");
+        assert_eq!(t.stopped_reason.as_deref(), Some("first"));
+        assert_eq!(t.version, 3);
+    }
+
+    #[test]
+    fn renders_epoch_seconds_and_omits_unset_members() {
+        let v = task().render(false);
+        assert_eq!(v["createdAt"], json!(1.5));
+        assert!(v.get("stoppedAt").is_none() && v.get("stopCode").is_none());
+        assert!(v.get("tags").is_none() && v.get("connectivity").is_none());
+        assert_eq!(v["ephemeralStorage"], json!({"sizeInGiB": 20}));
     }
 }
