@@ -159,6 +159,16 @@ pub async fn handle(
         let req = req.map(|b| b.map_err(|e| Box::new(e) as dbody::BoxError).boxed());
         return app.dataplane.http_api.handle(&api_id, req).await;
     }
+    // elbv2: `Host: <load balancer DNSName>[:port]` is served by that ALB's listener.
+    let lb_listener = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if let Some(l) = lb_listener.and_then(|h| app.dataplane.lb.listener_for_host(h)) {
+        let req = req.map(|b| b.map_err(|e| Box::new(e) as dbody::BoxError).boxed());
+        let r = app.dataplane.lb.serve_http(&l, req, remote.ip()).await;
+        return r.unwrap_or_else(|| plain(503, "text/plain", "load balancer listener is gone"));
+    }
     if req.uri().path().starts_with("/_portico/") {
         return crate::admin::handle(&app, req, remote).await;
     }

@@ -3,6 +3,7 @@
 //! idempotent: running it twice does what running it once does.
 
 pub mod apigw;
+mod elbv2;
 
 use crate::Control;
 use std::future::Future;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 /// Starts every reconciler. Called once by the binary after the store is open.
 pub fn spawn_all(control: &Control) {
+    elbv2::spawn(control);
     apigw::spawn(control);
 }
 
