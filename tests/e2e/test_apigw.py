@@ -305,6 +305,21 @@ def test_private_integration_through_vpc_link_to_alb(backend):
         # a named stage's segment stays in the path sent to a private integration
         r = served(p, api_id, "POST", "/dev/items", ok=lambda r: r.status_code == 200, data=b"abc")
         assert (r.json()["method"], r.json()["path"], r.json()["bodyLength"]) == ("POST", "/dev/items", 3)
+        # through the same link to an NLB listener: the bytes pass through to the target
+        ntg = elb.create_target_group(Name="svc-tcp", Protocol="TCP", Port=80, VpcId=vpc, TargetType="ip",
+                                      HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                      HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+        elb.register_targets(TargetGroupArn=ntg, Targets=[{"Id": "127.0.0.1", "Port": backend.port}])
+        nlb = elb.create_load_balancer(Name="svc-nlb", Subnets=subnets, Scheme="internal",
+                                       Type="network")["LoadBalancers"][0]
+        nl = elb.create_listener(LoadBalancerArn=nlb["LoadBalancerArn"], Protocol="TCP", Port=7001,
+                                 DefaultActions=[{"Type": "forward", "TargetGroupArn": ntg}])["Listeners"][0]["ListenerArn"]
+        ninteg = apigw.create_integration(ApiId=api_id, IntegrationType="HTTP_PROXY", IntegrationMethod="ANY",
+                                          ConnectionType="VPC_LINK", ConnectionId=link["VpcLinkId"], IntegrationUri=nl)
+        apigw.create_route(ApiId=api_id, RouteKey="GET /nlb/{proxy+}", Target=f"integrations/{ninteg['IntegrationId']}")
+        r = served(p, api_id, "GET", "/nlb/a?b=c", ok=lambda r: r.status_code == 200)
+        assert (r.json()["path"], r.json()["rawQuery"]) == ("/nlb/a", "b=c")
+        assert r.json()["headers"]["host"].startswith(f"{api_id}.execute-api.localhost")
         # no healthy target: the ALB's own 503 reaches the client
         elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": backend.port}])
         r = served(p, api_id, "GET", "/x", ok=lambda r: r.status_code == 503)

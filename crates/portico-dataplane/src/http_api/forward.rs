@@ -313,16 +313,33 @@ pub(crate) async fn serve(
                     n => eni_addresses[rr.fetch_add(1, Ordering::Relaxed) % n],
                 };
                 // private integrations get the full path (stage included) and the client's Host
-                (
-                    Dest::Lb {
-                        lb,
-                        listener: listener_arn,
-                        ip,
-                    },
-                    raw_path.to_string(),
-                    parts.uri.query().unwrap_or("").to_string(),
-                    client_host.clone(),
-                )
+                let path = raw_path.to_string();
+                let query = parts.uri.query().unwrap_or("").to_string();
+                if listener_arn.contains(":listener/net/") {
+                    // an NLB passes the bytes through to a target: connect to its listener
+                    let Some(addr) = lb.local_address(listener_arn) else {
+                        ctx.integration_error =
+                            Some(format!("listener {listener_arn} is not bound"));
+                        break 'done gateway_response(500, "Internal Server Error", &rid);
+                    };
+                    (
+                        Dest::Http(addr.to_string()),
+                        path,
+                        query,
+                        client_host.clone(),
+                    )
+                } else {
+                    (
+                        Dest::Lb {
+                            lb,
+                            listener: listener_arn,
+                            ip,
+                        },
+                        path,
+                        query,
+                        client_host.clone(),
+                    )
+                }
             }
             Target::Unsupported { reason } => {
                 ctx.integration_error = Some(reason.clone());
