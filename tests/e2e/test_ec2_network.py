@@ -31,7 +31,8 @@ def test_default_vpc_zones_regions(portico):
     subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [dv["VpcId"]]},
                                             {"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
     assert sorted(s["AvailabilityZone"] for s in subnets) == ["us-east-1a", "us-east-1b", "us-east-1c"]
-    assert all(s["MapPublicIpOnLaunch"] and s["AvailableIpAddressCount"] == 4091 for s in subnets)
+    # 4096 addresses less AWS's five reserved, less any interface other tests put there.
+    assert all(s["MapPublicIpOnLaunch"] and 4000 < s["AvailableIpAddressCount"] <= 4091 for s in subnets)
     sgs = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [dv["VpcId"]]},
                                                 {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"]
     assert len(sgs) == 1
@@ -63,6 +64,8 @@ def test_bad_input_changes_nothing(portico, unique):
     assert len(ec2.describe_vpcs()["Vpcs"]) == before
     e = err(ec2.describe_vpcs, VpcIds=["vpc-0123456789abcdef0"])
     assert e == {"Code": "InvalidVpcID.NotFound", "Message": "The vpc ID 'vpc-0123456789abcdef0' does not exist"}
+    e = err(ec2.describe_vpcs, VpcIds=["my-vpc"])
+    assert e == {"Code": "InvalidVpcID.Malformed", "Message": 'Invalid id: "my-vpc" (expecting "vpc-...")'}
     e = err(ec2.describe_subnets, SubnetIds=["subnet-0123456789abcdef0"])
     assert e["Code"] == "InvalidSubnetID.NotFound"
     e = err(ec2.describe_security_groups, GroupIds=["sg-0123456789abcdef0"])
@@ -104,6 +107,11 @@ def test_bad_input_changes_nothing(portico, unique):
     assert e["Code"] == "InvalidPermission.NotFound"
     ec2.revoke_security_group_ingress(GroupId=g, IpPermissions=[perm])
     assert ec2.describe_security_groups(GroupIds=[g])["SecurityGroups"][0]["IpPermissions"] == []
+    other = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    foreign = ec2.create_security_group(GroupName=f"f-{unique}", Description="d", VpcId=other)["GroupId"]
+    e = err(ec2.authorize_security_group_ingress, GroupId=g, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 2, "UserIdGroupPairs": [{"GroupId": foreign}]}])
+    assert e == {"Code": "InvalidGroup.NotFound", "Message": "You have specified two resources that belong to different networks."}
     e = err(ec2.create_vpc, CidrBlock="10.0.0.0/16", DryRun=True)
     assert e["Code"] == "DryRunOperation"
 
@@ -116,19 +124,23 @@ def build_network(portico, ec2, unique):
                               TagSpecifications=spec("vpc", f"tut-{unique}", [{"Key": "run", "Value": unique}]))["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=n["vpc"], EnableDnsHostnames={"Value": True})
     assert ec2.describe_vpc_attribute(VpcId=n["vpc"], Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
-    # Half the resources through the AWS CLI, half through boto3.
+    # Some resources through the AWS CLI, the rest through boto3.
     n["pub"], n["priv"] = [], []
     for i, az in enumerate(["us-east-1a", "us-east-1b"]):
-        out = portico.aws("ec2", "create-subnet", "--vpc-id", n["vpc"], "--cidr-block", f"10.0.{i}.0/24",
-                          "--availability-zone", az, "--tag-specifications",
-                          f"ResourceType=subnet,Tags=[{{Key=Name,Value=public-{i}}},{{Key=tier,Value=public}},{{Key=run,Value={unique}}}]")
+        if i == 0:
+            out = portico.aws("ec2", "create-subnet", "--vpc-id", n["vpc"], "--cidr-block", f"10.0.{i}.0/24",
+                              "--availability-zone", az, "--tag-specifications",
+                              f"ResourceType=subnet,Tags=[{{Key=Name,Value=public-{i}}},{{Key=tier,Value=public}},{{Key=run,Value={unique}}}]")
+        else:
+            out = ec2.create_subnet(VpcId=n["vpc"], CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=az,
+                                    TagSpecifications=spec("subnet", f"public-{i}", [{"Key": "tier", "Value": "public"}]))
         n["pub"].append(out["Subnet"]["SubnetId"])
-        portico.aws("ec2", "modify-subnet-attribute", "--subnet-id", n["pub"][-1], "--map-public-ip-on-launch")
+        ec2.modify_subnet_attribute(SubnetId=n["pub"][-1], MapPublicIpOnLaunch={"Value": True})
         s = ec2.create_subnet(VpcId=n["vpc"], CidrBlock=f"10.0.{i + 2}.0/24", AvailabilityZone=az,
                               TagSpecifications=spec("subnet", f"private-{i}", [{"Key": "tier", "Value": "private"}]))
         n["priv"].append(s["Subnet"]["SubnetId"])
-    n["igw"] = portico.aws("ec2", "create-internet-gateway")["InternetGateway"]["InternetGatewayId"]
-    portico.aws("ec2", "attach-internet-gateway", "--internet-gateway-id", n["igw"], "--vpc-id", n["vpc"])
+    n["igw"] = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=n["igw"], VpcId=n["vpc"])
     n["pub_rtb"] = ec2.create_route_table(VpcId=n["vpc"])["RouteTable"]["RouteTableId"]
     ec2.create_route(RouteTableId=n["pub_rtb"], DestinationCidrBlock="0.0.0.0/0", GatewayId=n["igw"])
     n["assocs"] = [ec2.associate_route_table(RouteTableId=n["pub_rtb"], SubnetId=s)["AssociationId"] for s in n["pub"]]
@@ -145,12 +157,11 @@ def build_network(portico, ec2, unique):
         ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat["NatGatewayId"])
         n["assocs"].append(ec2.associate_route_table(RouteTableId=rtb, SubnetId=n["priv"][i])["AssociationId"])
     n["lb_sg"] = ec2.create_security_group(GroupName=f"lb-{unique}", Description="load balancer", VpcId=n["vpc"])["GroupId"]
-    n["svc_sg"] = portico.aws("ec2", "create-security-group", "--group-name", f"svc-{unique}",
-                              "--description", "service", "--vpc-id", n["vpc"])["GroupId"]
+    n["svc_sg"] = ec2.create_security_group(GroupName=f"svc-{unique}", Description="service", VpcId=n["vpc"])["GroupId"]
     ec2.authorize_security_group_ingress(GroupId=n["lb_sg"], IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "vpc"}]}])
-    portico.aws("ec2", "authorize-security-group-ingress", "--group-id", n["svc_sg"], "--protocol", "tcp",
-                "--port", "8080", "--source-group", n["lb_sg"])
+    ec2.authorize_security_group_ingress(GroupId=n["svc_sg"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupId": n["lb_sg"]}]}])
     ec2.authorize_security_group_egress(GroupId=n["lb_sg"], IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupId": n["svc_sg"]}]}])
     return n
@@ -231,8 +242,6 @@ def test_tutorial_network(portico, unique):
     assert e["Code"] == "DependencyViolation"
     e = err(ec2.release_address, AllocationId=n["eips"][0])
     assert e["Code"] == "InvalidIPAddress.InUse"
-    r = portico.aws("ec2", "delete-vpc", "--vpc-id", vpc, check=False)
-    assert r.returncode != 0 and "DependencyViolation" in r.stderr
     assert snapshot() == before
 
     # Right order.
@@ -277,6 +286,11 @@ def test_tags_and_pagination(portico, unique):
     assert sorted((t["Key"], t["Value"]) for t in got) == [("a", "3"), ("b", "2")]
     ec2.delete_tags(Resources=[vpc], Tags=[{"Key": "a"}])
     assert ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Tags"] == [{"Key": "b", "Value": "2"}]
+    e = err(ec2.create_vpc, CidrBlock="10.21.0.0/16", TagSpecifications=spec("subnet", "x"))
+    assert e["Code"] == "InvalidParameterValue" and "taggable resource type" in e["Message"]
+    e = err(ec2.create_tags, Resources=[vpc], Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
+    assert e["Code"] == "TagLimitExceeded"
+    assert len(ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Tags"]) == 1
     e = err(ec2.create_tags, Resources=["vpc-0123456789abcdef0"], Tags=[{"Key": "a", "Value": "1"}])
     assert e["Code"] == "InvalidVpcID.NotFound"
     out = portico.aws("ec2", "describe-tags", "--filters", f"Name=resource-id,Values={vpc}")
@@ -291,3 +305,119 @@ def test_tags_and_pagination(portico, unique):
     assert got[0]["Groups"][0]["GroupName"] == "default"
     ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
     ec2.delete_subnet(SubnetId=subnet)
+
+
+def test_network_acls_and_main_route_table(portico):
+    ec2 = portico.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.30.1.0/24")["Subnet"]["SubnetId"]
+    default = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                 {"Name": "default", "Values": ["true"]}])["NetworkAcls"]
+    assert len(default) == 1 and default[0]["IsDefault"]
+    assert [(e["RuleNumber"], e["RuleAction"], e["Egress"]) for e in default[0]["Entries"]] == [
+        (100, "allow", True), (32767, "deny", True), (100, "allow", False), (32767, "deny", False)]
+    assoc = default[0]["Associations"][0]
+    assert assoc["SubnetId"] == subnet
+
+    acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=110, Protocol="tcp", RuleAction="allow",
+                                 Egress=False, CidrBlock="0.0.0.0/0", PortRange={"From": 443, "To": 443})
+    e = pytest.raises(botocore.exceptions.ClientError, ec2.create_network_acl_entry, NetworkAclId=acl, RuleNumber=110,
+                      Protocol="tcp", RuleAction="deny", Egress=False, CidrBlock="0.0.0.0/0", PortRange={"From": 1, "To": 2})
+    assert e.value.response["Error"]["Code"] == "NetworkAclEntryAlreadyExists"
+    new = ec2.replace_network_acl_association(AssociationId=assoc["NetworkAclAssociationId"], NetworkAclId=acl)["NewAssociationId"]
+    got = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["NetworkAcls"]
+    assert [a["NetworkAclId"] for a in got] == [acl]
+    e110 = [x for x in got[0]["Entries"] if x["RuleNumber"] == 110]
+    assert e110[0]["PortRange"] == {"From": 443, "To": 443} and e110[0]["Protocol"] == "6"
+    assert err(ec2.delete_network_acl, NetworkAclId=acl)["Code"] == "DependencyViolation"
+    assert err(ec2.delete_network_acl, NetworkAclId=default[0]["NetworkAclId"])["Code"] == "InvalidParameterValue"
+
+    # Make a custom route table the main one; the old main table is then an ordinary table.
+    old_main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                  {"Name": "association.main", "Values": ["true"]}])["RouteTables"][0]
+    rtb = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.replace_route_table_association(AssociationId=old_main["Associations"][0]["RouteTableAssociationId"], RouteTableId=rtb)
+    mains = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                               {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
+    assert [r["RouteTableId"] for r in mains] == [rtb]
+    ec2.delete_route_table(RouteTableId=old_main["RouteTableId"])
+
+    ec2.replace_network_acl_association(AssociationId=new, NetworkAclId=default[0]["NetworkAclId"])
+    ec2.delete_network_acl(NetworkAclId=acl)
+    ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=vpc)
+    assert ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NetworkAcls"] == []
+
+
+def test_unsupported_ipv6_is_refused(portico):
+    ec2 = portico.client("ec2")
+    before = len(ec2.describe_vpcs()["Vpcs"])
+    e = err(ec2.create_vpc, CidrBlock="10.40.0.0/16", AmazonProvidedIpv6CidrBlock=True)
+    assert e["Code"] == "UnsupportedOperation"
+    assert len(ec2.describe_vpcs()["Vpcs"]) == before
+    vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16", InstanceTenancy="dedicated")["Vpc"]
+    assert vpc["InstanceTenancy"] == "dedicated"
+    ec2.delete_vpc(VpcId=vpc["VpcId"])
+
+
+def test_network_survives_kill_9(fresh_portico):
+    p = fresh_portico.start()
+    ec2 = p.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.50.1.0/24")["Subnet"]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]
+    default_vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+    p.kill9()
+    p.start()
+    ec2 = p.client("ec2")
+    assert ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["CidrBlock"] == "10.50.0.0/16"
+    got = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])["NetworkInterfaces"]
+    assert got[0]["PrivateIpAddress"] == eni["PrivateIpAddress"]
+    assert ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"] == default_vpcs
+    # The next address after a restart is the next free one, not a reused one.
+    nxt = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["PrivateIpAddress"]
+    assert nxt != eni["PrivateIpAddress"]
+
+
+def test_default_vpc_can_be_deleted_and_recreated(portico):
+    ec2 = portico.client("ec2", region="ap-south-1")  # a region of its own: others use us-east-1's
+    dv = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    assert err(ec2.create_default_vpc)["Code"] == "DefaultVpcAlreadyExists"
+    for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [dv]}])["Subnets"]:
+        ec2.delete_subnet(SubnetId=s["SubnetId"])
+    for g in ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [dv]}])["InternetGateways"]:
+        ec2.detach_internet_gateway(InternetGatewayId=g["InternetGatewayId"], VpcId=dv)
+        ec2.delete_internet_gateway(InternetGatewayId=g["InternetGatewayId"])
+    ec2.delete_vpc(VpcId=dv)
+    assert ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"] == []  # not brought back
+    attrs = ec2.describe_account_attributes(AttributeNames=["default-vpc"])["AccountAttributes"]
+    assert attrs[0]["AttributeValues"][0]["AttributeValue"] == "none"
+    new = ec2.create_default_vpc()["Vpc"]
+    assert new["IsDefault"] and new["CidrBlock"] == "172.31.0.0/16" and new["VpcId"] != dv
+    assert len(ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]) == 3
+
+
+def test_elastic_ip_association(portico):
+    ec2 = portico.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.60.0.0/24")["Subnet"]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    eip = ec2.allocate_address(Domain="vpc")
+    assert err(ec2.associate_address, AllocationId=eip["AllocationId"], NetworkInterfaceId=eni)["Code"] == "Gateway.NotAttached"
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    assoc = ec2.associate_address(AllocationId=eip["AllocationId"], NetworkInterfaceId=eni)["AssociationId"]
+    got = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+    assert got["Association"]["PublicIp"] == eip["PublicIp"]
+    assert ec2.describe_addresses(PublicIps=[eip["PublicIp"]])["Addresses"][0]["NetworkInterfaceId"] == eni
+    assert err(ec2.detach_internet_gateway, InternetGatewayId=igw, VpcId=vpc)["Code"] == "DependencyViolation"
+    assert err(ec2.release_address, AllocationId=eip["AllocationId"])["Code"] == "InvalidIPAddress.InUse"
+    ec2.disassociate_address(AssociationId=assoc)
+    assert "Association" not in ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+    ec2.release_address(AllocationId=eip["AllocationId"])
+    ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    ec2.delete_internet_gateway(InternetGatewayId=igw)
+    ec2.delete_network_interface(NetworkInterfaceId=eni)
+    ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=vpc)

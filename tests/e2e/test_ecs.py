@@ -162,12 +162,13 @@ def test_service_runs_replaces_scales_and_cleans_up(portico, unique):
     group = f"/ecs/{td['family']}"
     want = {f"ecs/web/{t['taskArn'].rsplit('/', 1)[1]}" for t in tasks}
 
-    def shipped():
-        out = portico.aws("logs", "filter-log-events", "--log-group-name", group)
-        hits = {e["logStreamName"] for e in out["events"] if '"GET / HTTP/1.1" 200' in e["message"]}
-        return hits == want
+    def shipped(events):
+        return {e["logStreamName"] for e in events if '"GET / HTTP/1.1" 200' in e["message"]} == want
 
-    wait_until(shipped, timeout=20, what="access lines in CloudWatch Logs")
+    logs = portico.client("logs")
+    wait_until(lambda: shipped(logs.filter_log_events(logGroupName=group)["events"]), timeout=20,
+               what="access lines in CloudWatch Logs")
+    assert shipped(portico.aws("logs", "filter-log-events", "--log-group-name", group)["events"])
     cli2 = os.environ.get("PORTICO_AWS_CLI2")
     if cli2 and Path(cli2).exists():
         env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_PAGER="")
@@ -612,3 +613,58 @@ def test_task_definition_families_and_revisions(portico, unique):
     got = portico.aws("ecs", "describe-task-definition", "--task-definition", f"cli-{unique}", "--include", "TAGS")
     assert got["tags"] == [{"key": "a", "value": "b"}]
     assert got["taskDefinition"]["containerDefinitions"][0]["essential"] is True
+
+
+def test_depends_on_runs_an_init_container_first(portico, unique):
+    import requests
+
+    ecs = portico.client("ecs")
+    _, subnets, sg = network(portico, unique)
+    catalog = Path(portico.state_dir) / "images.json"
+    images = json.loads(catalog.read_text()) if catalog.exists() else {"images": {}}
+    images["images"][f"example/init-{unique}"] = {"entryPoint": ["sh", "-c", "sleep 0.3; echo init done"]}
+    catalog.write_text(json.dumps(images))
+    cluster = f"deps-{unique}"
+    ecs.create_cluster(clusterName=cluster)
+    ecs.register_task_definition(
+        family=f"deps-{unique}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[
+            {"name": "web", "image": SAMPLE, "portMappings": [{"containerPort": 80}],
+             "dependsOn": [{"containerName": "init", "condition": "SUCCESS"}]},
+            {"name": "init", "image": f"example/init-{unique}", "essential": False}])
+    e = err(ecs.register_task_definition, family=f"deps-{unique}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+            cpu="256", memory="512", containerDefinitions=[
+                {"name": "web", "image": SAMPLE, "dependsOn": [{"containerName": "ghost", "condition": "START"}]}])
+    assert e["Code"] == "ClientException" and "ghost" in e["Message"]
+    arn = ecs.run_task(cluster=cluster, taskDefinition=f"deps-{unique}", launchType="FARGATE", networkConfiguration={
+        "awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_running").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    by = {c["name"]: c for c in t["containers"]}
+    assert by["web"]["lastStatus"] == "RUNNING"
+    assert by["init"]["lastStatus"] == "STOPPED" and by["init"]["exitCode"] == 0
+    assert "Congratulations" in requests.get(local_url({"containers": [by["web"]]}), timeout=5).text
+    ecs.stop_task(cluster=cluster, task=arn)
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+
+
+def test_memory_limit_kills_with_out_of_memory(portico, unique):
+    ecs = portico.client("ecs")
+    _, subnets, sg = network(portico, unique)
+    catalog = Path(portico.state_dir) / "images.json"
+    images = json.loads(catalog.read_text()) if catalog.exists() else {"images": {}}
+    images["images"][f"example/hog-{unique}"] = {
+        "entryPoint": ["python3", "-c", "import time\nx = bytearray(96 * 1024 * 1024)\ntime.sleep(30)"]}
+    catalog.write_text(json.dumps(images))
+    cluster = f"oom-{unique}"
+    ecs.create_cluster(clusterName=cluster)
+    ecs.register_task_definition(
+        family=f"hog-{unique}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[{"name": "hog", "image": f"example/hog-{unique}", "memory": 64}])
+    arn = ecs.run_task(cluster=cluster, taskDefinition=f"hog-{unique}", launchType="FARGATE", networkConfiguration={
+        "awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    c = t["containers"][0]
+    assert t["stopCode"] == "EssentialContainerExited" and c["exitCode"] == 137
+    assert c["reason"] == "OutOfMemoryError: Container killed due to memory usage"

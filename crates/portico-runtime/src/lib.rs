@@ -49,6 +49,35 @@ pub struct ContainerSpec {
     pub stop_timeout: Duration,
     /// The container health check, if the task definition has one.
     pub health_check: Option<HealthCheckSpec>,
+    /// `dependsOn`: (container name, condition) pairs that must hold before this one starts.
+    pub depends_on: Vec<(String, Condition)>,
+    /// The container's hard memory limit (`memory`, MiB): the process is killed beyond it.
+    pub memory_limit_mib: Option<u64>,
+}
+
+/// A `dependsOn` condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// The dependency has started.
+    Start,
+    /// The dependency has exited (any code).
+    Complete,
+    /// The dependency has exited with code 0.
+    Success,
+    /// The dependency's health check passes.
+    Healthy,
+}
+
+impl Condition {
+    pub fn parse(s: &str) -> Option<Condition> {
+        match s {
+            "START" => Some(Condition::Start),
+            "COMPLETE" => Some(Condition::Complete),
+            "SUCCESS" => Some(Condition::Success),
+            "HEALTHY" => Some(Condition::Healthy),
+            _ => None,
+        }
+    }
 }
 
 /// A container health check (`healthCheck` of the container definition), durations already
@@ -126,6 +155,8 @@ pub struct ContainerStatus {
     pub ports: Vec<(u16, SocketAddr)>,
     pub state: ContainerState,
     pub health: Health,
+    /// Why it ended, when Portico ended it (`OutOfMemoryError: …`).
+    pub reason: Option<String>,
 }
 
 /// Where a whole task is.

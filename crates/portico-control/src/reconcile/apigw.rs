@@ -25,6 +25,11 @@ const PENDING_MS: f64 = 2000.0;
 const DELETING_MS: f64 = 1000.0;
 
 pub fn spawn(control: &Control) {
+    // VPC-link integrations hand requests to the ALB engine in-process
+    control
+        .dataplane()
+        .http_api
+        .attach_lb(control.dataplane().lb.clone());
     let mut last: Option<String> = None;
     super::spawn_loop(
         control,
@@ -139,8 +144,9 @@ pub(crate) fn step_vpc_links(control: &Control) -> AwsResult<()> {
                         None => {
                             let groups = str_list(&body, "securityGroupIds");
                             let mut enis = Vec::new();
+                            let mut failure = None;
                             for s in str_list(&body, "subnetIds") {
-                                let eni = shared::create_eni(
+                                match shared::create_eni(
                                     tx,
                                     &r.scope,
                                     &s,
@@ -149,12 +155,27 @@ pub(crate) fn step_vpc_links(control: &Control) -> AwsResult<()> {
                                     "interface",
                                     "amazon-aws",
                                     None,
-                                )?;
-                                enis.push(eni.network_interface_id);
+                                ) {
+                                    Ok(eni) => enis.push(eni.network_interface_id),
+                                    // e.g. a full subnet: the link fails, the ENIs made so far go
+                                    Err(e) if e.status < 500 => {
+                                        failure = Some(format!("VPC link failed: {}", e.message));
+                                        break;
+                                    }
+                                    Err(e) => return Err(e),
+                                }
                             }
-                            body["_eniIds"] = json!(enis);
-                            body["vpcLinkStatus"] = json!("AVAILABLE");
-                            body["vpcLinkStatusMessage"] = json!(vpclinks::AVAILABLE_MESSAGE);
+                            if let Some(reason) = failure {
+                                for e in &enis {
+                                    shared::delete_eni(tx, &r.scope, e)?;
+                                }
+                                body["vpcLinkStatus"] = json!("FAILED");
+                                body["vpcLinkStatusMessage"] = json!(reason);
+                            } else {
+                                body["_eniIds"] = json!(enis);
+                                body["vpcLinkStatus"] = json!("AVAILABLE");
+                                body["vpcLinkStatusMessage"] = json!(vpclinks::AVAILABLE_MESSAGE);
+                            }
                         }
                     }
                     tx.put(
@@ -182,12 +203,19 @@ pub(crate) fn step_vpc_links(control: &Control) -> AwsResult<()> {
 
 // ---------- data-plane snapshot ----------
 
+/// A VPC link as the snapshot needs it.
+#[derive(Debug, Clone)]
+struct Link {
+    status: String,
+    addresses: Vec<std::net::IpAddr>,
+}
+
 /// What the snapshot is built from, read in one transaction.
 struct Source {
     /// (api record, its stages, deployments by id)
     apis: Vec<(Record, Vec<Record>, HashMap<String, Value>)>,
-    /// (account, region, link id) -> status
-    links: HashMap<(String, String, String), String>,
+    /// (account, region, link id) -> status and ENI addresses
+    links: HashMap<(String, String, String), Link>,
     fingerprint: String,
 }
 
@@ -202,8 +230,16 @@ fn read_source(control: &Control) -> AwsResult<Source> {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
+            let mut addresses = Vec::new();
+            for e in str_list(&l.body, "_eniIds") {
+                if let Some(eni) = shared::get_eni(tx, &l.scope, &e)? {
+                    if let Ok(ip) = eni.private_ip_address.parse() {
+                        addresses.push(ip);
+                    }
+                }
+            }
             fp.push_str(&format!(
-                "L{}:{}:{}={status};",
+                "L{}:{}:{}={status}{addresses:?};",
                 l.scope.account, l.scope.region, l.id
             ));
             links.insert(
@@ -212,7 +248,7 @@ fn read_source(control: &Control) -> AwsResult<Source> {
                     l.scope.region.clone(),
                     l.id.clone(),
                 ),
-                status,
+                Link { status, addresses },
             );
         }
         let mut apis = Vec::new();
@@ -348,20 +384,24 @@ fn build(src: &Source) -> dp::Snapshot {
 fn build_integration(
     i: &Value,
     scope: &Scope,
-    links: &HashMap<(String, String, String), String>,
+    links: &HashMap<(String, String, String), Link>,
 ) -> dp::Integration {
     let s = |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let target = match (s("integrationType").as_str(), s("connectionType").as_str()) {
         ("HTTP_PROXY", "VPC_LINK") => {
             let id = s("connectionId");
-            let status = links
+            let link = links
                 .get(&(scope.account.clone(), scope.region.clone(), id.clone()))
                 .cloned()
-                .unwrap_or_else(|| "DELETED".into());
+                .unwrap_or(Link {
+                    status: "DELETED".into(),
+                    addresses: Vec::new(),
+                });
             Target::VpcLink {
                 listener_arn: s("integrationUri"),
                 vpc_link_id: id,
-                status,
+                status: link.status,
+                eni_addresses: link.addresses,
             }
         }
         ("HTTP_PROXY", _) => Target::Http {
@@ -443,7 +483,7 @@ fn build_deployment(
     id: &str,
     snap: &Value,
     scope: &Scope,
-    links: &HashMap<(String, String, String), String>,
+    links: &HashMap<(String, String, String), Link>,
 ) -> dp::Deployment {
     let list = |k: &str| {
         snap.get(k)
@@ -638,6 +678,59 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("sg-nope"));
+    }
+
+    #[tokio::test]
+    async fn vpc_link_fails_on_a_full_subnet_and_keeps_no_enis() {
+        let c = control();
+        seed_network(&c);
+        let scope = Scope::new("000000000000", "us-east-1");
+        c.store()
+            .write(|tx| {
+                let s = Subnet {
+                    subnet_id: "subnet-full".into(),
+                    vpc_id: "vpc-1".into(),
+                    cidr_block: "10.0.9.0/28".into(),
+                    availability_zone: "us-east-1c".into(),
+                    rest: Default::default(),
+                };
+                tx.put_as(&scope, KIND_SUBNET, "subnet-full", Some("vpc-1"), None, &s)?;
+                for _ in 0..11 {
+                    shared::create_eni(
+                        tx,
+                        &scope,
+                        "subnet-full",
+                        &[],
+                        "x",
+                        "interface",
+                        "me",
+                        None,
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let link = call(
+            &c,
+            "CreateVpcLink",
+            json!({"name": "l", "subnetIds": ["subnet-a", "subnet-full"]}),
+        )
+        .await
+        .unwrap();
+        step_vpc_links(&c).unwrap();
+        let got = call(&c, "GetVpcLink", json!({"vpcLinkId": link["vpcLinkId"]}))
+            .await
+            .unwrap();
+        assert_eq!(got["vpcLinkStatus"], "FAILED");
+        assert!(got["vpcLinkStatusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("subnet-full"));
+        let in_a = c
+            .store()
+            .read(|tx| Ok(tx.list(&scope, KIND_ENI, Some("subnet-a"))?.len()))
+            .unwrap();
+        assert_eq!(in_a, 0);
     }
 
     #[tokio::test]

@@ -20,8 +20,8 @@ use crate::Control;
 use parking_lot::Mutex;
 use portico_core::{ids, time::now_millis, AwsResult, Input, RequestContext, Service};
 use portico_runtime::{
-    ContainerSpec, ContainerState, Health, HealthCheckSpec, LogLine, LogSink, TaskPhase, TaskSpec,
-    TaskStatus,
+    Condition, ContainerSpec, ContainerState, Health, HealthCheckSpec, LogLine, LogSink, TaskPhase,
+    TaskSpec, TaskStatus,
 };
 use portico_store::Scope;
 use serde_json::{json, Value};
@@ -335,6 +335,9 @@ impl Driver {
                                     ct.last_status = "STOPPED".into();
                                     ct.exit_code = Some(code);
                                     ct.runtime_id = None;
+                                    if s.reason.is_some() {
+                                        ct.reason = s.reason.clone();
+                                    }
                                     t.version += 1;
                                 }
                                 essential_exit |= s.essential;
@@ -479,6 +482,9 @@ impl Driver {
             };
             if let ContainerState::Exited { code } = s.state {
                 ct.exit_code = Some(code);
+                if s.reason.is_some() {
+                    ct.reason = s.reason.clone();
+                }
             }
             ct.bindings = s
                 .ports
@@ -514,6 +520,7 @@ impl Driver {
             .cloned()
             .unwrap_or_default();
         let scale = time_scale(c);
+        let task_memory: Option<u64> = td.str_field("memory").and_then(|m| m.parse().ok());
         let containers = td
             .containers()
             .iter()
@@ -547,6 +554,24 @@ impl Driver {
                     stop_timeout: Duration::from_secs(
                         cd["stopTimeout"].as_u64().unwrap_or(30).clamp(2, 120),
                     ),
+                    // The container's hard limit, else the task's (Fargate's task size).
+                    memory_limit_mib: match &cd["memory"] {
+                        Value::Number(n) => n.as_u64(),
+                        Value::String(x) => x.parse().ok(),
+                        _ => None,
+                    }
+                    .or(task_memory),
+                    depends_on: cd["dependsOn"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|d| {
+                            Some((
+                                d["containerName"].as_str()?.to_string(),
+                                Condition::parse(d["condition"].as_str()?)?,
+                            ))
+                        })
+                        .collect(),
                     health_check: cd.get("healthCheck").map(|h| {
                         let secs = |k: &str, d: u64| h[k].as_u64().unwrap_or(d) as f64;
                         let scaled = |x: f64| Duration::from_secs_f64((x * scale).max(0.05));

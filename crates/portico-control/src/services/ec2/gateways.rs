@@ -115,7 +115,7 @@ pub(crate) fn add_route(tx: &Tx<'_>, scope: &Scope, rtb: &str, route: Value) -> 
 pub(crate) fn create_route_table(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
     let vpc_id = req(input, &["VpcId"])?;
     let vpc = load_vpc(tx, scope, vpc_id)?;
-    let id = create_route_table_record(tx, scope, &vpc, false, spec_tags(input, "route-table"))?;
+    let id = create_route_table_record(tx, scope, &vpc, false, spec_tags(input, "route-table")?)?;
     let body = load(tx, scope, KIND_RTB, &id, rtb_not_found)?;
     Ok(json!({"routeTable": render_rtb(tx, scope, &body)?}))
 }
@@ -457,7 +457,7 @@ pub(crate) fn create_internet_gateway(
     scope: &Scope,
     input: &Input,
 ) -> AwsResult<Value> {
-    let id = create_igw_record(tx, scope, spec_tags(input, "internet-gateway"))?;
+    let id = create_igw_record(tx, scope, spec_tags(input, "internet-gateway")?)?;
     let body = load(tx, scope, KIND_IGW, &id, igw_not_found)?;
     Ok(json!({"internetGateway": public(&body)}))
 }
@@ -602,7 +602,7 @@ pub(crate) fn allocate_address(tx: &Tx<'_>, scope: &Scope, input: &Input) -> Aws
     let ip = next_public_ip(tx, scope)?;
     let body = json!({
         "allocationId": id, "publicIp": ip, "domain": "vpc", "publicIpv4Pool": "amazon",
-        "networkBorderGroup": scope.region, "tagSet": spec_tags(input, "elastic-ip"),
+        "networkBorderGroup": scope.region, "tagSet": spec_tags(input, "elastic-ip")?,
     });
     tx.put(scope, KIND_EIP, &id, None, Some(&ip), &body)?;
     Ok(
@@ -705,6 +705,15 @@ pub(crate) fn associate_address(tx: &Tx<'_>, scope: &Scope, input: &Input) -> Aw
         ));
     }
     let eni = req(input, &["NetworkInterfaceId"])?;
+    let vpc_id = shared::get_eni(tx, scope, eni)?
+        .ok_or_else(|| vpc::eni_not_found(eni))?
+        .vpc_id;
+    if igw_of_vpc(tx, scope, &vpc_id)?.is_none() {
+        return Err(AwsError::bad(
+            "Gateway.NotAttached",
+            format!("Network {vpc_id} is not attached to any internet gateway"),
+        ));
+    }
     if eip.get("associationId").is_some() {
         if util::bool_member(input, "AllowReassociation")? != Some(true) {
             return Err(AwsError::bad(
@@ -883,7 +892,7 @@ pub(crate) fn create_nat_gateway(tx: &Tx<'_>, scope: &Scope, input: &Input) -> A
     let mut body = json!({
         "natGatewayId": id, "subnetId": subnet_id, "vpcId": subnet.vpc_id,
         "createTime": time::iso_millis(now), "connectivityType": connectivity,
-        "natGatewayAddressSet": [address], "tagSet": spec_tags(input, "natgateway"),
+        "natGatewayAddressSet": [address], "tagSet": spec_tags(input, "natgateway")?,
         "_createdAt": now, "_eni": eni.network_interface_id,
     });
     if connectivity == "public" && igw_of_vpc(tx, scope, &subnet.vpc_id)?.is_none() {
@@ -942,4 +951,132 @@ pub(crate) fn describe_nat_gateways(tx: &Tx<'_>, scope: &Scope, input: &Input) -
         true,
     )?;
     Ok(with_token(json!({"natGatewaySet": items}), next))
+}
+
+pub(crate) fn replace_route_table_association(
+    tx: &Tx<'_>,
+    scope: &Scope,
+    input: &Input,
+) -> AwsResult<Value> {
+    let assoc_id = req(input, &["AssociationId"])?;
+    let target_id = req(input, &["RouteTableId"])?;
+    let target = load(tx, scope, KIND_RTB, target_id, rtb_not_found)?;
+    for r in tx.list(scope, KIND_RTB, None)? {
+        let mut body = r.body;
+        let same_vpc = s(&target, "vpcId") == s(&body, "vpcId");
+        let Some(a) = body.get_mut("associationSet").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        let Some(pos) = a.iter().position(|x| {
+            x.get("routeTableAssociationId").and_then(Value::as_str) == Some(assoc_id)
+        }) else {
+            continue;
+        };
+        if !same_vpc {
+            return Err(AwsError::bad(
+                "InvalidParameterValue",
+                format!("Route table {target_id} and association {assoc_id} belong to different networks"),
+            ));
+        }
+        let mut moved = a.remove(pos);
+        save_rtb(tx, scope, &body)?;
+        let new_id = ids::ec2("rtbassoc");
+        moved["routeTableAssociationId"] = json!(new_id);
+        moved["routeTableId"] = json!(target_id);
+        let main = moved.get("main").and_then(Value::as_bool) == Some(true);
+        let mut target = load(tx, scope, KIND_RTB, target_id, rtb_not_found)?;
+        if let Some(a) = target
+            .get_mut("associationSet")
+            .and_then(Value::as_array_mut)
+        {
+            a.push(moved);
+        }
+        save_rtb(tx, scope, &target)?;
+        if main {
+            let vpc_id = s(&target, "vpcId");
+            let mut v = load_vpc(tx, scope, &vpc_id)?;
+            v.rest.insert("_mainRouteTableId".into(), json!(target_id));
+            tx.put_as(scope, shared::KIND_VPC, &vpc_id, None, None, &v)?;
+        }
+        return Ok(
+            json!({"newAssociationId": new_id, "associationState": {"state": "associated"}}),
+        );
+    }
+    Err(AwsError::bad(
+        "InvalidAssociationID.NotFound",
+        format!("The association ID '{assoc_id}' does not exist"),
+    ))
+}
+
+/// Whether the route table a subnet uses routes `0.0.0.0/0` to its VPC's attached gateway.
+pub(crate) fn subnet_is_public(tx: &Tx<'_>, scope: &Scope, subnet: &Subnet) -> AwsResult<bool> {
+    let Some(igw) = igw_of_vpc(tx, scope, &subnet.vpc_id)? else {
+        return Ok(false);
+    };
+    let tables = tx.list(scope, KIND_RTB, Some(&subnet.vpc_id))?;
+    let uses = |assoc: &Value| {
+        assoc.get("subnetId").and_then(Value::as_str) == Some(subnet.subnet_id.as_str())
+    };
+    let main = |assoc: &Value| assoc.get("main").and_then(Value::as_bool) == Some(true);
+    let assocs = |r: &portico_store::Record| {
+        r.body
+            .get("associationSet")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let table = tables
+        .iter()
+        .find(|r| assocs(r).iter().any(uses))
+        .or_else(|| tables.iter().find(|r| assocs(r).iter().any(main)));
+    Ok(table.is_some_and(|t| {
+        t.body
+            .get("routeSet")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|r| {
+                r.get("destinationCidrBlock").and_then(Value::as_str) == Some("0.0.0.0/0")
+                    && r.get("gatewayId").and_then(Value::as_str) == Some(igw.as_str())
+            })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::vpc;
+    use super::*;
+
+    #[test]
+    fn public_subnets_follow_their_route_table() {
+        let store = portico_store::Store::in_memory().unwrap();
+        let scope = Scope::new("000000000000", "us-east-1");
+        store
+            .write(|tx| {
+                let i = |v: Value| Input(v);
+                let out = vpc::create_vpc(tx, &scope, &i(json!({"CidrBlock": "10.0.0.0/16"})))?;
+                let vpc_id = out["vpc"]["vpcId"].as_str().unwrap().to_string();
+                let mk = |cidr: &str| -> AwsResult<Subnet> {
+                    let o = vpc::create_subnet(tx, &scope, &i(json!({"VpcId": vpc_id, "CidrBlock": cidr})))?;
+                    let id = o["subnet"]["subnetId"].as_str().unwrap().to_string();
+                    Ok(shared::get_subnet(tx, &scope, &id)?.unwrap())
+                };
+                let (a, b) = (mk("10.0.0.0/24")?, mk("10.0.1.0/24")?);
+                assert!(!subnet_is_public(tx, &scope, &a)?);
+                let igw = create_igw_record(tx, &scope, vec![])?;
+                attach_igw(tx, &scope, &igw, &vpc_id)?;
+                let rtb = create_route_table(tx, &scope, &i(json!({"VpcId": vpc_id})))?;
+                let rtb = rtb["routeTable"]["routeTableId"].as_str().unwrap().to_string();
+                create_route(tx, &scope, &i(json!({"RouteTableId": rtb, "DestinationCidrBlock": "0.0.0.0/0", "GatewayId": igw})))?;
+                associate_route_table(tx, &scope, &i(json!({"RouteTableId": rtb, "SubnetId": a.subnet_id})))?;
+                assert!(subnet_is_public(tx, &scope, &a)?);
+                assert!(!subnet_is_public(tx, &scope, &b)?, "main table has no internet route");
+                let main = load_vpc(tx, &scope, &vpc_id)?;
+                let main = shared::main_route_table_id(&main).unwrap().to_string();
+                create_route(tx, &scope, &i(json!({"RouteTableId": main, "DestinationCidrBlock": "0.0.0.0/0", "GatewayId": igw})))?;
+                assert!(subnet_is_public(tx, &scope, &b)?);
+                Ok(())
+            })
+            .unwrap();
+    }
 }

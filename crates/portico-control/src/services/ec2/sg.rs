@@ -159,9 +159,9 @@ pub(crate) fn create_security_group(tx: &Tx<'_>, scope: &Scope, input: &Input) -
             format!("The security group '{name}' already exists for VPC '{vpc_id}'"),
         ));
     }
-    let tags = spec_tags(input, "security-group");
+    let tags = spec_tags(input, "security-group")?;
     let id = create_group_record(tx, scope, &vpc_id, name, description, tags.clone(), false)?;
-    let mut out = json!({"return": true, "groupId": id, "securityGroupArn": arn(scope, &id)});
+    let mut out = json!({"groupId": id, "securityGroupArn": arn(scope, &id)});
     if !tags.is_empty() {
         out["tagSet"] = Value::Array(tags);
     }
@@ -520,8 +520,14 @@ fn wanted_rules(
         for r in list_any(&p, &["Groups", "UserIdGroupPairs"]) {
             let gid = match (r.str("GroupId"), r.str("GroupName")) {
                 (Some(g), _) => {
-                    shared::get_security_group(tx, scope, g)?
+                    let peer = shared::get_security_group(tx, scope, g)?
                         .ok_or_else(|| shared::group_not_found(g))?;
+                    if peer.vpc_id != group.vpc_id {
+                        return Err(AwsError::bad(
+                            "InvalidGroup.NotFound",
+                            "You have specified two resources that belong to different networks.",
+                        ));
+                    }
                     g.to_string()
                 }
                 (None, Some(n)) => tx
@@ -614,7 +620,7 @@ pub(crate) fn authorize(
     let mut g = find_group(tx, scope, input)?;
     let wanted = wanted_rules(tx, scope, input, &g)?;
     let mut rules = rules_of(&g);
-    let tags = spec_tags(input, "security-group-rule");
+    let tags = spec_tags(input, "security-group-rule")?;
     let mut added = Vec::new();
     for w in &wanted {
         if rules.iter().any(|r| same_rule(r, egress, w)) {

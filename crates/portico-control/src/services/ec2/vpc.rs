@@ -6,7 +6,7 @@ use super::shared::{
     self, NetworkInterface, SecurityGroup, Subnet, Vpc, KIND_ENI, KIND_SG, KIND_SUBNET, KIND_VPC,
 };
 use super::util::{self, filters, list_any, matches, public, req, spec_tags, str_any, strs_any};
-use super::{gateways, sg, KIND_EIP, KIND_IGW, KIND_NAT, KIND_RTB};
+use super::{acl, gateways, sg, KIND_ACL, KIND_EIP, KIND_IGW, KIND_NAT, KIND_RTB};
 use portico_core::context::partition_of;
 use portico_core::{ids, AwsError, AwsResult, Input};
 use portico_store::{Scope, Tx};
@@ -58,6 +58,11 @@ pub(crate) fn ensure_default_vpc(tx: &Tx<'_>, scope: &Scope) -> AwsResult<Option
             .into_iter()
             .find(|v| v.is_default));
     }
+    build_default_vpc(tx, scope).map(Some)
+}
+
+/// Makes the default VPC with its subnets, internet gateway and route (no checks).
+fn build_default_vpc(tx: &Tx<'_>, scope: &Scope) -> AwsResult<Vpc> {
     let vpc = create_vpc_record(tx, scope, "172.31.0.0/16", true, Vec::new())?;
     tx.put(
         scope,
@@ -81,7 +86,26 @@ pub(crate) fn ensure_default_vpc(tx: &Tx<'_>, scope: &Scope) -> AwsResult<Option
             json!({"destinationCidrBlock": "0.0.0.0/0", "gatewayId": igw, "origin": "CreateRoute", "state": "active"}),
         )?;
     }
-    Ok(Some(vpc))
+    Ok(vpc)
+}
+
+/// CreateDefaultVpc: brings back a deleted default VPC (AWS refuses while one exists).
+pub(crate) fn create_default_vpc(tx: &Tx<'_>, scope: &Scope, _input: &Input) -> AwsResult<Value> {
+    if let Some(v) = tx
+        .list_as::<Vpc>(scope, KIND_VPC, None)?
+        .into_iter()
+        .find(|v| v.is_default)
+    {
+        return Err(AwsError::bad(
+            "DefaultVpcAlreadyExists",
+            format!(
+                "A Default VPC already exists for this account in this region. ({})",
+                v.vpc_id
+            ),
+        ));
+    }
+    let vpc = build_default_vpc(tx, scope)?;
+    Ok(json!({"vpc": render_vpc(&vpc)?}))
 }
 
 pub(crate) fn has_default_marker(tx: &Tx<'_>, scope: &Scope) -> AwsResult<bool> {
@@ -126,7 +150,9 @@ fn create_vpc_record(
         Vec::new(),
         true,
     )?;
+    let acl = acl::create_acl_record(tx, scope, &vpc_id, true, Vec::new())?;
     vpc.rest.insert("_mainRouteTableId".into(), json!(rtb));
+    vpc.rest.insert("_defaultNetworkAclId".into(), json!(acl));
     vpc.rest.insert("_defaultGroupId".into(), json!(sg));
     tx.put_as(scope, KIND_VPC, &vpc_id, None, None, &vpc)?;
     Ok(vpc)
@@ -176,10 +202,28 @@ fn check_vpc_cidr(cidr: &str) -> AwsResult<ipnet::Ipv4Net> {
 }
 
 pub(crate) fn create_vpc(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
+    unsupported_ipv6(
+        input,
+        &["AmazonProvidedIpv6CidrBlock"],
+        &[
+            "Ipv6CidrBlock",
+            "Ipv6Pool",
+            "Ipv6IpamPoolId",
+            "Ipv4IpamPoolId",
+        ],
+    )?;
     let cidr = req(input, &["CidrBlock"])?;
     check_vpc_cidr(cidr)?;
-    let tags = spec_tags(input, "vpc");
-    let vpc = create_vpc_record(tx, scope, cidr, false, tags)?;
+    let tenancy = input.str("InstanceTenancy").unwrap_or("default");
+    if !matches!(tenancy, "default" | "dedicated") {
+        return Err(util::invalid_value(tenancy, "instanceTenancy"));
+    }
+    let tags = spec_tags(input, "vpc")?;
+    let mut vpc = create_vpc_record(tx, scope, cidr, false, tags)?;
+    if tenancy != "default" {
+        vpc.rest.insert("instanceTenancy".into(), json!(tenancy));
+        tx.put_as(scope, KIND_VPC, &vpc.vpc_id.clone(), None, None, &vpc)?;
+    }
     Ok(json!({"vpc": render_vpc(&vpc)?}))
 }
 
@@ -231,6 +275,7 @@ pub(crate) fn describe(
     let fs = filters(input);
     let records = tx.list(scope, kind, None)?;
     for id in ids {
+        check_id(kind, id)?;
         if !records.iter().any(|r| &r.id == id) {
             return Err(not_found(id));
         }
@@ -249,6 +294,38 @@ pub(crate) fn describe(
         util::page(input, out)
     } else {
         Ok((out, None))
+    }
+}
+
+/// EC2's `*.Malformed` error for an id that cannot be of the kind (`Invalid id: "x"
+/// (expecting "vpc-...")`). Ids are `prefix-` and 8 or 17 lowercase hex digits.
+pub(crate) fn check_id(kind: &str, id: &str) -> AwsResult<()> {
+    let (prefix, code) = match kind {
+        KIND_VPC => ("vpc", "InvalidVpcID.Malformed"),
+        KIND_SUBNET => ("subnet", "InvalidSubnetID.Malformed"),
+        KIND_SG => ("sg", "InvalidGroupId.Malformed"),
+        KIND_ENI => ("eni", "InvalidNetworkInterfaceId.Malformed"),
+        KIND_RTB => ("rtb", "InvalidRouteTableId.Malformed"),
+        KIND_IGW => ("igw", "InvalidInternetGatewayId.Malformed"),
+        KIND_EIP => ("eipalloc", "InvalidAllocationID.Malformed"),
+        KIND_ACL => ("acl", "InvalidNetworkAclId.Malformed"),
+        _ => return Ok(()),
+    };
+    let ok = id
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|h| {
+            (h.len() == 8 || h.len() == 17)
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(AwsError::bad(
+            code,
+            format!("Invalid id: \"{id}\" (expecting \"{prefix}-...\")"),
+        ))
     }
 }
 
@@ -300,9 +377,10 @@ pub(crate) fn delete_vpc(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult
         .iter()
         .any(|r| r.id != main_rtb);
     let igw_attached = gateways::igw_of_vpc(tx, scope, id)?.is_some();
-    if has_subnets || other_sgs || other_rtbs || igw_attached {
+    if has_subnets || other_sgs || other_rtbs || igw_attached || acl::has_custom(tx, scope, id)? {
         return Err(dependency("vpc", id));
     }
+    acl::drop_default(tx, scope, id)?;
     tx.delete(scope, KIND_RTB, &main_rtb)?;
     tx.delete(scope, KIND_SG, &default_sg)?;
     tx.delete(scope, KIND_VPC, id)?;
@@ -505,10 +583,31 @@ pub(crate) fn create_subnet_record(
         rest,
     };
     tx.put_as(scope, KIND_SUBNET, &subnet_id, Some(&vpc.vpc_id), None, &s)?;
+    acl::associate_default(tx, scope, vpc, &subnet_id)?;
     Ok(s)
 }
 
+/// IPv6 and IPAM pools are not modelled: asking for them is refused rather than ignored.
+fn unsupported_ipv6(input: &Input, flags: &[&str], members: &[&str]) -> AwsResult<()> {
+    let asked = flags
+        .iter()
+        .any(|f| input.bool(f).ok().flatten() == Some(true))
+        || members.iter().any(|m| input.has(m));
+    if asked {
+        return Err(AwsError::bad(
+            "UnsupportedOperation",
+            "Portico does not model IPv6 CIDR blocks or IPAM pools; use IPv4 CIDR blocks.",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn create_subnet(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
+    unsupported_ipv6(
+        input,
+        &["Ipv6Native"],
+        &["Ipv6CidrBlock", "Ipv4IpamPoolId", "Ipv6IpamPoolId"],
+    )?;
     let vpc_id = req(input, &["VpcId"])?;
     let cidr = req(input, &["CidrBlock"])?;
     let vpc = load_vpc(tx, scope, vpc_id)?;
@@ -572,7 +671,7 @@ pub(crate) fn create_subnet(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsRes
         cidr,
         &zone,
         false,
-        spec_tags(input, "subnet"),
+        spec_tags(input, "subnet")?,
     )?;
     Ok(
         json!({"subnet": render_subnet(tx, scope, &serde_json::to_value(&s).map_err(AwsError::internal)?)?}),
@@ -631,12 +730,13 @@ pub(crate) fn describe_subnets(tx: &Tx<'_>, scope: &Scope, input: &Input) -> Aws
 
 pub(crate) fn delete_subnet(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
     let id = req(input, &["SubnetId"])?;
-    shared::get_subnet(tx, scope, id)?.ok_or_else(|| shared::subnet_not_found(id))?;
+    let subnet = shared::get_subnet(tx, scope, id)?.ok_or_else(|| shared::subnet_not_found(id))?;
     let live_nat = gateways::live_nats_in_subnet(tx, scope, id)?;
     if tx.count(scope, KIND_ENI, Some(id))? > 0 || live_nat {
         return Err(dependency("subnet", id));
     }
     gateways::drop_subnet_associations(tx, scope, id)?;
+    acl::drop_subnet(tx, scope, &subnet.vpc_id, id)?;
     tx.delete(scope, KIND_SUBNET, id)?;
     Ok(json!({"return": true}))
 }
@@ -809,6 +909,7 @@ fn kind_of(id: &str) -> Option<(&'static str, &'static str)> {
         "igw" => (KIND_IGW, "internet-gateway"),
         "nat" => (KIND_NAT, "natgateway"),
         "eipalloc" => (KIND_EIP, "elastic-ip"),
+        "acl" => (KIND_ACL, "network-acl"),
         _ => return None,
     })
 }
@@ -822,6 +923,7 @@ const TAGGABLE: &[&str] = &[
     KIND_IGW,
     KIND_NAT,
     KIND_EIP,
+    KIND_ACL,
 ];
 
 fn resource_for_tags(
@@ -840,6 +942,7 @@ fn resource_for_tags(
             KIND_RTB => ("InvalidRouteTableID.NotFound", "routeTable ID"),
             KIND_IGW => ("InvalidInternetGatewayID.NotFound", "internetGateway ID"),
             KIND_NAT => ("InvalidNatGatewayID.NotFound", "natGateway ID"),
+            KIND_ACL => ("InvalidNetworkAclID.NotFound", "networkAcl ID"),
             _ => ("InvalidAllocationID.NotFound", "allocation ID"),
         };
         AwsError::bad(code, format!("The {what} '{id}' does not exist"))
@@ -855,6 +958,13 @@ pub(crate) fn create_tags(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResul
     let tags = util::tag_list(&list_any(input, &["Tag", "Tags"]));
     for t in &tags {
         let k = t.get("key").and_then(Value::as_str).unwrap_or_default();
+        let v = t.get("value").and_then(Value::as_str).unwrap_or_default();
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return Err(AwsError::bad(
+                "InvalidParameterValue",
+                format!("Tag keys must be 1-128 characters and values at most 256 characters (key '{k}')"),
+            ));
+        }
         if k.starts_with("aws:") {
             return Err(AwsError::bad(
                 "InvalidParameterValue",
@@ -871,6 +981,12 @@ pub(crate) fn create_tags(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResul
             .cloned()
             .unwrap_or_default();
         util::merge_tags(&mut set, &tags);
+        if set.len() > 50 {
+            return Err(AwsError::bad(
+                "TagLimitExceeded",
+                "The maximum number of Tags for a resource has been reached.",
+            ));
+        }
         rec.body["tagSet"] = Value::Array(set);
         tx.put(
             scope,
@@ -1104,7 +1220,7 @@ pub(crate) fn create_network_interface(
         &scope.account,
         fixed,
     )?;
-    let tags = spec_tags(input, "network-interface");
+    let tags = spec_tags(input, "network-interface")?;
     eni.status = "available".into();
     eni.rest.insert("tagSet".into(), Value::Array(tags));
     tx.put_as(
