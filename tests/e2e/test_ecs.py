@@ -525,6 +525,25 @@ def test_container_health_checks_replace_unhealthy_tasks(unique, tmp_path):
         assert victim["taskArn"] not in [t["taskArn"] for t in now]
         events = [e["message"] for e in ecs.describe_services(cluster="c", services=["web"])["services"][0]["events"]]
         assert f"(service web) (task {vid}) failed container health checks." in events
+
+        # A service whose tasks never start backs off and says so, as AWS does.
+        ecs.register_task_definition(
+            family="broken", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+            containerDefinitions=[{"name": "web", "image": "nobody/nothing"}])
+        ecs.create_service(cluster="c", serviceName="broken", taskDefinition="broken", desiredCount=1, launchType="FARGATE",
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})
+
+        def throttled():
+            s = ecs.describe_services(cluster="c", services=["broken"])["services"][0]
+            msgs = [e["message"] for e in s["events"]]
+            return "(service broken) is unable to consistently start tasks successfully." in msgs and s
+
+        s = wait_until(throttled, timeout=30, what="start throttling event")
+        assert s["deployments"][0]["failedTasks"] >= 3 and s["runningCount"] == 0
+        stopped = ecs.list_tasks(cluster="c", serviceName="broken", desiredStatus="STOPPED")["taskArns"]
+        t = ecs.describe_tasks(cluster="c", tasks=stopped[:1])["tasks"][0]
+        assert t["stopCode"] == "TaskFailedToStart" and t["stoppedReason"].startswith("CannotPullContainerError: ")
+        ecs.delete_service(cluster="c", service="broken", force=True)
     finally:
         p.stop()
 
