@@ -23,7 +23,8 @@ import http.server, os
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         b = os.environ['PORTICO_TASK_ID'].encode()
-        self.send_response(200)
+        sick = os.path.exists(os.path.join(os.environ.get('FLAG_DIR', '/nonexistent'), 'sick-' + b.decode()))
+        self.send_response(500 if sick else 200)
         self.send_header('Content-Length', str(len(b)))
         self.end_headers()
         self.wfile.write(b)
@@ -438,7 +439,7 @@ def test_kill9_restart_replaces_tasks_without_orphans(fresh_portico, unique):
     wait_until(lambda: processes_of({new_id}) == [], timeout=10, what="task processes to stop with portico")
 
 
-def test_alb_reaches_both_tasks(unique):
+def test_alb_reaches_both_tasks(unique, tmp_path):
     """With ELBv2: service tasks are registered in the target group, become healthy, and the
     ALB spreads traffic over both."""
     import requests
@@ -446,7 +447,8 @@ def test_alb_reaches_both_tasks(unique):
     p = Portico(extra_args=["--time-scale", "0.02"]).start()
     try:
         Path(p.state_dir, "images.json").write_text(json.dumps(
-            {"images": {"example/whoami": {"entryPoint": ["python3", "-c", WHOAMI]}}}))
+            {"images": {"example/whoami": {"entryPoint": ["python3", "-c", WHOAMI],
+                                           "environment": {"FLAG_DIR": str(tmp_path)}}}}))
         ecs, elb, ec2 = p.client("ecs"), p.client("elbv2"), p.client("ec2")
         vpc, subnets, sg = network(p, unique)
         lb = elb.create_load_balancer(Name="alb", Subnets=subnets, SecurityGroups=[sg], Scheme="internal", Type="application")["LoadBalancers"][0]
@@ -481,6 +483,21 @@ def test_alb_reaches_both_tasks(unique):
             assert r.status_code == 200
             seen.add(r.text)
         assert seen == {t["taskArn"].rsplit("/", 1)[1] for t in tasks}
+        # A task that fails its ELB health checks is replaced once the grace period is over.
+        sick = tasks[0]
+        sick_id = sick["taskArn"].rsplit("/", 1)[1]
+        (tmp_path / f"sick-{sick_id}").touch()
+        ecs.get_waiter("tasks_stopped").wait(cluster="c", tasks=[sick["taskArn"]], WaiterConfig=FAST)
+        dead = ecs.describe_tasks(cluster="c", tasks=[sick["taskArn"]])["tasks"][0]
+        assert dead["stopCode"] == "ServiceSchedulerInitiated"
+        assert dead["stoppedReason"] == f"Task failed ELB health checks in (target-group {tg})"
+        events = [e["message"] for e in ecs.describe_services(cluster="c", services=["web"])["services"][0]["events"]]
+        assert f"(service web) (port 80) is unhealthy in (target-group {tg}) due to (reason Health checks failed)." in events
+        assert "(service web) has begun draining connections on 1 tasks." in events
+        tasks = wait_until(lambda: len(running_tasks(ecs, "c", "web")) == 2 and running_tasks(ecs, "c", "web"),
+                           timeout=30, what="replacement of the unhealthy task")
+        ips = sorted({d["value"] for t in tasks for d in t["attachments"][0]["details"] if d["name"] == "privateIPv4Address"})
+        wait_until(healthy, timeout=30, what="replacement healthy")
         # Scaling in deregisters before stopping.
         ecs.update_service(cluster="c", service="web", desiredCount=1)
         ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
