@@ -402,41 +402,49 @@ def test_bad_input_exact_errors_change_nothing(portico, unique):
 
 def test_kill9_restart_replaces_tasks_without_orphans(fresh_portico, unique):
     p = fresh_portico.start()
-    # A task whose process has a child of its own: the child outlives a `kill -9` of Portico
-    # (the parent-death signal reaches only the direct child) until the restart reaps it.
-    Path(p.state_dir, "images.json").write_text(json.dumps({"images": {"example/forks": {
-        "entryPoint": ["sh", "-c", "sleep 300 & exec python3 -m http.server $PORT --bind 127.0.0.1"]}}}))
-    ecs = p.client("ecs")
-    _, subnets, sg = network(p, unique)
-    ecs.create_cluster(clusterName="c")
-    td = sample_taskdef(ecs, "s", image="example/forks")
-    ecs.create_service(cluster="c", serviceName="web", taskDefinition=td["family"], desiredCount=1, launchType="FARGATE",
-                       networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})
-    ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
-    old = running_tasks(ecs, "c", "web")[0]
-    old_id = old["taskArn"].rsplit("/", 1)[1]
-    assert len(processes_of({old_id})) == 2
-    p.kill9()
-    # The task process dies with Portico (parent-death signal); its child is left over.
-    wait_until(lambda: not alive(pid_of(old)), timeout=10, what="task process to die with portico")
-    assert len(processes_of({old_id})) == 1
-    p.start()
-    ecs = p.client("ecs")
+    seen_ids = set()
+    try:
+        # A task whose process has a child of its own: the child outlives a `kill -9` of Portico
+        # (the parent-death signal reaches only the direct child) until the restart reaps it.
+        Path(p.state_dir, "images.json").write_text(json.dumps({"images": {"example/forks": {
+            "entryPoint": ["sh", "-c", "sleep 120 & exec python3 -m http.server $PORT --bind 127.0.0.1"]}}}))
+        ecs = p.client("ecs")
+        _, subnets, sg = network(p, unique)
+        ecs.create_cluster(clusterName="c")
+        td = sample_taskdef(ecs, "s", image="example/forks")
+        ecs.create_service(cluster="c", serviceName="web", taskDefinition=td["family"], desiredCount=1, launchType="FARGATE",
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})
+        ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
+        old = running_tasks(ecs, "c", "web")[0]
+        old_id = old["taskArn"].rsplit("/", 1)[1]
+        seen_ids.add(old_id)
+        assert len(processes_of({old_id})) == 2
+        p.kill9()
+        # The task process dies with Portico (parent-death signal); its child is left over.
+        wait_until(lambda: not alive(pid_of(old)), timeout=10, what="task process to die with portico")
+        assert len(processes_of({old_id})) == 1
+        p.start()
+        ecs = p.client("ecs")
 
-    def replaced():
-        ts = running_tasks(ecs, "c", "web")
-        return len(ts) == 1 and ts[0]["taskArn"] != old["taskArn"] and ts[0]
+        def replaced():
+            ts = running_tasks(ecs, "c", "web")
+            return len(ts) == 1 and ts[0]["taskArn"] != old["taskArn"] and ts[0]
 
-    new = wait_until(replaced, timeout=30, what="replacement after restart")
-    gone = ecs.describe_tasks(cluster="c", tasks=[old["taskArn"]])["tasks"][0]
-    assert gone["lastStatus"] == "STOPPED" and gone["stopCode"] == "EssentialContainerExited"
-    wait_until(lambda: processes_of({old_id}) == [], timeout=10, what="leftover child reaped")
-    ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
-    new_id = new["taskArn"].rsplit("/", 1)[1]
-    assert len(processes_of({new_id})) == 2
-    # Graceful stop takes the task's whole process group down.
-    p.stop()
-    wait_until(lambda: processes_of({new_id}) == [], timeout=10, what="task processes to stop with portico")
+        new = wait_until(replaced, timeout=30, what="replacement after restart")
+        gone = ecs.describe_tasks(cluster="c", tasks=[old["taskArn"]])["tasks"][0]
+        assert gone["lastStatus"] == "STOPPED" and gone["stopCode"] == "EssentialContainerExited"
+        wait_until(lambda: processes_of({old_id}) == [], timeout=10, what="leftover child reaped")
+        ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
+        new_id = new["taskArn"].rsplit("/", 1)[1]
+        seen_ids.add(new_id)
+        assert len(processes_of({new_id})) == 2
+        # Graceful stop takes the task's whole process group down.
+        p.stop()
+        wait_until(lambda: processes_of({new_id}) == [], timeout=10, what="task processes to stop with portico")
+    finally:
+        # Never leave a test's processes behind, even when an assertion above failed.
+        for pid in processes_of(seen_ids):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_alb_reaches_both_tasks(unique, tmp_path):
