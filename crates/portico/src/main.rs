@@ -32,6 +32,13 @@ enum Command {
     Serve(ServeArgs),
     /// Run the AWS tutorial "HTTP API with a private integration to an ECS service" end to end.
     Tutorial(TutorialArgs),
+    /// The built-in amazon/amazon-ecs-sample image (run by the task runtime, not by people).
+    #[command(name = "__sample-app", hide = true)]
+    SampleApp {
+        /// Port to serve on 127.0.0.1 (the runtime sets PORT).
+        #[arg(long, env = "PORT", default_value_t = 80)]
+        port: u16,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -117,6 +124,11 @@ pub fn default_state_dir() -> PathBuf {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::SampleApp { port } = cli.command {
+        // No logging setup and no async runtime: a task process stays small.
+        portico_runtime::sample_app::run(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+        return Ok(());
+    }
     init_logging(&cli.log_level);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -124,6 +136,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => rt.block_on(server::run(args, None, None)),
         Command::Tutorial(args) => rt.block_on(run_tutorial(args)),
+        Command::SampleApp { .. } => Ok(()),
     }
 }
 

@@ -74,7 +74,9 @@ pub async fn run(
     let bound = listener.local_addr()?;
 
     let dataplane = Dataplane::default();
-    let runtime = Runtime::default();
+    let runtime = Runtime::new(portico_runtime::RuntimeConfig {
+        program: std::env::current_exe().ok(),
+    });
     let config = Config {
         default_account: args.account.clone(),
         default_region: args.region.clone(),
@@ -169,6 +171,16 @@ pub async fn handle(
     if let Some(api_id) = execute_api_host(&req) {
         let req = req.map(|b| b.map_err(|e| Box::new(e) as dbody::BoxError).boxed());
         return app.dataplane.http_api.handle(&api_id, req).await;
+    }
+    // elbv2: `Host: <load balancer DNSName>[:port]` is served by that ALB's listener.
+    let lb_listener = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if let Some(l) = lb_listener.and_then(|h| app.dataplane.lb.listener_for_host(h)) {
+        let req = req.map(|b| b.map_err(|e| Box::new(e) as dbody::BoxError).boxed());
+        let r = app.dataplane.lb.serve_http(&l, req, remote.ip()).await;
+        return r.unwrap_or_else(|| plain(503, "text/plain", "load balancer listener is gone"));
     }
     if req.uri().path().starts_with("/_portico/") {
         return crate::admin::handle(&app, req, remote).await;

@@ -2,13 +2,17 @@
 //! woken by a committed write (the store's watch channel) or by its own period, and must be
 //! idempotent: running it twice does what running it once does.
 
+mod ecs;
+mod elbv2;
+
 use crate::Control;
 use std::future::Future;
 use std::time::Duration;
 
 /// Starts every reconciler. Called once by the binary after the store is open.
 pub fn spawn_all(control: &Control) {
-    let _ = control;
+    ecs::spawn(control);
+    elbv2::spawn(control);
 }
 
 /// Runs `step` now, then after every committed write and at least every `period`. Errors are

@@ -197,6 +197,41 @@ pub fn delete_eni(tx: &Tx<'_>, scope: &Scope, eni_id: &str) -> AwsResult<bool> {
     Ok(tx.delete(scope, KIND_ENI, eni_id)?)
 }
 
+/// The default VPC of the scope, made the first time anyone needs it (with a default subnet in
+/// each zone, the default security group, an attached internet gateway and a main route table
+/// routing 0.0.0.0/0 to it), as AWS gives every account. `None` once the user deleted it (AWS
+/// does not bring it back).
+pub fn ensure_default_vpc(tx: &Tx<'_>, scope: &Scope) -> AwsResult<Option<Vpc>> {
+    super::vpc::ensure_default_vpc(tx, scope)
+}
+
+/// The default subnets (one per zone) of the scope's default VPC, making it if needed.
+pub fn default_subnets(tx: &Tx<'_>, scope: &Scope) -> AwsResult<Vec<Subnet>> {
+    let Some(vpc) = ensure_default_vpc(tx, scope)? else {
+        return Ok(Vec::new());
+    };
+    Ok(tx
+        .list_as::<Subnet>(scope, KIND_SUBNET, Some(&vpc.vpc_id))?
+        .into_iter()
+        .filter(|s| s.rest.get("defaultForAz").and_then(Value::as_bool) == Some(true))
+        .collect())
+}
+
+/// The id of a VPC's `default` security group.
+pub fn default_security_group_id(vpc: &Vpc) -> Option<&str> {
+    vpc.rest.get("_defaultGroupId").and_then(Value::as_str)
+}
+
+/// EC2's not-found error for a VPC id.
+pub fn vpc_not_found(id: &str) -> AwsError {
+    super::vpc::vpc_not_found(id)
+}
+
+/// EC2's not-found error for a network interface id.
+pub fn eni_not_found(id: &str) -> AwsError {
+    super::vpc::eni_not_found(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,285 @@
+//! The ELBv2 reconciler: turns the stored load balancers, listeners, rules and target groups into
+//! the data plane's snapshot, binds each listener's socket (the LB's own 127.x.y.z on the
+//! listener port, else an allocated port), records where it listens, maps each LB ENI's private
+//! address to it in the address book, moves load balancers from `provisioning` to `active` once
+//! their sockets are bound, and removes draining targets when their deregistration delay ends.
+//! Idempotent: a run with nothing new changes nothing and writes nothing.
+
+use crate::services::elbv2::model::{
+    self, Listener, LoadBalancer, Rule, TargetGroup, KIND_LB, KIND_LISTENER, KIND_RULE, KIND_TG,
+};
+use crate::Control;
+use portico_core::AwsResult;
+use portico_dataplane::lb as dp;
+use portico_store::{Record, Scope};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+pub(crate) fn spawn(control: &Control) {
+    let mut mapped: HashSet<(IpAddr, u16)> = HashSet::new();
+    super::spawn_loop(control, "elbv2", Duration::from_millis(500), move |c| {
+        if let Err(e) = step(&c, &mut mapped) {
+            tracing::error!(error = %e, cause = ?e.cause, "elbv2 reconcile failed");
+        }
+        async {}
+    });
+}
+
+fn parse<T: serde::de::DeserializeOwned>(records: Vec<Record>) -> Vec<(Scope, T)> {
+    records
+        .into_iter()
+        .filter_map(|r| Some((r.scope, serde_json::from_value(r.body).ok()?)))
+        .collect()
+}
+
+fn scaled(c: &Control, secs: i64) -> Duration {
+    let s = c.config().time_scale;
+    let s = if s > 0.0 && s < 1.0 { s } else { 1.0 };
+    Duration::from_secs_f64((secs.max(0) as f64 * s).max(0.05))
+}
+
+fn tg_spec(c: &Control, tg: &TargetGroup, in_use: bool) -> dp::TargetGroupSpec {
+    let h = &tg.health;
+    let health = h.enabled.then(|| {
+        let http = h.protocol != "TCP";
+        let default_matcher = if matches!(tg.protocol.as_str(), "HTTP" | "HTTPS") {
+            "200"
+        } else {
+            "200-399"
+        };
+        dp::HealthSpec {
+            protocol: match h.protocol.as_str() {
+                "HTTP" => dp::HealthProtocol::Http,
+                "HTTPS" => dp::HealthProtocol::Https,
+                _ => dp::HealthProtocol::Tcp,
+            },
+            port: h.port.parse().ok(),
+            path: h.path.clone().unwrap_or_else(|| "/".into()),
+            interval: scaled(c, h.interval),
+            timeout: scaled(c, h.timeout),
+            healthy_threshold: h.healthy_threshold as u32,
+            unhealthy_threshold: h.unhealthy_threshold as u32,
+            matcher: if http {
+                crate::services::elbv2::tg_matcher(h.matcher.as_deref().unwrap_or(default_matcher))
+            } else {
+                vec![]
+            },
+        }
+    });
+    let attr = |k: &str| tg.attributes.get(k).map(String::as_str);
+    let algorithm = match attr("load_balancing.algorithm.type") {
+        Some("least_outstanding_requests") => dp::Algorithm::LeastOutstanding,
+        Some("weighted_random") => dp::Algorithm::WeightedRandom,
+        _ => dp::Algorithm::RoundRobin,
+    };
+    let stickiness = (attr("stickiness.enabled") == Some("true")
+        && attr("stickiness.type") == Some("lb_cookie"))
+    .then(|| {
+        Duration::from_secs(
+            attr("stickiness.lb_cookie.duration_seconds")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(86400),
+        )
+    });
+    dp::TargetGroupSpec {
+        arn: tg.arn.clone(),
+        protocol: tg.protocol.clone(),
+        health,
+        algorithm,
+        in_use,
+        stickiness,
+        targets: tg
+            .targets
+            .iter()
+            .filter_map(|t| {
+                Some(dp::TargetSpec {
+                    ip: t.id.parse().ok()?,
+                    port: t.port,
+                    draining: t.draining_until_ms.is_some(),
+                })
+            })
+            .collect(),
+    }
+}
+
+fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
+    let (lbs, listeners, rules, tgs) = c.store().read(|tx| {
+        Ok((
+            tx.list_all(KIND_LB)?,
+            tx.list_all(KIND_LISTENER)?,
+            tx.list_all(KIND_RULE)?,
+            tx.list_all(KIND_TG)?,
+        ))
+    })?;
+    let lbs: Vec<(Scope, LoadBalancer)> = parse(lbs);
+    let listeners: Vec<(Scope, Listener)> = parse(listeners);
+    let rules: Vec<(Scope, Rule)> = parse(rules);
+    let tgs: Vec<(Scope, TargetGroup)> = parse(tgs);
+
+    let mut rules_of: HashMap<&str, Vec<&Rule>> = HashMap::new();
+    for (_, r) in &rules {
+        rules_of.entry(r.listener_arn.as_str()).or_default().push(r);
+    }
+    let mut used: HashSet<String> = HashSet::new();
+    let mut listeners_of: HashMap<&str, Vec<&Listener>> = HashMap::new();
+    for (_, l) in &listeners {
+        listeners_of.entry(l.lb_arn.as_str()).or_default().push(l);
+    }
+
+    let mut snapshot = dp::Snapshot::default();
+    let mut wanted = Vec::new();
+    for (_, lb) in &lbs {
+        let kind = if lb.lb_type == "network" {
+            dp::LbKind::Network
+        } else {
+            dp::LbKind::Application
+        };
+        let ip: IpAddr = lb.local_ip.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let mut specs = Vec::new();
+        for l in listeners_of.get(lb.arn.as_str()).into_iter().flatten() {
+            let mut dp_rules = Vec::new();
+            used.extend(model::forward_targets(&l.default_actions));
+            if let Some(a) = crate::services::elbv2::dp_action(&l.default_actions) {
+                dp_rules.push(dp::Rule {
+                    priority: u32::MAX,
+                    conditions: vec![],
+                    action: a,
+                });
+            }
+            for r in rules_of.get(l.arn.as_str()).into_iter().flatten() {
+                let Some(p) = r.priority else { continue };
+                used.extend(model::forward_targets(&r.actions));
+                let conditions: Option<Vec<dp::Condition>> = r
+                    .conditions
+                    .iter()
+                    .map(crate::services::elbv2::dp_condition)
+                    .collect();
+                if let (Some(conditions), Some(action)) =
+                    (conditions, crate::services::elbv2::dp_action(&r.actions))
+                {
+                    dp_rules.push(dp::Rule {
+                        priority: p,
+                        conditions,
+                        action,
+                    });
+                }
+            }
+            // UDP is not served locally; TCP_UDP serves its TCP half.
+            if l.protocol != "UDP" {
+                wanted.push(dp::ListenerBind {
+                    arn: l.arn.clone(),
+                    ip,
+                    port: l.port,
+                    kind,
+                });
+            }
+            specs.push(dp::ListenerSpec {
+                arn: l.arn.clone(),
+                port: l.port,
+                protocol: l.protocol.clone(),
+                rules: dp_rules,
+            });
+        }
+        let attr = |k: &str| lb.attributes.get(k).map(String::as_str);
+        snapshot.load_balancers.push(dp::LoadBalancerSpec {
+            arn: lb.arn.clone(),
+            kind,
+            dns_name: lb.dns_name.clone(),
+            idle_timeout: Duration::from_secs(
+                attr("idle_timeout.timeout_seconds")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(60),
+            ),
+            xff_mode: match attr("routing.http.xff_header_processing.mode") {
+                Some("preserve") => dp::XffMode::Preserve,
+                Some("remove") => dp::XffMode::Remove,
+                _ => dp::XffMode::Append,
+            },
+            xff_client_port: attr("routing.http.xff_client_port.enabled") == Some("true"),
+            preserve_host: attr("routing.http.preserve_host_header.enabled") == Some("true"),
+            listeners: specs,
+        });
+    }
+    for (_, tg) in &tgs {
+        snapshot
+            .target_groups
+            .push(tg_spec(c, tg, used.contains(&tg.arn)));
+    }
+
+    let engine = &c.dataplane().lb;
+    engine.publish(snapshot, &c.dataplane().addresses);
+    let bound = engine.bind(wanted);
+
+    // The LB's private addresses (one per subnet ENI) lead to its listener sockets.
+    let mut now_mapped = HashSet::new();
+    for (_, lb) in &lbs {
+        for l in listeners_of.get(lb.arn.as_str()).into_iter().flatten() {
+            let Some(local) = bound.get(&l.arn) else {
+                continue;
+            };
+            for s in &lb.subnets {
+                if let Ok(ip) = s.private_ip.parse::<IpAddr>() {
+                    c.dataplane().addresses.bind(ip, l.port, *local);
+                    now_mapped.insert((ip, l.port));
+                }
+            }
+        }
+    }
+    for gone in mapped.difference(&now_mapped) {
+        c.dataplane().addresses.unbind(gone.0, gone.1);
+    }
+    *mapped = now_mapped;
+
+    // Write back only what changed.
+    let now = portico_core::time::now_millis();
+    let addr_of = |arn: &str| bound.get(arn).map(SocketAddr::to_string);
+    let listener_updates: Vec<&(Scope, Listener)> = listeners
+        .iter()
+        .filter(|(_, l)| l.protocol != "UDP" && addr_of(&l.arn) != l.local_address)
+        .collect();
+    let lb_updates: Vec<&(Scope, LoadBalancer)> = lbs
+        .iter()
+        .filter(|(_, lb)| {
+            lb.state == "provisioning"
+                && listeners_of
+                    .get(lb.arn.as_str())
+                    .into_iter()
+                    .flatten()
+                    .all(|l| l.protocol == "UDP" || bound.contains_key(&l.arn))
+        })
+        .collect();
+    let tg_updates: Vec<&(Scope, TargetGroup)> = tgs
+        .iter()
+        .filter(|(_, tg)| {
+            tg.targets
+                .iter()
+                .any(|t| t.draining_until_ms.is_some_and(|u| u <= now))
+        })
+        .collect();
+    if listener_updates.is_empty() && lb_updates.is_empty() && tg_updates.is_empty() {
+        return Ok(());
+    }
+    c.store().write(|tx| {
+        for (scope, l) in &listener_updates {
+            if let Some(mut cur) = tx.get_as::<Listener>(scope, KIND_LISTENER, &l.arn)? {
+                cur.local_address = addr_of(&l.arn);
+                model::put_listener(tx, scope, &cur)?;
+            }
+        }
+        for (scope, lb) in &lb_updates {
+            if let Some(mut cur) = tx.get_as::<LoadBalancer>(scope, KIND_LB, &lb.arn)? {
+                cur.state = "active".into();
+                model::put_lb(tx, scope, &cur)?;
+            }
+        }
+        for (scope, tg) in &tg_updates {
+            if let Some(mut cur) = tx.get_as::<TargetGroup>(scope, KIND_TG, &tg.arn)? {
+                cur.targets
+                    .retain(|t| t.draining_until_ms.is_none_or(|u| u > now));
+                model::put_tg(tx, scope, &cur)?;
+            }
+        }
+        Ok(())
+    })
+}

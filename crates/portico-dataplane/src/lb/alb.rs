@@ -1,0 +1,442 @@
+//! HOT PATH
+//! The ALB HTTP proxy. The life of a request: load the snapshot -> reject what an ALB rejects
+//! (TRACE) -> select the rule (lowest matching priority) -> run its action: fixed response,
+//! redirect, or forward (pick a target group by weight or stickiness cookie, pick a target among
+//! healthy ones or fail open, rewrite headers, send over a pooled keep-alive connection) ->
+//! map failures to AWS's pages: no target 503, refused/reset/malformed 502, timeouts 504.
+
+use super::rules::{self, RequestFacts};
+use super::{Action, Engine, GroupRt, ListenerRt, Rt, XffMode};
+use crate::body::{full, Body, BoxError};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Body>;
+
+/// The shared upstream client: keep-alive pool per target, 10 s connect timeout as on AWS.
+pub(crate) fn client() -> Client {
+    let mut c = HttpConnector::new();
+    c.set_connect_timeout(Some(Duration::from_secs(10)));
+    c.set_nodelay(true);
+    c.enforce_http(true);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(50))
+        .pool_max_idle_per_host(64)
+        .build(c)
+}
+
+/// An ALB-generated page, with `Server: awselb/2.0`.
+pub(crate) fn page(status: u16) -> Response<Body> {
+    let reason = match status {
+        400 => "400 Bad Request",
+        405 => "405 Method Not Allowed",
+        408 => "408 Request Time-out",
+        502 => "502 Bad Gateway",
+        503 => "503 Service Temporarily Unavailable",
+        504 => "504 Gateway Time-out",
+        _ => "500 Internal Server Error",
+    };
+    let body = format!(
+        "<html>\r\n<head><title>{reason}</title></head>\r\n<body>\r\n<center><h1>{reason}</h1></center>\r\n</body>\r\n</html>\r\n"
+    );
+    let mut r = Response::new(full(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(header::SERVER, HeaderValue::from_static("awselb/2.0"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    r
+}
+
+/// A request that arrived on a listener socket.
+pub(crate) async fn serve_on(
+    engine: &Engine,
+    arn: &str,
+    req: Request<Body>,
+    remote: SocketAddr,
+) -> Response<Body> {
+    let rt = engine.rt();
+    match rt.listeners.get(arn).cloned() {
+        Some(l) => serve(engine, &rt, &l, req, remote).await,
+        None => page(503),
+    }
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Headers named by `Connection` are hop-by-hop too.
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(n);
+    }
+    h.remove(header::TRANSFER_ENCODING);
+}
+
+pub(crate) async fn serve(
+    engine: &Engine,
+    rt: &Rt,
+    l: &Arc<ListenerRt>,
+    req: Request<Body>,
+    remote: SocketAddr,
+) -> Response<Body> {
+    if req.method() == http::Method::TRACE {
+        return page(405);
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let facts = RequestFacts {
+        method: req.method().as_str(),
+        host: host.as_deref(),
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: req.headers(),
+        source: remote.ip(),
+    };
+    let Some(rule) = rules::select(&l.spec.rules, &facts) else {
+        return page(503);
+    };
+    match &rule.action {
+        Action::Fixed {
+            status,
+            content_type,
+            body,
+        } => {
+            let mut r = Response::new(full(body.clone()));
+            *r.status_mut() = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
+            let h = r.headers_mut();
+            h.insert(header::SERVER, HeaderValue::from_static("awselb/2.0"));
+            if let Some(v) = content_type
+                .as_deref()
+                .and_then(|c| HeaderValue::from_str(c).ok())
+            {
+                h.insert(header::CONTENT_TYPE, v);
+            }
+            r
+        }
+        Action::Redirect(rd) => {
+            let loc = rules::redirect_location(rd, &facts, &l.spec.protocol, l.spec.port);
+            let mut r = Response::new(crate::body::empty());
+            *r.status_mut() = if rd.permanent {
+                StatusCode::MOVED_PERMANENTLY
+            } else {
+                StatusCode::FOUND
+            };
+            let h = r.headers_mut();
+            h.insert(header::SERVER, HeaderValue::from_static("awselb/2.0"));
+            if let Ok(v) = HeaderValue::from_str(&loc) {
+                h.insert(header::LOCATION, v);
+            }
+            r
+        }
+        Action::Forward(fwd) => {
+            // Target-group stickiness: a valid AWSALBTG cookie names the group.
+            let cookie_tg = fwd
+                .stickiness
+                .and_then(|_| cookie(req.headers(), "AWSALBTG"))
+                .and_then(|v| {
+                    fwd.groups
+                        .iter()
+                        .position(|(arn, w)| *w > 0 && token(arn) == v)
+                });
+            let weights: Vec<u32> = fwd.groups.iter().map(|g| g.1).collect();
+            let idx = match cookie_tg {
+                Some(i) => Some(i),
+                None => rules::pick_weighted(&weights, rand::random::<u64>()),
+            };
+            let Some(idx) = idx else { return page(503) };
+            let tg_arn = &fwd.groups[idx].0;
+            let Some(group) = rt.groups.get(tg_arn) else {
+                return page(503);
+            };
+            let mut resp = forward(engine, l, group, req, remote).await;
+            if let (Some(d), None) = (fwd.stickiness, cookie_tg) {
+                set_cookie(&mut resp, "AWSALBTG", &token(tg_arn), d);
+            }
+            resp
+        }
+    }
+}
+
+/// A stable opaque token for a cookie value.
+fn token(s: &str) -> String {
+    // FNV-1a: stable across runs, so cookies survive restarts.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn set_cookie(r: &mut Response<Body>, name: &str, value: &str, d: Duration) {
+    let secs = d.as_secs();
+    for (n, extra) in [
+        (name.to_string(), ""),
+        (format!("{name}CORS"), "; SameSite=None; Secure"),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&format!("{n}={value}; Max-Age={secs}; Path=/{extra}"))
+        {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// Decrements a target's in-flight count when the response body is done (or dropped).
+struct InFlight(Arc<super::TargetState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn forward(
+    engine: &Engine,
+    l: &ListenerRt,
+    group: &GroupRt,
+    req: Request<Body>,
+    remote: SocketAddr,
+) -> Response<Body> {
+    let eligible = group.eligible();
+    // Target stickiness (lb_cookie): a valid AWSALB cookie names an eligible target.
+    let sticky = group.spec.stickiness.and_then(|_| {
+        let v = cookie(req.headers(), "AWSALB")?;
+        eligible
+            .iter()
+            .copied()
+            .find(|t| token(&format!("{}:{}", t.ip, t.port)) == v)
+    });
+    let Some(target) = sticky.or_else(|| group.pick(&eligible)) else {
+        return page(503);
+    };
+    let Some(addr) = engine
+        .addresses()
+        .and_then(|b| b.resolve(target.ip, target.port))
+    else {
+        return page(502);
+    };
+    let lb = &l.lb;
+    let (mut parts, body) = req.into_parts();
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let uri = match http::Uri::builder()
+        .scheme("http")
+        .authority(addr.to_string())
+        .path_and_query(pq)
+        .build()
+    {
+        Ok(u) => u,
+        Err(_) => return page(400),
+    };
+    let authority = parts.uri.authority().map(|a| a.to_string());
+    parts.uri = uri;
+    parts.version = http::Version::HTTP_11;
+    let h = &mut parts.headers;
+    strip_hop_by_hop(h);
+    // Host: ports 80/443 drop a `:port`; other ports gain the listener port.
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(authority);
+    if let Some(host) = host {
+        let new = if lb.preserve_host {
+            host
+        } else {
+            let bare = rules::strip_port(&host);
+            if l.spec.port == 80 || l.spec.port == 443 {
+                bare.to_string()
+            } else if bare.len() == host.len() {
+                format!("{host}:{}", l.spec.port)
+            } else {
+                host
+            }
+        };
+        if let Ok(v) = HeaderValue::from_str(&new) {
+            h.insert(header::HOST, v);
+        }
+    }
+    let client = if lb.xff_client_port && remote.port() != 0 {
+        match remote {
+            SocketAddr::V4(a) => a.to_string(),
+            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        }
+    } else {
+        remote.ip().to_string()
+    };
+    match lb.xff_mode {
+        XffMode::Append => {
+            let new = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client}"),
+                _ => client,
+            };
+            if let Ok(v) = HeaderValue::from_str(&new) {
+                h.insert("x-forwarded-for", v);
+            }
+        }
+        XffMode::Preserve => {}
+        XffMode::Remove => {
+            h.remove("x-forwarded-for");
+        }
+    }
+    let proto = if l.spec.protocol == "HTTPS" {
+        "https"
+    } else {
+        "http"
+    };
+    h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    if let Ok(v) = HeaderValue::from_str(&l.spec.port.to_string()) {
+        h.insert("x-forwarded-port", v);
+    }
+    let trace = trace_id(h.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()));
+    if let Ok(v) = HeaderValue::from_str(&trace) {
+        h.insert("x-amzn-trace-id", v);
+    }
+    let upstream = Request::from_parts(parts, body);
+
+    target.state.inflight.fetch_add(1, Ordering::Relaxed);
+    let guard = InFlight(target.state.clone());
+    let sticky_cookie = group
+        .spec
+        .stickiness
+        .filter(|_| sticky.is_none())
+        .map(|d| (token(&format!("{}:{}", target.ip, target.port)), d));
+    let result = tokio::time::timeout(lb.idle_timeout, engine.inner.client.request(upstream)).await;
+    let resp = match result {
+        Err(_) => return page(504),
+        Ok(Err(e)) => return page(if is_timeout(&e) { 504 } else { 502 }),
+        Ok(Ok(r)) => r,
+    };
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let body = body
+        .map_frame(move |f| {
+            let _ = &guard;
+            f
+        })
+        .map_err(|e| Box::new(e) as BoxError)
+        .boxed();
+    let mut r = Response::from_parts(parts, body);
+    if let Some((v, d)) = sticky_cookie {
+        set_cookie(&mut r, "AWSALB", &v, d);
+    }
+    r
+}
+
+fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        if s.to_string().contains("timed out") {
+            return true;
+        }
+        src = s.source();
+    }
+    false
+}
+
+/// `X-Amzn-Trace-Id`: a fresh `Root` when absent; with a `Root`, a new `Self` in front.
+fn trace_id(incoming: Option<&str>) -> String {
+    let fresh = || {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let r: u128 = rand::random();
+        format!("1-{:08x}-{:024x}", secs as u32, r & ((1u128 << 96) - 1))
+    };
+    match incoming {
+        Some(t) if t.contains("Root=") => {
+            let rest: Vec<&str> = t
+                .split(';')
+                .map(str::trim)
+                .filter(|f| !f.starts_with("Self="))
+                .collect();
+            format!("Self={};{}", fresh(), rest.join(";"))
+        }
+        _ => format!("Root={}", fresh()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids() {
+        let t = trace_id(None);
+        assert!(t.starts_with("Root=1-") && t.len() == "Root=1-".len() + 8 + 1 + 24);
+        let t = trace_id(Some("Root=1-abc-def;CalledFrom=app"));
+        assert!(t.starts_with("Self=1-"));
+        assert!(t.ends_with(";Root=1-abc-def;CalledFrom=app"));
+        let t2 = trace_id(Some(&t));
+        assert_eq!(t2.matches("Self=").count(), 1);
+    }
+
+    #[test]
+    fn pages_are_awselb() {
+        let p = page(503);
+        assert_eq!(p.status(), 503);
+        assert_eq!(p.headers()[header::SERVER], "awselb/2.0");
+    }
+
+    #[test]
+    fn hop_by_hop_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.get("x-secret").is_none() && h.get(header::CONNECTION).is_none());
+        assert!(h.get("x-keep").is_some());
+    }
+}

@@ -1,0 +1,509 @@
+//! The load-balancer engine: ALB and NLB listeners. The control plane publishes a [`Snapshot`]
+//! (load balancers, listeners with their rules, target groups with their targets) and asks the
+//! engine to bind listener sockets ([`Engine::bind`]); the engine serves traffic from the
+//! snapshot alone, health-checks the targets of target groups in use, and reports target health
+//! back ([`Engine::target_health`]). A new snapshot replaces the old one atomically: requests in
+//! flight keep the snapshot they started with, so changes never drop them.
+//!
+//! Parts: [`rules`] (pure rule matching), `alb` (HTTP proxy), `nlb` (TCP pass-through),
+//! `health` (probes and the health state machine), `listen` (listener sockets).
+
+mod alb;
+mod health;
+mod listen;
+mod nlb;
+pub mod rules;
+
+use crate::addr::AddressBook;
+use crate::body::Body;
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pub use health::{HealthState, TargetHealth};
+pub use listen::ListenerBind;
+pub use rules::{Cidr, Condition, Redirect, Rule};
+
+/// What a rule does (the terminal action).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Forward(Forward),
+    Fixed {
+        status: u16,
+        content_type: Option<String>,
+        body: String,
+    },
+    Redirect(Redirect),
+}
+
+/// A forward to one or more weighted target groups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward {
+    /// (target group ARN, weight).
+    pub groups: Vec<(String, u32)>,
+    /// Target-group stickiness (`AWSALBTG` cookie) and its duration.
+    pub stickiness: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbKind {
+    Application,
+    Network,
+}
+
+/// How `X-Forwarded-For` is treated (`routing.http.xff_header_processing.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XffMode {
+    #[default]
+    Append,
+    Preserve,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadBalancerSpec {
+    pub arn: String,
+    pub kind: LbKind,
+    /// The DNS name; requests on the main port whose Host is this name reach this LB.
+    pub dns_name: String,
+    pub idle_timeout: Duration,
+    pub xff_mode: XffMode,
+    pub xff_client_port: bool,
+    pub preserve_host: bool,
+    pub listeners: Vec<ListenerSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerSpec {
+    pub arn: String,
+    pub port: u16,
+    /// `HTTP`, `HTTPS`, `TCP`, `TLS`, `UDP`, `TCP_UDP`.
+    pub protocol: String,
+    /// Every rule including the default one (priority `u32::MAX`, no conditions).
+    pub rules: Vec<Rule<Action>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    #[default]
+    RoundRobin,
+    LeastOutstanding,
+    WeightedRandom,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetGroupSpec {
+    pub arn: String,
+    pub protocol: String,
+    /// `None` when health checks are disabled (targets then count as healthy).
+    pub health: Option<health::HealthSpec>,
+    pub algorithm: Algorithm,
+    /// Referenced by a listener or rule of some load balancer: only then are targets probed.
+    pub in_use: bool,
+    /// Target stickiness (`AWSALB` cookie) duration, when `stickiness.enabled`.
+    pub stickiness: Option<Duration>,
+    pub targets: Vec<TargetSpec>,
+}
+
+pub use health::{HealthProtocol, HealthSpec};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSpec {
+    /// The registered (VPC-side) address; resolved through the address book at connect time.
+    pub ip: IpAddr,
+    pub port: u16,
+    /// Deregistration in progress: no new requests or connections.
+    pub draining: bool,
+}
+
+/// Everything the engine serves, built by the control plane.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub load_balancers: Vec<LoadBalancerSpec>,
+    pub target_groups: Vec<TargetGroupSpec>,
+}
+
+/// The live state of one registered target; survives snapshot swaps.
+#[derive(Debug, Default)]
+pub(crate) struct TargetState {
+    /// A [`HealthState`] as u8.
+    pub(crate) health: AtomicU8,
+    pub(crate) reason: Mutex<Option<(&'static str, String)>>,
+    pub(crate) ok_run: AtomicU32,
+    pub(crate) fail_run: AtomicU32,
+    pub(crate) inflight: AtomicUsize,
+}
+
+pub(crate) struct TargetRt {
+    pub(crate) ip: IpAddr,
+    pub(crate) port: u16,
+    pub(crate) draining: bool,
+    pub(crate) state: Arc<TargetState>,
+}
+
+pub(crate) struct GroupRt {
+    pub(crate) spec: TargetGroupSpec,
+    pub(crate) targets: Vec<TargetRt>,
+    pub(crate) rr: Arc<AtomicUsize>,
+}
+
+pub(crate) struct ListenerRt {
+    pub(crate) spec: ListenerSpec,
+    pub(crate) lb: Arc<LoadBalancerSpec>,
+}
+
+/// The routing table built from one snapshot.
+#[derive(Default)]
+pub(crate) struct Rt {
+    pub(crate) listeners: HashMap<String, Arc<ListenerRt>>,
+    /// Lower-cased DNS name -> (port, listener ARN) of its HTTP listeners.
+    pub(crate) hosts: HashMap<String, Vec<(u16, String)>>,
+    pub(crate) groups: HashMap<String, Arc<GroupRt>>,
+}
+
+type TargetKey = (String, IpAddr, u16);
+
+struct Inner {
+    rt: ArcSwap<Rt>,
+    targets: Mutex<HashMap<TargetKey, Arc<TargetState>>>,
+    round_robin: Mutex<HashMap<String, Arc<AtomicUsize>>>,
+    addresses: OnceLock<AddressBook>,
+    client: alb::Client,
+    probes: Mutex<health::Probes>,
+    bound: Mutex<listen::Bound>,
+}
+
+/// The ALB/NLB engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            inner: Arc::new(Inner {
+                rt: ArcSwap::default(),
+                targets: Mutex::default(),
+                round_robin: Mutex::default(),
+                addresses: OnceLock::new(),
+                client: alb::client(),
+                probes: Mutex::default(),
+                bound: Mutex::default(),
+            }),
+        }
+    }
+}
+
+impl Engine {
+    /// Replaces what the engine serves. Targets keep their health across snapshots; targets no
+    /// longer present are forgotten (a re-registration starts again at `initial`). Must run
+    /// inside a tokio runtime (it starts and stops health probes).
+    pub fn publish(&self, snapshot: Snapshot, addresses: &AddressBook) {
+        let _ = self.inner.addresses.set(addresses.clone());
+        let mut groups = HashMap::new();
+        {
+            let mut states = self.inner.targets.lock();
+            let mut rrs = self.inner.round_robin.lock();
+            let mut keep = std::collections::HashSet::new();
+            let mut keep_rr = std::collections::HashSet::new();
+            for g in snapshot.target_groups {
+                let targets = g
+                    .targets
+                    .iter()
+                    .map(|t| {
+                        let key = (g.arn.clone(), t.ip, t.port);
+                        let state = states.entry(key.clone()).or_default().clone();
+                        keep.insert(key);
+                        TargetRt {
+                            ip: t.ip,
+                            port: t.port,
+                            draining: t.draining,
+                            state,
+                        }
+                    })
+                    .collect();
+                let rr = rrs.entry(g.arn.clone()).or_default().clone();
+                keep_rr.insert(g.arn.clone());
+                groups.insert(
+                    g.arn.clone(),
+                    Arc::new(GroupRt {
+                        spec: g,
+                        targets,
+                        rr,
+                    }),
+                );
+            }
+            states.retain(|k, _| keep.contains(k));
+            rrs.retain(|k, _| keep_rr.contains(k));
+        }
+        let mut listeners = HashMap::new();
+        let mut hosts: HashMap<String, Vec<(u16, String)>> = HashMap::new();
+        for lb in snapshot.load_balancers {
+            let lb = Arc::new(lb);
+            for l in &lb.listeners {
+                if lb.kind == LbKind::Application {
+                    hosts
+                        .entry(lb.dns_name.to_ascii_lowercase())
+                        .or_default()
+                        .push((l.port, l.arn.clone()));
+                }
+                listeners.insert(
+                    l.arn.clone(),
+                    Arc::new(ListenerRt {
+                        spec: l.clone(),
+                        lb: lb.clone(),
+                    }),
+                );
+            }
+        }
+        let rt = Arc::new(Rt {
+            listeners,
+            hosts,
+            groups,
+        });
+        health::sync(self, &rt);
+        self.inner.rt.store(rt);
+    }
+
+    /// Makes the bound listener sockets match `wanted`; returns where each listener really
+    /// listens (its own address and port when free, else an allocated port).
+    pub fn bind(&self, wanted: Vec<ListenerBind>) -> HashMap<String, SocketAddr> {
+        listen::sync(self, wanted)
+    }
+
+    /// Serves an HTTP request as if it had arrived on the given ALB listener: rules, health,
+    /// weights and AWS's error pages, exactly as on the listener's socket. `None` when no such
+    /// listener (or it is not an HTTP listener). API Gateway's VPC links call this in-process.
+    pub async fn serve_http(
+        &self,
+        listener_arn: &str,
+        req: http::Request<Body>,
+        client_ip: IpAddr,
+    ) -> Option<http::Response<Body>> {
+        let rt = self.inner.rt.load_full();
+        let l = rt.listeners.get(listener_arn)?.clone();
+        if l.lb.kind != LbKind::Application {
+            return None;
+        }
+        Some(alb::serve(self, &rt, &l, req, SocketAddr::new(client_ip, 0)).await)
+    }
+
+    /// The HTTP listener a request on the main port addressed to `host` (an ALB's DNS name,
+    /// optionally with `:port`) belongs to: the listener on that port, else on port 80, else
+    /// the only listener.
+    pub fn listener_for_host(&self, host: &str) -> Option<String> {
+        let (name, port) = match host.rsplit_once(':') {
+            Some((n, p)) => (n, p.parse::<u16>().ok()),
+            None => (host, None),
+        };
+        let rt = self.inner.rt.load();
+        let ls = rt.hosts.get(&name.to_ascii_lowercase())?;
+        let by_port = |p: u16| ls.iter().find(|(lp, _)| *lp == p).map(|(_, a)| a.clone());
+        match port {
+            Some(p) => by_port(p),
+            None => by_port(80).or_else(|| (ls.len() == 1).then(|| ls[0].1.clone())),
+        }
+    }
+
+    /// Health of one target as the engine sees it; `None` when it is not being tracked (not
+    /// registered, or its target group is not in use).
+    pub fn target_health(&self, tg_arn: &str, ip: IpAddr, port: u16) -> Option<TargetHealth> {
+        let st = self
+            .inner
+            .targets
+            .lock()
+            .get(&(tg_arn.to_string(), ip, port))
+            .cloned()?;
+        Some(health::report(&st))
+    }
+
+    /// Where a listener is bound, if it is.
+    pub fn local_address(&self, listener_arn: &str) -> Option<SocketAddr> {
+        listen::local_address(self, listener_arn)
+    }
+
+    pub(crate) fn addresses(&self) -> Option<&AddressBook> {
+        self.inner.addresses.get()
+    }
+
+    pub(crate) fn rt(&self) -> Arc<Rt> {
+        self.inner.rt.load_full()
+    }
+}
+
+impl GroupRt {
+    /// The targets a new request or connection may go to: healthy, non-draining ones; when none
+    /// is healthy, every non-draining target (AWS's fail-open). Empty when nothing is routable.
+    pub(crate) fn eligible(&self) -> Vec<&TargetRt> {
+        let live: Vec<&TargetRt> = self.targets.iter().filter(|t| !t.draining).collect();
+        if self.spec.health.is_none() || !self.spec.in_use {
+            return live;
+        }
+        let healthy: Vec<&TargetRt> = live
+            .iter()
+            .copied()
+            .filter(|t| t.state.health.load(Ordering::Relaxed) == HealthState::Healthy as u8)
+            .collect();
+        if healthy.is_empty() {
+            live
+        } else {
+            healthy
+        }
+    }
+
+    /// Picks one target by the group's algorithm.
+    pub(crate) fn pick<'a>(&self, eligible: &[&'a TargetRt]) -> Option<&'a TargetRt> {
+        if eligible.is_empty() {
+            return None;
+        }
+        let n = self.rr.fetch_add(1, Ordering::Relaxed);
+        match self.spec.algorithm {
+            Algorithm::RoundRobin => Some(eligible[n % eligible.len()]),
+            Algorithm::WeightedRandom => Some(eligible[rand::random::<usize>() % eligible.len()]),
+            Algorithm::LeastOutstanding => {
+                let len = eligible.len();
+                (0..len)
+                    .map(|i| eligible[(n + i) % len])
+                    .min_by_key(|t| t.state.inflight.load(Ordering::Relaxed))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// A one-response-per-connection HTTP server that echoes the X-Forwarded-For it got.
+    async fn backend() -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    let req = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+                    let xff = req
+                        .lines()
+                        .find_map(|l| l.strip_prefix("x-forwarded-for: "))
+                        .unwrap_or("-")
+                        .trim()
+                        .to_string();
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{xff}",
+                        xff.len()
+                    );
+                    let _ = s.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        a
+    }
+
+    fn snapshot(targets: Vec<TargetSpec>) -> Snapshot {
+        let fwd = Action::Forward(Forward {
+            groups: vec![("tg".into(), 1)],
+            stickiness: None,
+        });
+        Snapshot {
+            load_balancers: vec![LoadBalancerSpec {
+                arn: "lb".into(),
+                kind: LbKind::Application,
+                dns_name: "internal-x-1.us-east-1.elb.localhost".into(),
+                idle_timeout: Duration::from_secs(5),
+                xff_mode: XffMode::Append,
+                xff_client_port: false,
+                preserve_host: false,
+                listeners: vec![ListenerSpec {
+                    arn: "l".into(),
+                    port: 80,
+                    protocol: "HTTP".into(),
+                    rules: vec![
+                        Rule {
+                            priority: 5,
+                            conditions: vec![Condition::Path(vec!["/fixed".into()])],
+                            action: Action::Fixed {
+                                status: 418,
+                                content_type: Some("text/plain".into()),
+                                body: "tea".into(),
+                            },
+                        },
+                        Rule {
+                            priority: u32::MAX,
+                            conditions: vec![],
+                            action: fwd,
+                        },
+                    ],
+                }],
+            }],
+            target_groups: vec![TargetGroupSpec {
+                arn: "tg".into(),
+                protocol: "HTTP".into(),
+                health: None,
+                algorithm: Algorithm::RoundRobin,
+                in_use: true,
+                stickiness: None,
+                targets,
+            }],
+        }
+    }
+
+    #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
+    async fn get(e: &Engine, path: &str) -> (u16, String) {
+        let req = http::Request::builder()
+            .uri(path)
+            .header("host", "x")
+            .body(crate::body::empty())
+            .unwrap();
+        let r = e
+            .serve_http("l", req, "10.1.2.3".parse().unwrap())
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        let b = http_body_util::Limited::new(r.into_body(), 1 << 20)
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        (s, String::from_utf8_lossy(&b).into_owned())
+    }
+
+    #[tokio::test]
+    async fn serve_http_forwards_and_fails_like_an_alb() {
+        let e = Engine::default();
+        let book = AddressBook::default();
+        e.publish(snapshot(vec![]), &book);
+        assert_eq!(get(&e, "/").await.0, 503);
+        assert_eq!(get(&e, "/fixed").await, (418, "tea".into()));
+        let a = backend().await;
+        let private: IpAddr = "10.0.3.7".parse().unwrap();
+        book.bind(private, 8080, a);
+        let t = |port| TargetSpec {
+            ip: private,
+            port,
+            draining: false,
+        };
+        e.publish(snapshot(vec![t(8080)]), &book);
+        assert_eq!(get(&e, "/").await, (200, "10.1.2.3".into()));
+        // Nothing listens behind 10.0.3.7:9: the address book has no entry -> 502.
+        e.publish(snapshot(vec![t(9)]), &book);
+        assert_eq!(get(&e, "/").await.0, 502);
+        assert!(e
+            .serve_http("nope", http::Request::new(crate::body::empty()), private)
+            .await
+            .is_none());
+        assert_eq!(
+            e.listener_for_host("INTERNAL-x-1.us-east-1.elb.localhost"),
+            Some("l".into())
+        );
+    }
+}

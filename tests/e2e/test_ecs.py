@@ -1,0 +1,419 @@
+"""ECS end to end: a Fargate service of amazon/amazon-ecs-sample really runs as local processes
+in private subnets, serves the sample page, is replaced when a process dies, scales, and leaves
+no process behind; bad input gets AWS's exact errors and changes nothing."""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import botocore.exceptions
+import pytest
+
+from conftest import Portico, wait_until
+
+SAMPLE = "amazon/amazon-ecs-sample"
+EXEC_ROLE = "arn:aws:iam::000000000000:role/ecsTaskExecutionRole"
+FAST = {"Delay": 1, "MaxAttempts": 60}
+
+WHOAMI = """
+import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = os.environ['PORTICO_TASK_ID'].encode()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()
+"""
+
+
+def err(fn, *a, **kw):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fn(*a, **kw)
+    return e.value.response["Error"]
+
+
+def network(p, unique):
+    """A VPC with two private subnets and a security group."""
+    ec2 = p.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i + 1}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
+        for i, z in enumerate("ab")
+    ]
+    sg = ec2.create_security_group(GroupName=f"svc-{unique}", Description="tasks", VpcId=vpc)["GroupId"]
+    return vpc, subnets, sg
+
+
+def sample_taskdef(ecs, family, image=SAMPLE, logs=False):
+    c = {"name": "web", "image": image, "essential": True,
+         "portMappings": [{"containerPort": 80, "protocol": "tcp"}]}
+    if logs:
+        c["logConfiguration"] = {"logDriver": "awslogs", "options": {
+            "awslogs-group": f"/ecs/{family}", "awslogs-region": "us-east-1",
+            "awslogs-stream-prefix": "ecs", "awslogs-create-group": "true"}}
+    return ecs.register_task_definition(
+        family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+        cpu="256", memory="512", executionRoleArn=EXEC_ROLE, containerDefinitions=[c],
+    )["taskDefinition"]
+
+
+def running_tasks(ecs, cluster, service):
+    arns = ecs.list_tasks(cluster=cluster, serviceName=service)["taskArns"]
+    if not arns:
+        return []
+    return [t for t in ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if t["lastStatus"] == "RUNNING"]
+
+
+def local_url(task):
+    b = task["containers"][0]["networkBindings"][0]
+    return f"http://{b['bindIP']}:{b['hostPort']}/"
+
+
+def pid_of(task):
+    return int(task["containers"][0]["runtimeId"])
+
+
+def alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        return state != "Z"
+    except OSError:
+        return False
+
+
+def processes_of(task_ids):
+    """Pids of live processes whose environment names one of these tasks."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            env = (d / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for e in env:
+            if e.startswith(b"PORTICO_TASK_ID=") and e.split(b"=", 1)[1].decode() in task_ids and alive(int(d.name)):
+                found.append(int(d.name))
+    return found
+
+
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_service_runs_replaces_scales_and_cleans_up(portico, unique):
+    import requests
+
+    ecs = portico.client("ecs")
+    ec2 = portico.client("ec2")
+    vpc, subnets, sg = network(portico, unique)
+    cluster = f"tut-{unique}"
+    ecs.create_cluster(clusterName=cluster)
+    td = sample_taskdef(ecs, f"sample-{unique}", logs=True)
+    assert td["compatibilities"] == ["EC2", "FARGATE"]
+    assert td["containerDefinitions"][0]["portMappings"][0] == {"containerPort": 80, "hostPort": 80, "protocol": "tcp"}
+
+    t0 = time.time()
+    svc = ecs.create_service(
+        cluster=cluster, serviceName="web", taskDefinition=td["family"], desiredCount=2, launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg], "assignPublicIp": "DISABLED"}},
+    )["service"]
+    assert svc["status"] == "ACTIVE" and svc["desiredCount"] == 2 and svc["runningCount"] == 0
+    assert svc["deployments"][0]["status"] == "PRIMARY" and svc["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+    assert isinstance(svc["createdAt"].timestamp(), float)
+    wait_until(lambda: running_tasks(ecs, cluster, "web"), timeout=30, interval=0.02, what="first task RUNNING")
+    first_running = time.time() - t0
+    ecs.get_waiter("services_stable").wait(cluster=cluster, services=["web"], WaiterConfig=FAST)
+    # The CLI waiter agrees (and returns at once: the service is stable).
+    portico.aws("ecs", "wait", "services-stable", "--cluster", cluster, "--services", "web")
+
+    tasks = running_tasks(ecs, cluster, "web")
+    assert len(tasks) == 2
+    ips = set()
+    for t in tasks:
+        assert t["group"] == "service:web" and t["startedBy"].startswith("ecs-svc/")
+        assert t["launchType"] == "FARGATE" and t["platformVersion"] == "1.4.0" and t["connectivity"] == "CONNECTED"
+        att = t["attachments"][0]
+        assert att["type"] == "ElasticNetworkInterface" and att["status"] == "ATTACHED"
+        details = {d["name"]: d["value"] for d in att["details"]}
+        ip = details["privateIPv4Address"]
+        assert ip.startswith(("10.0.1.", "10.0.2.")) and details["subnetId"] in subnets
+        ips.add(ip)
+        eni = ec2.describe_network_interfaces(NetworkInterfaceIds=[details["networkInterfaceId"]])["NetworkInterfaces"][0]
+        assert eni["PrivateIpAddress"] == ip
+        assert t["containers"][0]["networkInterfaces"][0]["privateIpv4Address"] == ip
+        page = requests.get(local_url(t), timeout=5)
+        assert page.status_code == 200
+        assert "<title>Amazon ECS Sample App</title>" in page.text and "Congratulations" in page.text
+    assert len(ips) == 2
+    # Spread over both subnets (round robin).
+    assert {ip.split(".")[2] for ip in ips} == {"1", "2"}
+    rss = [rss_kib(pid_of(t)) for t in tasks]
+    print(f"\nECS: CreateService -> first task RUNNING {first_running:.3f}s; sample task RSS {rss} KiB")
+
+    # Kill one task's process: the task stops (exit 137) and the scheduler replaces it.
+    victim = tasks[0]
+    os.kill(pid_of(victim), signal.SIGKILL)
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[victim["taskArn"]], WaiterConfig=FAST)
+    dead = ecs.describe_tasks(cluster=cluster, tasks=[victim["taskArn"]])["tasks"][0]
+    assert dead["stopCode"] == "EssentialContainerExited"
+    assert dead["stoppedReason"] == "Essential container in task exited"
+    assert dead["containers"][0]["exitCode"] == 137
+    assert dead["attachments"][0]["status"] == "DELETED"
+
+    def replaced():
+        ts = running_tasks(ecs, cluster, "web")
+        return len(ts) == 2 and victim["taskArn"] not in [t["taskArn"] for t in ts] and ts
+
+    now = wait_until(replaced, timeout=30, what="replacement task")
+    new = [t for t in now if t["taskArn"] not in [x["taskArn"] for x in tasks]][0]
+    new_id = new["taskArn"].rsplit("/", 1)[1]
+    events = [e["message"] for e in ecs.describe_services(cluster=cluster, services=["web"])["services"][0]["events"]]
+    assert f"(service web) has started 1 tasks: (task {new_id})." in events
+    assert "(service web) has reached a steady state." in events
+    # The dead task's ENI is gone.
+    eni_id = {d["name"]: d["value"] for d in dead["attachments"][0]["details"]}["networkInterfaceId"]
+    e = err(ec2.describe_network_interfaces, NetworkInterfaceIds=[eni_id])
+    assert e["Code"] == "InvalidNetworkInterfaceID.NotFound"
+    assert ecs.list_tasks(cluster=cluster, desiredStatus="STOPPED")["taskArns"].count(victim["taskArn"]) == 1
+
+    # Scale to 3, then to 0 (through the CLI).
+    portico.aws("ecs", "update-service", "--cluster", cluster, "--service", "web", "--desired-count", "3")
+    ecs.get_waiter("services_stable").wait(cluster=cluster, services=["web"], WaiterConfig=FAST)
+    three = running_tasks(ecs, cluster, "web")
+    assert len(three) == 3
+    all_ids = {t["taskArn"].rsplit("/", 1)[1] for t in three + tasks}
+    portico.aws("ecs", "update-service", "--cluster", cluster, "--service", "web", "--desired-count", "0")
+    ecs.get_waiter("services_stable").wait(cluster=cluster, services=["web"], WaiterConfig=FAST)
+    s = ecs.describe_services(cluster=cluster, services=["web"])["services"][0]
+    assert s["runningCount"] == 0 and s["desiredCount"] == 0
+    wait_until(lambda: not any(alive(pid_of(t)) for t in three), timeout=10, what="scaled-in processes gone")
+    stopped = ecs.describe_tasks(cluster=cluster, tasks=[t["taskArn"] for t in three])["tasks"]
+    assert {t["stopCode"] for t in stopped} == {"ServiceSchedulerInitiated"}
+    assert all(t["stoppedReason"].startswith("Scaling activity initiated by (deployment ecs-svc/") for t in stopped)
+    assert {t["containers"][0]["exitCode"] for t in stopped} == {143}
+
+    # Delete the service and the cluster: nothing of them runs any more.
+    ecs.delete_service(cluster=cluster, service="web")
+    ecs.get_waiter("services_inactive").wait(cluster=cluster, services=["web"], WaiterConfig=FAST)
+    c = ecs.delete_cluster(cluster=cluster)["cluster"]
+    assert c["status"] == "INACTIVE"
+    assert processes_of(all_ids) == []
+    assert cluster not in " ".join(ecs.list_clusters()["clusterArns"])
+
+
+def test_run_task_lifecycle_catalog_and_unknown_image(portico, unique):
+    ecs = portico.client("ecs")
+    _, subnets, sg = network(portico, unique)
+    cluster = f"run-{unique}"
+    ecs.create_cluster(clusterName=cluster)
+    net = {"awsvpcConfiguration": {"subnets": subnets[:1], "securityGroups": [sg]}}
+    # An image from the catalog: prints its environment, exits 3.
+    catalog = Path(portico.state_dir) / "images.json"
+    images = json.loads(catalog.read_text()) if catalog.exists() else {"images": {}}
+    images["images"][f"example/exit-{unique}"] = {
+        "entryPoint": ["sh", "-c"], "command": ["echo greeting=$GREETING port=$PORT; exit 3"]}
+    catalog.write_text(json.dumps(images))
+    family = f"exit-{unique}"
+    ecs.register_task_definition(
+        family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="0.25 vCPU", memory="0.5GB",
+        containerDefinitions=[{"name": "app", "image": f"example/exit-{unique}",
+                               "environment": [{"name": "GREETING", "value": "hi"}],
+                               "portMappings": [{"containerPort": 8080}]}])
+    run = ecs.run_task(cluster=cluster, taskDefinition=family, launchType="FARGATE", networkConfiguration=net)
+    assert run["failures"] == [] and run["tasks"][0]["lastStatus"] == "PROVISIONING"
+    assert run["tasks"][0]["group"] == f"family:{family}" and run["tasks"][0]["cpu"] == "256"
+    arn = run["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    assert t["stopCode"] == "EssentialContainerExited" and t["containers"][0]["exitCode"] == 3
+    for k in ("startedAt", "stoppingAt", "stoppedAt", "executionStoppedAt", "pullStartedAt", "pullStoppedAt"):
+        assert k in t, k
+    assert t["version"] > 1
+
+    # An image that is neither built in nor in the catalog cannot be pulled.
+    ecs.register_task_definition(
+        family=f"nope-{unique}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[{"name": "app", "image": "nobody/nothing:1"}])
+    arn = ecs.run_task(cluster=cluster, taskDefinition=f"nope-{unique}", launchType="FARGATE",
+                       networkConfiguration=net)["tasks"][0]["taskArn"]
+    r = portico.aws("ecs", "wait", "tasks-running", "--cluster", cluster, "--tasks", arn, check=False)
+    assert r.returncode != 0  # the waiter fails: the task STOPPED instead
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    assert t["lastStatus"] == "STOPPED" and t["stopCode"] == "TaskFailedToStart"
+    assert t["stoppedReason"].startswith("CannotPullContainerError: ")
+    assert "startedAt" not in t
+
+    # StopTask of a running sample task: SIGTERM, exit 143, reason kept.
+    td = sample_taskdef(ecs, f"stop-{unique}")
+    arn = ecs.run_task(cluster=cluster, taskDefinition=td["taskDefinitionArn"], launchType="FARGATE",
+                       networkConfiguration=net, tags=[{"key": "k", "value": "v"}])["tasks"][0]["taskArn"]
+    portico.aws("ecs", "wait", "tasks-running", "--cluster", cluster, "--tasks", arn)
+    running = ecs.describe_tasks(cluster=cluster, tasks=[arn], include=["TAGS"])["tasks"][0]
+    assert running["tags"] == [{"key": "k", "value": "v"}]
+    assert ecs.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "k", "value": "v"}]
+    out = ecs.stop_task(cluster=cluster, task=arn, reason="enough")["task"]
+    assert out["desiredStatus"] == "STOPPED"
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    assert (t["stopCode"], t["stoppedReason"], t["containers"][0]["exitCode"]) == ("UserInitiated", "enough", 143)
+    assert not alive(pid_of(running))
+    # Unknown tasks are failures, not errors.
+    d = ecs.describe_tasks(cluster=cluster, tasks=["0123456789abcdef0123456789abcdef"])
+    assert d["tasks"] == [] and d["failures"][0]["reason"] == "MISSING"
+    assert d["failures"][0]["arn"] == f"arn:aws:ecs:us-east-1:000000000000:task/{cluster}/0123456789abcdef0123456789abcdef"
+
+
+def test_bad_input_exact_errors_change_nothing(portico, unique):
+    ecs = portico.client("ecs")
+    _, subnets, sg = network(portico, unique)
+    cluster = f"bad-{unique}"
+    ecs.create_cluster(clusterName=cluster)
+    td = sample_taskdef(ecs, f"ok-{unique}")
+    net = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}}
+
+    e = err(ecs.describe_services, cluster=f"nope-{unique}", services=["x"])
+    assert (e["Code"], e["Message"]) == ("ClusterNotFoundException", "Cluster not found.")
+    e = err(ecs.run_task, cluster=f"nope-{unique}", taskDefinition=td["family"])
+    assert e["Code"] == "ClusterNotFoundException"
+    e = err(ecs.update_service, cluster=cluster, service="ghost", desiredCount=1)
+    assert (e["Code"], e["Message"]) == ("ServiceNotFoundException", "Service not found.")
+    e = err(ecs.describe_task_definition, taskDefinition=f"ghost-{unique}")
+    assert (e["Code"], e["Message"]) == ("ClientException", "Unable to describe task definition.")
+    e = err(ecs.create_service, cluster=cluster, serviceName="s", taskDefinition=f"ghost-{unique}", desiredCount=1)
+    assert (e["Code"], e["Message"]) == ("InvalidParameterException", "TaskDefinition not found.")
+
+    base = dict(requiresCompatibilities=["FARGATE"], networkMode="awsvpc", executionRoleArn=EXEC_ROLE)
+    c = {"name": "web", "image": SAMPLE, "portMappings": [{"containerPort": 80}]}
+    e = err(ecs.register_task_definition, family=f"bad-{unique}", cpu="256", memory="4096", containerDefinitions=[c], **base)
+    assert (e["Code"], e["Message"]) == ("ClientException", "No Fargate configuration exists for given values: 256 CPU, 4096 memory. See the Amazon ECS documentation for the valid values.")
+    e = err(ecs.register_task_definition, family=f"bad-{unique}", cpu="256", memory="512",
+            containerDefinitions=[c, {"name": "side", "image": SAMPLE, "portMappings": [{"containerPort": 80}]}], **base)
+    assert (e["Code"], e["Message"]) == ("ClientException", "TCP host port '80' is mapped multiple times in task.")
+    e = err(ecs.register_task_definition, family=f"bad-{unique}", cpu="256", memory="512",
+            containerDefinitions=[{"name": "web", "image": SAMPLE, "portMappings": [{"containerPort": 80, "hostPort": 8080}]}], **base)
+    assert (e["Code"], e["Message"]) == ("ClientException", "When networkMode=awsvpc, the host ports and container ports in port mappings must match.")
+    e = err(ecs.register_task_definition, family=f"bad-{unique}", cpu="256", memory="512",
+            containerDefinitions=[dict(c, logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "g", "awslogs-region": "us-east-1"}})],
+            requiresCompatibilities=["FARGATE"], networkMode="awsvpc")
+    assert e["Message"] == "Fargate requires task definition to have execution role ARN to support log driver awslogs."
+    e = err(ecs.register_task_definition, family=f"bad-{unique}", containerDefinitions=[{"name": "web", "image": SAMPLE}])
+    assert e["Message"] == "Invalid setting for container 'web'. At least one of 'memory' or 'memoryReservation' must be specified."
+    # Nothing was registered under the bad family.
+    assert ecs.list_task_definitions(familyPrefix=f"bad-{unique}")["taskDefinitionArns"] == []
+
+    e = err(ecs.create_service, cluster=cluster, serviceName="s", taskDefinition=td["family"], desiredCount=1, launchType="FARGATE")
+    assert (e["Code"], e["Message"]) == ("InvalidParameterException", "Network Configuration must be provided when networkMode 'awsvpc' is specified.")
+    e = err(ecs.create_service, cluster=cluster, serviceName="s", taskDefinition=td["family"], desiredCount=1, launchType="FARGATE",
+            networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-0000000000000dead"]}})
+    assert e["Code"] == "InvalidParameterException" and "subnet-0000000000000dead" in e["Message"]
+    # A target group that no load balancer uses.
+    elb = portico.client("elbv2")
+    vpc = portico.client("ec2").describe_subnets(SubnetIds=subnets[:1])["Subnets"][0]["VpcId"]
+    tg = elb.create_target_group(Name=f"tg-{unique}", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    e = err(ecs.create_service, cluster=cluster, serviceName="s", taskDefinition=td["family"], desiredCount=1, launchType="FARGATE",
+            networkConfiguration=net, loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}])
+    assert (e["Code"], e["Message"]) == ("InvalidParameterException", f"The target group with targetGroupArn {tg} does not have an associated load balancer.")
+    assert ecs.list_services(cluster=cluster)["serviceArns"] == []
+
+    # Services: not idempotent, cannot delete while scaled above 0, unknown ones are MISSING.
+    ecs.create_service(cluster=cluster, serviceName="s", taskDefinition=td["family"], desiredCount=0, launchType="FARGATE", networkConfiguration=net)
+    e = err(ecs.create_service, cluster=cluster, serviceName="s", taskDefinition=td["family"], desiredCount=0, launchType="FARGATE", networkConfiguration=net)
+    assert (e["Code"], e["Message"]) == ("InvalidParameterException", "Creation of service was not idempotent.")
+    ecs.update_service(cluster=cluster, service="s", desiredCount=1)
+    e = err(ecs.delete_service, cluster=cluster, service="s")
+    assert (e["Code"], e["Message"]) == ("InvalidParameterException", "The service cannot be stopped while it is scaled above 0.")
+    d = ecs.describe_services(cluster=cluster, services=["s", "ghost"])
+    assert [s["serviceName"] for s in d["services"]] == ["s"]
+    assert d["failures"] == [{"arn": f"arn:aws:ecs:us-east-1:000000000000:service/{cluster}/ghost", "reason": "MISSING"}]
+    e = err(ecs.delete_cluster, cluster=cluster)
+    assert e["Code"] == "ClusterContainsServicesException"
+    out = ecs.delete_service(cluster=cluster, service="s", force=True)["service"]
+    assert out["status"] == "DRAINING"
+    ecs.get_waiter("services_inactive").wait(cluster=cluster, services=["s"], WaiterConfig=FAST)
+    ecs.delete_cluster(cluster=cluster)
+
+
+def test_kill9_restart_replaces_tasks_without_orphans(fresh_portico, unique):
+    p = fresh_portico.start()
+    ecs = p.client("ecs")
+    _, subnets, sg = network(p, unique)
+    ecs.create_cluster(clusterName="c")
+    td = sample_taskdef(ecs, "s")
+    ecs.create_service(cluster="c", serviceName="web", taskDefinition=td["family"], desiredCount=1, launchType="FARGATE",
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})
+    ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
+    old = running_tasks(ecs, "c", "web")[0]
+    p.kill9()
+    # The task process dies with Portico (parent-death signal).
+    wait_until(lambda: not alive(pid_of(old)), timeout=10, what="task process to die with portico")
+    p.start()
+    ecs = p.client("ecs")
+
+    def replaced():
+        ts = running_tasks(ecs, "c", "web")
+        return len(ts) == 1 and ts[0]["taskArn"] != old["taskArn"] and ts[0]
+
+    new = wait_until(replaced, timeout=30, what="replacement after restart")
+    gone = ecs.describe_tasks(cluster="c", tasks=[old["taskArn"]])["tasks"][0]
+    assert gone["lastStatus"] == "STOPPED" and gone["stopCode"] == "EssentialContainerExited"
+    ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
+    # Graceful stop takes the task process down too.
+    p.stop()
+    wait_until(lambda: not alive(pid_of(new)), timeout=10, what="task process to stop with portico")
+
+
+def test_alb_reaches_both_tasks(unique):
+    """With ELBv2: service tasks are registered in the target group, become healthy, and the
+    ALB spreads traffic over both."""
+    import requests
+
+    p = Portico(extra_args=["--time-scale", "0.02"]).start()
+    try:
+        Path(p.state_dir, "images.json").write_text(json.dumps(
+            {"images": {"example/whoami": {"entryPoint": ["python3", "-c", WHOAMI]}}}))
+        ecs, elb, ec2 = p.client("ecs"), p.client("elbv2"), p.client("ec2")
+        vpc, subnets, sg = network(p, unique)
+        lb = elb.create_load_balancer(Name="alb", Subnets=subnets, SecurityGroups=[sg], Scheme="internal", Type="application")["LoadBalancers"][0]
+        tg = elb.create_target_group(Name="tg", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+        elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+        ecs.create_cluster(clusterName="c")
+        td = sample_taskdef(ecs, "who", image="example/whoami")
+        ecs.create_service(cluster="c", serviceName="web", taskDefinition=td["family"], desiredCount=2, launchType="FARGATE",
+                           healthCheckGracePeriodSeconds=60,
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}},
+                           loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}])
+        ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
+        tasks = running_tasks(ecs, "c", "web")
+        ips = sorted({d["value"] for t in tasks for d in t["attachments"][0]["details"] if d["name"] == "privateIPv4Address"})
+
+        def healthy():
+            th = elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+            return sorted(h["Target"]["Id"] for h in th if h["TargetHealth"]["State"] == "healthy") == ips and th
+
+        wait_until(healthy, timeout=30, what="targets healthy")
+        events = [e["message"] for e in ecs.describe_services(cluster="c", services=["web"])["services"][0]["events"]]
+        assert f"(service web) registered 1 targets in (target-group {tg})" in events
+        seen = set()
+        for _ in range(10):
+            r = requests.get(p.endpoint + "/", headers={"Host": lb["DNSName"]}, timeout=5)
+            assert r.status_code == 200
+            seen.add(r.text)
+        assert seen == {t["taskArn"].rsplit("/", 1)[1] for t in tasks}
+        # Scaling in deregisters before stopping.
+        ecs.update_service(cluster="c", service="web", desiredCount=1)
+        ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
+        wait_until(lambda: len([h for h in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+                                if h["TargetHealth"]["State"] != "draining"]) == 1, timeout=15, what="one target left")
+    finally:
+        p.stop()
