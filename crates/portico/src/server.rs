@@ -165,9 +165,12 @@ fn execute_api_host(req: &http::Request<Incoming>) -> Option<String> {
 
 pub async fn handle(
     app: Arc<App>,
-    req: http::Request<Incoming>,
+    mut req: http::Request<Incoming>,
     remote: SocketAddr,
 ) -> http::Response<Body> {
+    // the HTTP API engine reads the client address (Forwarded: for=) from this extension
+    req.extensions_mut()
+        .insert(portico_dataplane::http_api::ClientAddr(remote));
     if let Some(api_id) = execute_api_host(&req) {
         let req = req.map(|b| b.map_err(|e| Box::new(e) as dbody::BoxError).boxed());
         return app.dataplane.http_api.handle(&api_id, req).await;

@@ -2,6 +2,7 @@
 //! woken by a committed write (the store's watch channel) or by its own period, and must be
 //! idempotent: running it twice does what running it once does.
 
+pub mod apigw;
 mod ecs;
 mod elbv2;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 /// Starts every reconciler. Called once by the binary after the store is open.
 pub fn spawn_all(control: &Control) {
+    apigw::spawn(control);
     ecs::spawn(control);
     elbv2::spawn(control);
 }

@@ -1,0 +1,581 @@
+//! HOT PATH. One request through an HTTP API: stage and route selection, throttling,
+//! authorization, the integration request (URI template, headers AWS adds and drops, parameter
+//! mapping), forwarding over a pooled hyper client with the integration timeout, and the
+//! response (status and body passed through, CORS, `apigw-requestid`, access log).
+
+use super::auth::{self, Denied};
+use super::context::{self, RequestContext};
+use super::mapping::{self, Outgoing, Sources};
+use super::routing::{split_path, RouteKey};
+use super::{cors, gateway_response, Auth, ClientAddr, Integration, Snapshot, Target};
+use crate::body::{full, Body};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use std::time::{Duration, Instant};
+
+/// Largest request or response body an HTTP API carries (10 MB).
+pub(crate) const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
+
+/// Largest request line plus header values (10240 bytes).
+pub(crate) const MAX_REQUEST_HEAD: usize = 10240;
+
+pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+
+/// The pooled client every integration request goes through.
+pub(crate) fn client() -> Client {
+    let mut c = HttpConnector::new();
+    c.set_nodelay(true);
+    c.enforce_http(true);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(c)
+}
+
+/// Characters escaped when a path value is substituted into an integration URI.
+const PATH_VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+}
+
+/// `Root=1-{8 hex epoch seconds}-{24 hex}`.
+fn trace_id(now_ms: i64) -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut b);
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("Root=1-{:08x}-{hex}", now_ms / 1000)
+}
+
+/// Substitutes `${stageVariables.x}` and the route's path variables (`{id}`, `{proxy}`) into
+/// an integration URI template.
+pub(crate) fn substitute(
+    template: &str,
+    params: &[(String, String)],
+    vars: &std::collections::HashMap<String, String>,
+) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        let dollar = i > 0 && rest.as_bytes()[i - 1] == b'$';
+        out.push_str(&rest[..if dollar { i - 1 } else { i }]);
+        let after = &rest[i + 1..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        let name = &after[..end];
+        if dollar {
+            let v = name
+                .strip_prefix("stageVariables.")
+                .and_then(|n| vars.get(n))
+                .cloned()
+                .unwrap_or_default();
+            out.push_str(&v);
+        } else if let Some((_, v)) = params.iter().find(|(k, _)| k == name) {
+            let enc: Vec<String> = v
+                .split('/')
+                .map(|seg| utf8_percent_encode(seg, PATH_VALUE).to_string())
+                .collect();
+            out.push_str(&enc.join("/"));
+        } else {
+            out.push('{');
+            out.push_str(name);
+            out.push('}');
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Serves one request for `api_id` from `snap`.
+pub(crate) async fn serve(
+    client: &Client,
+    snap: &Snapshot,
+    api_id: &str,
+    req: http::Request<Body>,
+) -> http::Response<Body> {
+    let started = Instant::now();
+    let rid = context::request_id();
+    // request line plus every header value: at most 10240 bytes
+    let line = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(0, |p| p.as_str().len())
+        + 10;
+    let header_bytes: usize = req.headers().values().map(|v| v.len()).sum();
+    if line + header_bytes > MAX_REQUEST_HEAD {
+        return gateway_response(413, "Request Entity Too Large", &rid);
+    }
+    let Some(api) = snap.apis.get(api_id) else {
+        return gateway_response(404, "Not Found", &rid);
+    };
+    let (parts, body) = req.into_parts();
+    let raw_path = parts.uri.path();
+    let first = raw_path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let (stage, route_path) = match api.stages.get(first).filter(|_| first != "$default") {
+        Some(s) => (s, &raw_path[1 + first.len()..]),
+        None => match api.stages.get("$default") {
+            Some(s) => (s, raw_path),
+            None => return gateway_response(404, "Not Found", &rid),
+        },
+    };
+    let route_path = if route_path.is_empty() {
+        "/"
+    } else {
+        route_path
+    };
+    let Some(deployment) = &stage.deployment else {
+        return gateway_response(404, "Not Found", &rid);
+    };
+    if deployment.disable_execute_api_endpoint {
+        return gateway_response(403, "Forbidden", &rid);
+    }
+    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+    let origin = header("origin");
+    let client_host = header("host").unwrap_or("").to_string();
+    let source_ip = parts
+        .extensions
+        .get::<ClientAddr>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let mut ctx = RequestContext {
+        request_id: rid.clone(),
+        api_id: api.api_id.clone(),
+        account_id: api.account_id.clone(),
+        stage: stage.name.clone(),
+        http_method: parts.method.to_string(),
+        path: raw_path.to_string(),
+        protocol: "HTTP/1.1".into(),
+        domain_name: client_host.split(':').next().unwrap_or("").to_string(),
+        source_ip: source_ip.clone(),
+        user_agent: header("user-agent").unwrap_or("").to_string(),
+        request_time_epoch: context::now_millis(),
+        ..Default::default()
+    };
+
+    let resp = 'done: {
+        // CORS preflight, answered before routing and authorization
+        if let (Some(c), Some(o), true) = (
+            &deployment.cors,
+            origin,
+            parts.method == Method::OPTIONS
+                && parts.headers.contains_key("access-control-request-method"),
+        ) {
+            let mut r = http::Response::new(full(Bytes::new()));
+            *r.status_mut() = http::StatusCode::NO_CONTENT;
+            cors::preflight_headers(c, o, r.headers_mut());
+            if let Ok(v) = HeaderValue::from_str(&rid) {
+                r.headers_mut().insert("apigw-requestid", v);
+            }
+            break 'done r;
+        }
+        let segments = split_path(route_path);
+        let Some(sel) = deployment.routes.select(parts.method.as_str(), &segments) else {
+            break 'done gateway_response(404, "Not Found", &rid);
+        };
+        let route = sel.value;
+        ctx.route_key = route.key.clone();
+        if let Some(b) = stage.buckets.get(&route.key) {
+            if !b.take(Instant::now()) {
+                break 'done gateway_response(429, "Too Many Requests", &rid);
+            }
+        }
+        match &route.auth {
+            Auth::None => {}
+            Auth::Jwt(j) => {
+                let now = ctx.request_time_epoch / 1000;
+                match auth::check_jwt(j, &parts.headers, parts.uri.query(), now) {
+                    Ok(()) => {}
+                    Err(Denied::Unauthorized(www)) => {
+                        ctx.authorizer_error = Some("Unauthorized".into());
+                        let mut r = gateway_response(401, "Unauthorized", &rid);
+                        if let Ok(v) = HeaderValue::from_str(&www) {
+                            r.headers_mut().insert("www-authenticate", v);
+                        }
+                        break 'done r;
+                    }
+                    Err(Denied::Forbidden) => break 'done gateway_response(403, "Forbidden", &rid),
+                }
+            }
+            Auth::Iam => {
+                if !header("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 ")) {
+                    break 'done gateway_response(403, "Forbidden", &rid);
+                }
+            }
+            Auth::Custom => {
+                ctx.authorizer_error =
+                    Some("Lambda authorizers are not available in Portico".into());
+                break 'done gateway_response(500, "Internal Server Error", &rid);
+            }
+        }
+        let Some(integration) = &route.integration else {
+            ctx.integration_error = Some("the route has no integration".into());
+            break 'done gateway_response(500, "Internal Server Error", &rid);
+        };
+        // request body, at most 10 MB
+        if header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|n| n > MAX_PAYLOAD)
+        {
+            break 'done gateway_response(413, "Request Entity Too Large", &rid);
+        }
+        #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
+        let body = match read_limited(body).await {
+            Ok(b) => b,
+            Err(ReadError::TooLarge) => {
+                break 'done gateway_response(413, "Request Entity Too Large", &rid)
+            }
+            Err(ReadError::Failed) => break 'done gateway_response(400, "Bad Request", &rid),
+        };
+        let is_default_route = matches!(sel.key, RouteKey::Default);
+        let uri = match &integration.target {
+            Target::Http { uri } => {
+                let s = substitute(uri, &sel.params, &stage.variables);
+                match s.parse::<http::Uri>() {
+                    Ok(u) if u.scheme_str() == Some("http") && u.authority().is_some() => u,
+                    Ok(u) if u.scheme_str() == Some("https") => {
+                        ctx.integration_error =
+                            Some("https integrations are not supported by Portico yet".into());
+                        break 'done gateway_response(500, "Internal Server Error", &rid);
+                    }
+                    _ => {
+                        ctx.integration_error = Some(format!("invalid integration URI {s}"));
+                        break 'done gateway_response(500, "Internal Server Error", &rid);
+                    }
+                }
+            }
+            Target::VpcLink {
+                status,
+                vpc_link_id,
+                ..
+            } => {
+                if status != "AVAILABLE" {
+                    ctx.integration_error = Some(format!("VPC link {vpc_link_id} is {status}"));
+                    break 'done gateway_response(500, "Internal Server Error", &rid);
+                }
+                ctx.integration_error =
+                    Some("forwarding through VPC links is not available yet".into());
+                break 'done gateway_response(503, "Service Unavailable", &rid);
+            }
+            Target::Unsupported { reason } => {
+                ctx.integration_error = Some(reason.clone());
+                break 'done gateway_response(500, "Internal Server Error", &rid);
+            }
+        };
+        let (path, query) =
+            backend_path_and_query(&uri, is_default_route, route_path, parts.uri.query());
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
+        let mut out = Outgoing {
+            path,
+            query,
+            headers: HeaderMap::with_capacity(parts.headers.len() + 4),
+        };
+        for (k, v) in &parts.headers {
+            if !is_hop_by_hop(k) && k != http::header::HOST && k != http::header::CONTENT_LENGTH {
+                out.headers.append(k.clone(), v.clone());
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(&authority) {
+            out.headers.insert(http::header::HOST, v);
+        }
+        if !integration.request_parameters.is_empty() {
+            let src = Sources {
+                headers: &parts.headers,
+                query: parts.uri.query(),
+                path: route_path,
+                path_params: &sel.params,
+                body: &body,
+                ctx: &ctx,
+                stage_vars: &stage.variables,
+                response: None,
+            };
+            mapping::apply_request(&integration.request_parameters, &src, &mut out);
+        }
+        let fwd = format!("for={source_ip};host={client_host};proto=http");
+        if let Ok(v) = HeaderValue::from_str(&fwd) {
+            out.headers.insert("forwarded", v);
+        }
+        out.headers
+            .insert("via", HeaderValue::from_static("HTTP/1.1 AmazonAPIGateway"));
+        if !out.headers.contains_key("x-amzn-trace-id") {
+            if let Ok(v) = HeaderValue::from_str(&trace_id(ctx.request_time_epoch)) {
+                out.headers.insert("x-amzn-trace-id", v);
+            }
+        }
+        let method = match &integration.method {
+            Some(m) => Method::from_bytes(m.as_bytes()).unwrap_or(parts.method.clone()),
+            None => parts.method.clone(),
+        };
+        let pq = if out.query.is_empty() {
+            out.path.clone()
+        } else {
+            format!("{}?{}", out.path, out.query)
+        };
+        let target = format!("http://{authority}{pq}");
+        let mut breq = http::Request::new(Full::new(body.clone()));
+        *breq.method_mut() = method;
+        *breq.uri_mut() = match target.parse() {
+            Ok(u) => u,
+            Err(_) => {
+                ctx.integration_error = Some(format!("invalid backend URL {target}"));
+                break 'done gateway_response(500, "Internal Server Error", &rid);
+            }
+        };
+        *breq.headers_mut() = out.headers;
+        let int_started = Instant::now();
+        let result = tokio::time::timeout(integration.timeout, send(client, breq)).await;
+        ctx.integration_latency_ms = Some(int_started.elapsed().as_millis());
+        let (rparts, rbody) = match result {
+            Err(_) => {
+                ctx.integration_error = Some("integration timed out".into());
+                break 'done gateway_response(503, "Service Unavailable", &rid);
+            }
+            Ok(Err(SendError::TooLarge)) => {
+                ctx.integration_error = Some("integration response exceeds 10 MB".into());
+                break 'done gateway_response(500, "Internal Server Error", &rid);
+            }
+            Ok(Err(SendError::Failed(e))) => {
+                ctx.integration_error = Some(e);
+                break 'done gateway_response(503, "Service Unavailable", &rid);
+            }
+            Ok(Ok(x)) => x,
+        };
+        ctx.integration_status = Some(rparts.status.as_u16());
+        build_response(
+            integration,
+            rparts,
+            rbody,
+            &ctx,
+            stage,
+            &parts.headers,
+            parts.uri.query(),
+            route_path,
+            &sel.params,
+            &body,
+        )
+    };
+
+    let mut resp = resp;
+    if let Some(c) = &deployment.cors {
+        if resp.status() != http::StatusCode::NO_CONTENT || parts.method != Method::OPTIONS {
+            cors::response_headers(c, origin, resp.headers_mut());
+        }
+    }
+    if let Some(fmt) = &stage.access_log_format {
+        ctx.status = resp.status().as_u16();
+        ctx.response_length = hyper::body::Body::size_hint(resp.body())
+            .exact()
+            .unwrap_or(0) as usize;
+        ctx.response_latency_ms = started.elapsed().as_millis();
+        tracing::info!(target: "portico::apigw::access", api_id = %api.api_id, stage = %stage.name, "{}", ctx.render(fmt));
+    }
+    resp
+}
+
+/// The path and query sent to an HTTP_PROXY integration: the URI's path, plus the request path
+/// (stage removed) only for the `$default` route; the URI's query plus the client's raw query.
+fn backend_path_and_query(
+    uri: &http::Uri,
+    is_default_route: bool,
+    route_path: &str,
+    client_query: Option<&str>,
+) -> (String, String) {
+    let base = uri.path();
+    let path = if is_default_route {
+        let b = base.trim_end_matches('/');
+        format!("{b}{route_path}")
+    } else if base.is_empty() {
+        "/".to_string()
+    } else {
+        base.to_string()
+    };
+    let query = match (
+        uri.query().filter(|q| !q.is_empty()),
+        client_query.filter(|q| !q.is_empty()),
+    ) {
+        (Some(a), Some(b)) => format!("{a}&{b}"),
+        (Some(a), None) => a.to_string(),
+        (None, Some(b)) => b.to_string(),
+        (None, None) => String::new(),
+    };
+    (path, query)
+}
+
+enum ReadError {
+    TooLarge,
+    Failed,
+}
+
+/// Reads a request body of at most 10 MB. Boxed so that the caller's future does not hold
+/// the boxed-error body type across an await (which trips a higher-ranked lifetime check when
+/// the server spawns it).
+fn read_limited(
+    body: Body,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, ReadError>> + Send>> {
+    Box::pin(async move {
+        let mut body = body;
+        let mut buf = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| ReadError::Failed)?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > MAX_PAYLOAD {
+                    return Err(ReadError::TooLarge);
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(buf.freeze())
+    })
+}
+
+enum SendError {
+    TooLarge,
+    Failed(String),
+}
+
+async fn send(
+    client: &Client,
+    req: http::Request<Full<Bytes>>,
+) -> Result<(http::response::Parts, Bytes), SendError> {
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| SendError::Failed(format!("integration unreachable: {e}")))?;
+    let (parts, body) = resp.into_parts();
+    #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
+    let bytes = match Limited::new(body, MAX_PAYLOAD).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(SendError::TooLarge),
+        Err(e) => {
+            return Err(SendError::Failed(format!(
+                "integration response failed: {e}"
+            )))
+        }
+    };
+    Ok((parts, bytes))
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the mapping sources of one request"
+)]
+fn build_response(
+    integration: &Integration,
+    rparts: http::response::Parts,
+    rbody: Bytes,
+    ctx: &RequestContext,
+    stage: &super::Stage,
+    req_headers: &HeaderMap,
+    req_query: Option<&str>,
+    route_path: &str,
+    params: &[(String, String)],
+    req_body: &[u8],
+) -> http::Response<Body> {
+    let mut status = rparts.status.as_u16();
+    let mut headers = HeaderMap::with_capacity(rparts.headers.len() + 2);
+    for (k, v) in &rparts.headers {
+        if !is_hop_by_hop(k) {
+            headers.append(k.clone(), v.clone());
+        }
+    }
+    if let Some((_, rp)) = integration
+        .response_parameters
+        .iter()
+        .find(|(c, _)| *c == status)
+    {
+        let src = Sources {
+            headers: req_headers,
+            query: req_query,
+            path: route_path,
+            path_params: params,
+            body: req_body,
+            ctx,
+            stage_vars: &stage.variables,
+            response: Some((&rparts.headers, &rbody)),
+        };
+        mapping::apply_response(rp, &src, &mut status, &mut headers);
+    }
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        headers.insert("apigw-requestid", v);
+    }
+    let mut r = http::Response::new(full(rbody));
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    *r.headers_mut() = headers;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn uri_substitution() {
+        let vars = HashMap::from([("host".to_string(), "b.example".to_string())]);
+        let params = vec![("proxy".to_string(), "a/b c".to_string())];
+        assert_eq!(
+            substitute(
+                "http://${stageVariables.host}/petstore/{proxy}",
+                &params,
+                &vars
+            ),
+            "http://b.example/petstore/a/b%20c"
+        );
+        assert_eq!(
+            substitute("http://x/{nope}", &params, &vars),
+            "http://x/{nope}"
+        );
+    }
+
+    #[test]
+    fn only_default_route_appends_path() {
+        let u: http::Uri = "http://b/base/".parse().unwrap();
+        assert_eq!(
+            backend_path_and_query(&u, true, "/x/y", Some("a=1")),
+            ("/base/x/y".into(), "a=1".into())
+        );
+        let u: http::Uri = "http://b/list?k=v".parse().unwrap();
+        assert_eq!(
+            backend_path_and_query(&u, false, "/pets", Some("a=1")),
+            ("/list".into(), "k=v&a=1".into())
+        );
+        let u: http::Uri = "http://b".parse().unwrap();
+        assert_eq!(
+            backend_path_and_query(&u, false, "/pets", None),
+            ("/".into(), "".into())
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! HOT PATH. The HTTP API engine: serves requests addressed to an API
+//! (`{apiId}.execute-api.localhost` or the path-style `/_portico/execute-api/{apiId}/...`) from
+//! the immutable [`Snapshot`] the control plane last published.
+//!
+//! Life of a request (see docs/apigatewayv2.md): resolve API -> select stage -> CORS preflight
+//! -> select route -> throttle -> authorize -> build the integration request (parameter
+//! mapping) -> forward with the integration timeout -> shape the response (CORS,
+//! `apigw-requestid`) -> access log. Nothing here touches the store or holds a lock across an
+//! await.
+
+mod auth;
+mod context;
+mod cors;
+mod forward;
+mod mapping;
+pub mod routing;
+mod throttle;
+
+use crate::body::{response, Body};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use context::RequestContext;
+pub use throttle::Bucket;
+
+/// The client's address, put on the request as an extension by the server that accepted it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Everything the engine needs to route, built by the control plane.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub apis: HashMap<String, Arc<Api>>,
+}
+
+#[derive(Debug)]
+pub struct Api {
+    pub api_id: String,
+    pub account_id: String,
+    pub region: String,
+    /// By stage name (`$default` included).
+    pub stages: HashMap<String, Arc<Stage>>,
+}
+
+/// Throttling limits; `None` members fall back to the account default.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Throttle {
+    pub burst: Option<u32>,
+    pub rate: Option<f64>,
+}
+
+#[derive(Debug)]
+pub struct Stage {
+    pub name: String,
+    /// The deployment this stage serves; `None` answers 404.
+    pub deployment: Option<Arc<Deployment>>,
+    pub variables: HashMap<String, String>,
+    pub default_throttle: Throttle,
+    /// By route key.
+    pub route_throttle: HashMap<String, Throttle>,
+    /// Access-log line format (`$context.*` variables) when access logging is on.
+    pub access_log_format: Option<String>,
+    /// Token buckets by route key, made by [`Stage::new`] and carried over across publishes.
+    buckets: HashMap<String, Arc<Bucket>>,
+}
+
+impl Stage {
+    pub fn new(
+        name: String,
+        deployment: Option<Arc<Deployment>>,
+        variables: HashMap<String, String>,
+        default_throttle: Throttle,
+        route_throttle: HashMap<String, Throttle>,
+        access_log_format: Option<String>,
+    ) -> Stage {
+        let mut buckets = HashMap::new();
+        if let Some(d) = &deployment {
+            for key in d.route_keys() {
+                let t = route_throttle
+                    .get(&key)
+                    .map(|r| Throttle {
+                        burst: r.burst.or(default_throttle.burst),
+                        rate: r.rate.or(default_throttle.rate),
+                    })
+                    .unwrap_or(default_throttle);
+                if let Some(b) = Bucket::for_limits(t) {
+                    buckets.insert(key, Arc::new(b));
+                }
+            }
+        }
+        Stage {
+            name,
+            deployment,
+            variables,
+            default_throttle,
+            route_throttle,
+            access_log_format,
+            buckets,
+        }
+    }
+}
+
+/// An immutable deployment: what a stage serves.
+#[derive(Debug)]
+pub struct Deployment {
+    pub id: String,
+    pub routes: routing::Table<Route>,
+    pub cors: Option<Cors>,
+    pub disable_execute_api_endpoint: bool,
+}
+
+impl Deployment {
+    fn route_keys(&self) -> Vec<String> {
+        self.routes.values().map(|r| r.key.clone()).collect()
+    }
+}
+
+#[derive(Debug)]
+pub struct Route {
+    pub key: String,
+    pub integration: Option<Arc<Integration>>,
+    pub auth: Auth,
+}
+
+#[derive(Debug, Clone)]
+pub enum Auth {
+    None,
+    Jwt(Jwt),
+    /// SigV4-signed requests only.
+    Iam,
+    /// Lambda authorizers: not runnable yet (500).
+    Custom,
+}
+
+#[derive(Debug, Clone)]
+pub struct Jwt {
+    pub source: IdentitySource,
+    pub issuer: String,
+    pub audience: Vec<String>,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum IdentitySource {
+    Header(String),
+    Query(String),
+}
+
+#[derive(Debug)]
+pub struct Integration {
+    pub id: String,
+    pub target: Target,
+    /// `None` for `ANY`: the client's method is used.
+    pub method: Option<String>,
+    pub timeout: Duration,
+    /// `requestParameters` as (key, value) pairs.
+    pub request_parameters: Vec<(String, String)>,
+    /// `responseParameters`: status code -> (key, value) pairs.
+    pub response_parameters: Vec<(u16, Vec<(String, String)>)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `HTTP_PROXY` over the internet to this URI template.
+    Http { uri: String },
+    /// `HTTP_PROXY` through a VPC link to a load-balancer listener (or Cloud Map service).
+    VpcLink {
+        listener_arn: String,
+        vpc_link_id: String,
+        /// The link's status when the snapshot was built (`AVAILABLE`, `PENDING`, ...).
+        status: String,
+    },
+    /// An integration Portico cannot run yet (Lambda); the reason goes to the access log.
+    Unsupported { reason: String },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Cors {
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age: Option<i64>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    client: forward::Client,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            snapshot: Arc::default(),
+            client: forward::client(),
+        }
+    }
+}
+
+impl Engine {
+    /// Replaces the served snapshot. Throttle buckets of routes whose limits did not change
+    /// carry over, so a republish does not refill them.
+    pub fn publish(&self, mut s: Snapshot) {
+        let old = self.snapshot.load();
+        for (api_id, api) in s.apis.iter_mut() {
+            let Some(old_api) = old.apis.get(api_id) else {
+                continue;
+            };
+            let Some(api) = Arc::get_mut(api) else {
+                continue;
+            };
+            for (name, stage) in api.stages.iter_mut() {
+                let (Some(old_stage), Some(stage)) =
+                    (old_api.stages.get(name), Arc::get_mut(stage))
+                else {
+                    continue;
+                };
+                for (key, bucket) in stage.buckets.iter_mut() {
+                    if let Some(ob) = old_stage.buckets.get(key) {
+                        if ob.same_limits(bucket) {
+                            *bucket = ob.clone();
+                        }
+                    }
+                }
+            }
+        }
+        self.snapshot.store(Arc::new(s));
+    }
+
+    /// The snapshot being served (tests, diagnostics).
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Serves one request for `api_id`.
+    pub async fn handle(&self, api_id: &str, req: http::Request<Body>) -> http::Response<Body> {
+        let snapshot = self.snapshot.load_full();
+        forward::serve(&self.client, &snapshot, api_id, req).await
+    }
+}
+
+/// A gateway-generated response: compact JSON `{"message":"..."}` plus `apigw-requestid`.
+pub(crate) fn gateway_response(
+    status: u16,
+    message: &str,
+    request_id: &str,
+) -> http::Response<Body> {
+    let mut r = response(
+        status,
+        "application/json",
+        format!("{{\"message\":\"{message}\"}}"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(request_id) {
+        r.headers_mut().insert("apigw-requestid", v);
+    }
+    r
+}
