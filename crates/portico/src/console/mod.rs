@@ -132,7 +132,10 @@ mod tests {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        #[allow(clippy::disallowed_methods, reason = "a test reading an embedded asset")]
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a test reading an embedded asset"
+        )]
         let body = r.into_body().collect().await.unwrap().to_bytes().to_vec();
         (status, ct, csp, body)
     }

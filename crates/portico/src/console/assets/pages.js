@@ -33,9 +33,9 @@
   route("/", async (page, _p, alive) => {
     page.append(pageHead("Portico", "What is running on this Portico, in " + AWS.region + ". Each number is a live AWS API answer."));
     const cards = h("div.cards");
-    const invoke = h("div.panel-body.flush", h("p.muted", { style: "padding:14px 18px" }, "Loading…"));
+    const invoke = h("div.panel-body.flush", h("p.muted.pad", "Loading…"));
     page.append(cards, panel("Invoke URLs", invoke), panel("Walk through the tutorial", h("div.panel-body",
-      h("ol", { style: "margin:0;padding-left:20px" },
+      h("ol.steps",
         h("li", h("a", { href: "#/cloudformation/create" }, "Create the stack"), " from the tutorial's template (CloudFormation)."),
         h("li", h("a", { href: "#/apigateway/vpclinks/create" }, "Create a VPC link"), " into the stack's VPC, private subnets and service security group."),
         h("li", h("a", { href: "#/apigateway/create" }, "Create an HTTP API"), " with a $default stage that deploys automatically."),
@@ -126,8 +126,8 @@
       const needed = arr(s.Capabilities);
       caps.replaceChildren(h("h3", "Capabilities"),
         needed.length
-          ? h("div.alert.info", h("p", { style: "margin:0 0 6px" }, s.CapabilitiesReason || "The template contains IAM resources."),
-            needed.map((c) => h("label", { style: "display:flex;gap:8px" }, h("input", { type: "checkbox", "data-cap": c, id: `cap-${c}` }),
+          ? h("div.alert.info", h("p.tight", s.CapabilitiesReason || "The template contains IAM resources."),
+            needed.map((c) => h("label.check", h("input", { type: "checkbox", "data-cap": c, id: `cap-${c}` }),
               c === "CAPABILITY_AUTO_EXPAND" ? "I acknowledge that AWS CloudFormation might require the capability: CAPABILITY_AUTO_EXPAND"
                 : `I acknowledge that AWS CloudFormation might create IAM resources${c === "CAPABILITY_NAMED_IAM" ? " with custom names" : ""}.`)))
           : h("p.muted", "No capabilities are needed."));
@@ -201,7 +201,7 @@
         h("span.small.muted", when(e.Timestamp)),
         h("span", h("strong", e.LogicalResourceId), h("div.small.muted", e.ResourceType)),
         h("span", badge(e.ResourceStatus), e.ResourceStatusReason ? h("div.small", e.ResourceStatusReason) : null))))
-        : h("p.muted", { style: "padding:14px 18px" }, "No events."));
+        : h("p.muted.pad", "No events."));
     };
     const renderResources = async () => {
       const rs = arr((await AWS.cfn("DescribeStackResources", { StackName: stack.StackId || name })).StackResources);
@@ -272,10 +272,10 @@
         field("Description - optional", desc),
         field("IP address type", ip))),
       h("section.panel", h("div.panel-head", h("h2", "Configure routes")), h("div.panel-body",
-        h("p.muted", { style: "margin:0" }, "Skip for now: create routes on the API's Routes page after it exists."))),
+        h("p.muted.tight", "Skip for now: create routes on the API's Routes page after it exists."))),
       h("section.panel", h("div.panel-head", h("h2", "Define stages")), h("div.panel-body",
         field("Stage name", stageName, "$default is served at the API's base URL."),
-        h("label", { style: "display:flex;gap:8px", for: "api-stage-autodeploy" }, auto, "Auto-deploy: deploy every change to this stage")),
+        h("label.check", { for: "api-stage-autodeploy" }, auto, "Auto-deploy: deploy every change to this stage")),
       ),
       err,
       h("div.form-foot", h("a.btn", { href: "#/apigateway" }, "Cancel"), submit));
@@ -318,12 +318,11 @@
       ["Description", api.description],
       ["Default endpoint", h("span.mono.small", api.apiEndpoint)],
     ]), h("h3", "Invoke URL"), stages.length
-      ? h("ul#invoke-urls", { style: "margin:0;padding-left:18px" }, stages.map((s) => h("li", invokeLink(invokeUrl(api, s.stageName), s.stageName === "$default" ? "invoke-url" : null),
+      ? h("ul#invoke-urls.plain", stages.map((s) => h("li", invokeLink(invokeUrl(api, s.stageName), s.stageName === "$default" ? "invoke-url" : null),
         h("span.small.muted", " stage ", s.stageName, s.autoDeploy ? " (auto-deploy)" : ""))))
       : h("p.muted", "No stage yet: create one on the Stages tab to get an invoke URL."))));
-    page.append(h("nav.tabs", { "aria-label": "API sections" }, API_SECTIONS.map(([s, label]) => h("a", {
-      href: `#/apigateway/apis/${enc(id)}/${s}`, class: "tablink", "aria-current": s === section ? "page" : null,
-      style: `padding:8px 14px;text-decoration:none;font-weight:560;border-bottom:2px solid ${s === section ? "var(--accent)" : "transparent"};color:${s === section ? "var(--accent-dark)" : "var(--muted)"}`,
+    page.append(h("nav.tabs", { "aria-label": "API sections" }, API_SECTIONS.map(([s, label]) => h("a.tablink", {
+      href: `#/apigateway/apis/${enc(id)}/${s}`, id: `section-${s}`, "aria-current": s === section ? "page" : null,
     }, label))));
     const body = h("div");
     page.append(body);
@@ -372,10 +371,10 @@
       const i = byId[iid];
       return h("span", h("span.mono", iid), i ? h("span.small.muted", " ", i.connectionType === "VPC_LINK" ? "VPC link → load balancer" : i.integrationType) : null);
     };
-    const tree = h("ul.route-tree", { style: "list-style:none;margin:0;padding:0" }, paths.map((p) => h("li", { style: "padding:10px 18px;border-bottom:1px solid var(--line)" },
-      h("div.mono", { style: "font-weight:600" }, p),
-      h("ul", { style: "list-style:none;margin:6px 0 0;padding:0 0 0 16px" }, groups.get(p).map((r) => h("li", { "data-route-key": r.routeKey, style: "display:flex;gap:12px;align-items:center;padding:3px 0" },
-        r.method ? h("span.badge", { style: "min-width:72px;justify-content:center" }, r.method) : null,
+    const tree = h("ul.route-tree", paths.map((p) => h("li.route-path",
+      h("div.mono.strong", p),
+      h("ul.route-methods", groups.get(p).map((r) => h("li", { "data-route-key": r.routeKey },
+        r.method ? h("span.method", r.method) : null,
         h("span.small", "→ "), target(r),
         button("Delete", async (ev) => {
           if (!(await confirmDialog("Delete route?", `Delete route ${r.routeKey}?`))) return;
@@ -383,8 +382,8 @@
           if (ok !== undefined) UI.dispatch();
           void ev;
         }, "small danger", { "aria-label": `Delete route ${r.routeKey}` })))))));
-    body.append(panel("Create a route", h("div.panel-body", form)),
-      panel(h("span", "Routes ", h("span.count", `(${routes.length})`)), h("div.panel-body.flush", routes.length ? tree : h("p.muted", { style: "padding:14px 18px" }, "No routes yet."))));
+    body.append(panel(h("span", "Routes ", h("span.count", `(${routes.length})`)), h("div.panel-body.flush", routes.length ? tree : h("p.muted.pad", "No routes yet."))),
+      panel("Create a route", h("div.panel-body", form)));
   }
 
   async function integrationsSection(body, api) {
@@ -453,7 +452,6 @@
     });
     const attachedTo = (i) => routes.filter((r) => r.target === `integrations/${i.integrationId}`).map((r) => r.routeKey);
     body.append(
-      panel("Create an integration", h("div.panel-body", form)),
       panel(h("span", "Integrations ", h("span.count", `(${integrations.length})`)), h("div.panel-body.flush", listErr, table([
         ["ID", (i) => h("span.mono", i.integrationId)],
         ["Type", (i) => i.connectionType === "VPC_LINK" ? "Private resource" : i.integrationType],
@@ -465,7 +463,8 @@
           const ok = await attempt(listErr, () => AWS.apigw.deleteIntegration(api.apiId, i.integrationId), "DeleteIntegration");
           if (ok !== undefined) UI.dispatch();
         }, "small danger", { "aria-label": `Delete integration ${i.integrationId}` })],
-      ], integrations, "No integrations yet."))));
+      ], integrations, "No integrations yet."))),
+      panel("Create an integration", h("div.panel-body", form)));
   }
 
   async function stagesSection(body, api, stages) {
@@ -474,7 +473,7 @@
     const auto = h("input", { type: "checkbox", id: "stage-autodeploy", checked: true });
     const submit = h("button.btn.primary#stage-create-submit", { type: "submit" }, "Create");
     const form = h("form.form", { novalidate: true }, field("Stage name", name, "$default or a name like prod."),
-      h("label", { style: "display:flex;gap:8px", for: "stage-autodeploy" }, auto, "Auto-deploy"), err, h("div.form-foot", submit));
+      h("label.check", { for: "stage-autodeploy" }, auto, "Auto-deploy"), err, h("div.form-foot", submit));
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       busy(submit, async () => {
@@ -646,7 +645,7 @@
     for (const l of listeners) {
       const rules = await AWS.elb("DescribeRules", { ListenerArn: l.ListenerArn }).then((r) => arr(r.Rules)).catch(() => []);
       page.append(panel(`Listener ${l.Protocol}:${l.Port}`, h("div.panel-body.flush",
-        h("p.small", { style: "padding:10px 18px 0;margin:0" }, h("span.muted", "ARN "), h("span.mono", l.ListenerArn)),
+        h("p.small.pad-top", h("span.muted", "ARN "), h("span.mono", l.ListenerArn)),
         table([
           ["Priority", (r) => (r.IsDefault === "true" || r.IsDefault === true ? "Default" : r.Priority)],
           ["Conditions", (r) => arr(r.Conditions).map(describeCondition).join("; ") || (r.IsDefault ? "any request" : "-")],
@@ -780,8 +779,8 @@
         ["Health", (t) => t.healthStatus || "-"],
         ["Started", (t) => when(t.startedAt)],
       ], tasks, "No tasks."));
-      eventsBody.replaceChildren(arr(s.events).length ? h("ol.timeline", arr(s.events).slice(0, 50).map((e) => h("li", h("span.small.muted", when(e.createdAt)), h("span", { style: "grid-column: span 2" }, e.message))))
-        : h("p.muted", { style: "padding:14px 18px" }, "No events."));
+      eventsBody.replaceChildren(arr(s.events).length ? h("ol.timeline", arr(s.events).slice(0, 50).map((e) => h("li", h("span.small.muted", when(e.createdAt)), h("span.span2", e.message))))
+        : h("p.muted.pad", "No events."));
     };
     await render();
     every(3000, render);

@@ -60,6 +60,9 @@ const UI = (() => {
     const gen = ++generation;
     const path = (location.hash.replace(/^#/, "") || "/").split("?")[0];
     const main = $("#main");
+    main.setAttribute("aria-busy", "true");
+    main.dataset.rendered = "";
+    const finished = () => { if (gen === generation) { main.setAttribute("aria-busy", "false"); main.dataset.rendered = path; } };
     for (const r of routes) {
       const m = path.match(r.re);
       if (!m) continue;
@@ -76,9 +79,11 @@ const UI = (() => {
         if (gen === generation) page.prepend(errorBox(e));
       }
       if (gen === generation && !main.contains(document.activeElement)) main.focus({ preventScroll: true });
+      finished();
       return;
     }
     main.replaceChildren(h("div.page", h("h1", "Not found"), h("p", "No console page at ", h("code", path), ". ", h("a", { href: "#/" }, "Go home"))));
+    finished();
   }
   function go(hash) {
     if (location.hash === hash) dispatch(); else location.hash = hash;
@@ -113,7 +118,7 @@ const UI = (() => {
   /* A table: columns are [header, (row) => cell]. */
   function table(columns, rows, empty, caption) {
     return h("table",
-      caption ? h("caption.sr-only", { style: "position:absolute;left:-9999px" }, caption) : null,
+      caption ? h("caption.sr-only", caption) : null,
       h("thead", h("tr", columns.map((c) => h("th", { scope: "col" }, c[0])))),
       h("tbody", rows.length
         ? rows.map((r) => h("tr", columns.map((c) => h("td", c[1](r)))))
