@@ -5,6 +5,7 @@ no process behind; bad input gets AWS's exact errors and changes nothing."""
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -157,6 +158,22 @@ def test_service_runs_replaces_scales_and_cleans_up(portico, unique):
     assert len(ips) == 2
     # Spread over both subnets (round robin).
     assert {ip.split(".")[2] for ip in ips} == {"1", "2"}
+    # Each task's stdout (the sample's access log) is in CloudWatch Logs, one stream per task.
+    group = f"/ecs/{td['family']}"
+    want = {f"ecs/web/{t['taskArn'].rsplit('/', 1)[1]}" for t in tasks}
+
+    def shipped():
+        out = portico.aws("logs", "filter-log-events", "--log-group-name", group)
+        hits = {e["logStreamName"] for e in out["events"] if '"GET / HTTP/1.1" 200' in e["message"]}
+        return hits == want
+
+    wait_until(shipped, timeout=20, what="access lines in CloudWatch Logs")
+    cli2 = os.environ.get("PORTICO_AWS_CLI2")
+    if cli2 and Path(cli2).exists():
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_PAGER="")
+        tail = subprocess.run([cli2, "--endpoint-url", portico.endpoint, "--region", "us-east-1", "logs", "tail",
+                               group, "--since", "10m"], capture_output=True, text=True, env=env, timeout=60)
+        assert '"GET / HTTP/1.1" 200' in tail.stdout, tail.stderr
     rss = [rss_kib(pid_of(t)) for t in tasks]
     print(f"\nECS: CreateService -> first task RUNNING {first_running:.3f}s; sample task RSS {rss} KiB")
 
@@ -252,6 +269,18 @@ def test_run_task_lifecycle_catalog_and_unknown_image(portico, unique):
     assert t["lastStatus"] == "STOPPED" and t["stopCode"] == "TaskFailedToStart"
     assert t["stoppedReason"].startswith("CannotPullContainerError: ")
     assert "startedAt" not in t
+
+    # awslogs into a group that does not exist (and may not be created): the task cannot start.
+    ecs.register_task_definition(
+        family=f"nolog-{unique}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        executionRoleArn=EXEC_ROLE,
+        containerDefinitions=[{"name": "app", "image": SAMPLE, "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": f"/missing/{unique}", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "x"}}}])
+    arn = ecs.run_task(cluster=cluster, taskDefinition=f"nolog-{unique}", launchType="FARGATE",
+                       networkConfiguration=net)["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    assert t["stopCode"] == "TaskFailedToStart" and t["stoppedReason"].startswith("ResourceInitializationError: ")
 
     # StopTask of a running sample task: SIGTERM, exit 143, reason kept.
     td = sample_taskdef(ecs, f"stop-{unique}")
@@ -415,5 +444,44 @@ def test_alb_reaches_both_tasks(unique):
         ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
         wait_until(lambda: len([h for h in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
                                 if h["TargetHealth"]["State"] != "draining"]) == 1, timeout=15, what="one target left")
+    finally:
+        p.stop()
+
+
+def test_container_health_checks_replace_unhealthy_tasks(unique, tmp_path):
+    p = Portico(extra_args=["--time-scale", "0.02"]).start()
+    try:
+        flag = tmp_path / "unhealthy"
+        Path(p.state_dir, "images.json").write_text(json.dumps({"images": {"example/checked": {
+            "entryPoint": ["sh", "-c", "exec python3 -m http.server $PORT --bind 127.0.0.1"]}}}))
+        ecs = p.client("ecs")
+        _, subnets, sg = network(p, unique)
+        ecs.create_cluster(clusterName="c")
+        ecs.register_task_definition(
+            family="checked", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+            containerDefinitions=[{"name": "web", "image": "example/checked", "portMappings": [{"containerPort": 80}],
+                                   "healthCheck": {"command": ["CMD-SHELL", f"test ! -e {flag}-$PORTICO_TASK_ID"],
+                                                   "interval": 5, "timeout": 5, "retries": 2}}])
+        ecs.create_service(cluster="c", serviceName="web", taskDefinition="checked", desiredCount=2, launchType="FARGATE",
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})
+
+        def all_healthy():
+            ts = running_tasks(ecs, "c", "web")
+            return len(ts) == 2 and all(t["healthStatus"] == "HEALTHY" and t["containers"][0]["healthStatus"] == "HEALTHY"
+                                        for t in ts) and ts
+
+        tasks = wait_until(all_healthy, timeout=30, what="two HEALTHY tasks")
+        victim = tasks[0]
+        vid = victim["taskArn"].rsplit("/", 1)[1]
+        Path(f"{flag}-{vid}").touch()
+        ecs.get_waiter("tasks_stopped").wait(cluster="c", tasks=[victim["taskArn"]], WaiterConfig=FAST)
+        dead = ecs.describe_tasks(cluster="c", tasks=[victim["taskArn"]])["tasks"][0]
+        assert dead["stopCode"] == "ServiceSchedulerInitiated"
+        assert dead["stoppedReason"] == "Task failed container health checks"
+        assert dead["healthStatus"] == "UNHEALTHY"
+        now = wait_until(all_healthy, timeout=30, what="replacement HEALTHY")
+        assert victim["taskArn"] not in [t["taskArn"] for t in now]
+        events = [e["message"] for e in ecs.describe_services(cluster="c", services=["web"])["services"][0]["events"]]
+        assert f"(service web) (task {vid}) failed container health checks." in events
     finally:
         p.stop()

@@ -47,6 +47,31 @@ pub struct ContainerSpec {
     pub essential: bool,
     /// SIGTERM, then SIGKILL after this long.
     pub stop_timeout: Duration,
+    /// The container health check, if the task definition has one.
+    pub health_check: Option<HealthCheckSpec>,
+}
+
+/// A container health check (`healthCheck` of the container definition), durations already
+/// scaled by the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheckSpec {
+    /// `["CMD", exe, args…]` (exec) or `["CMD-SHELL", "command line"]` (run by `sh -c`).
+    pub command: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive failures that make the container UNHEALTHY.
+    pub retries: u32,
+    /// Failures during this period after start do not count.
+    pub start_period: Duration,
+}
+
+/// What a container's health check says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// No health check, or none has passed or failed enough yet.
+    Unknown,
+    Healthy,
+    Unhealthy,
 }
 
 /// One task to start: its containers, and where the image catalog lives.
@@ -100,6 +125,7 @@ pub struct ContainerStatus {
     /// (containerPort, where it really listens).
     pub ports: Vec<(u16, SocketAddr)>,
     pub state: ContainerState,
+    pub health: Health,
 }
 
 /// Where a whole task is.

@@ -6,8 +6,8 @@
 
 use crate::images::{self, Catalog};
 use crate::{
-    BoxFuture, ContainerSpec, ContainerState, ContainerStatus, Engine, LogLine, LogSink,
-    RuntimeConfig, StartError, Stream, TaskPhase, TaskSpec, TaskStatus,
+    BoxFuture, ContainerSpec, ContainerState, ContainerStatus, Engine, Health, HealthCheckSpec,
+    LogLine, LogSink, RuntimeConfig, StartError, Stream, TaskPhase, TaskSpec, TaskStatus,
 };
 use parking_lot::Mutex;
 use rustix::process::{kill_process_group, Pid, Signal};
@@ -35,6 +35,7 @@ struct LocalContainer {
     ports: Vec<(u16, SocketAddr)>,
     state: ContainerState,
     stop_timeout: Duration,
+    health: Health,
 }
 
 struct LocalTask {
@@ -49,7 +50,7 @@ type Tasks = Arc<Mutex<HashMap<String, LocalTask>>>;
 pub struct LocalEngine {
     config: RuntimeConfig,
     tasks: Tasks,
-    spawner: Mutex<mpsc::Sender<SpawnRequest>>,
+    spawner: mpsc::Sender<SpawnRequest>,
 }
 
 impl LocalEngine {
@@ -67,14 +68,20 @@ impl LocalEngine {
         LocalEngine {
             config,
             tasks: Arc::new(Mutex::new(HashMap::new())),
-            spawner: Mutex::new(tx),
+            spawner: tx,
         }
     }
 
     fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
+        spawn_with(&self.spawner, cmd)
+    }
+}
+
+/// Forks `cmd` on the spawner thread.
+fn spawn_with(spawner: &mpsc::Sender<SpawnRequest>, cmd: Command) -> std::io::Result<Child> {
+    {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.spawner
-            .lock()
+        spawner
             .send((cmd, tx))
             .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
         rx.recv()
@@ -216,28 +223,32 @@ impl LocalEngine {
                     }
                 }
             }
+            let mut env: Vec<(String, String)> = r
+                .environment
+                .iter()
+                .chain(c.environment.iter())
+                .cloned()
+                .collect();
+            if let Some((_, a)) = ports.first() {
+                env.push(("PORT".into(), a.port().to_string()));
+            }
+            for (cp, a) in &ports {
+                env.push((format!("PORTICO_PORT_{cp}"), a.port().to_string()));
+            }
+            env.push(("PORTICO_TASK_ID".into(), spec.task_id.clone()));
+            env.push(("PORTICO_CONTAINER_NAME".into(), c.name.clone()));
+            let workdir = c
+                .working_directory
+                .clone()
+                .or_else(|| r.working_directory.clone());
             let mut cmd = Command::new(&r.argv[0]);
             cmd.args(&r.argv[1..])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
-                .process_group(0);
-            for (k, v) in r.environment.iter().chain(c.environment.iter()) {
-                cmd.env(k, v);
-            }
-            if let Some((_, a)) = ports.first() {
-                cmd.env("PORT", a.port().to_string());
-            }
-            for (cp, a) in &ports {
-                cmd.env(format!("PORTICO_PORT_{cp}"), a.port().to_string());
-            }
-            cmd.env("PORTICO_TASK_ID", &spec.task_id)
-                .env("PORTICO_CONTAINER_NAME", &c.name);
-            if let Some(wd) = c
-                .working_directory
-                .as_ref()
-                .or(r.working_directory.as_ref())
-            {
+                .process_group(0)
+                .envs(env.iter().map(|(k, v)| (k, v)));
+            if let Some(wd) = &workdir {
                 cmd.current_dir(wd);
             }
             die_with_parent(&mut cmd);
@@ -315,6 +326,21 @@ impl LocalEngine {
                 stop_task(tasks, &spec.task_id, None);
                 return abandon(tasks, &spec.task_id);
             }
+            if let Some(hc) = c.health_check.clone() {
+                let checker = HealthChecker {
+                    tasks: tasks.clone(),
+                    spawner: self.spawner.clone(),
+                    task_id: spec.task_id.clone(),
+                    index: i,
+                    pid,
+                    env,
+                    workdir,
+                    spec: hc,
+                };
+                let _ = std::thread::Builder::new()
+                    .name("portico-health".into())
+                    .spawn(move || checker.run());
+            }
         }
         // Running once every mapped port accepts connections (or a container already ended).
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -347,6 +373,106 @@ impl LocalEngine {
         if let Some(t) = tasks.lock().get_mut(&spec.task_id) {
             if t.phase == TaskPhase::Starting {
                 t.phase = TaskPhase::Running;
+            }
+        }
+    }
+}
+
+/// Runs one container's health check until the container ends.
+struct HealthChecker {
+    tasks: Tasks,
+    spawner: mpsc::Sender<SpawnRequest>,
+    task_id: String,
+    index: usize,
+    pid: u32,
+    env: Vec<(String, String)>,
+    workdir: Option<String>,
+    spec: HealthCheckSpec,
+}
+
+impl HealthChecker {
+    fn running(&self) -> bool {
+        self.tasks.lock().get(&self.task_id).is_some_and(|t| {
+            !t.stopping
+                && t.containers
+                    .get(self.index)
+                    .is_some_and(|c| c.pid == Some(self.pid) && c.state == ContainerState::Running)
+        })
+    }
+
+    fn set(&self, h: Health) {
+        if let Some(c) = self
+            .tasks
+            .lock()
+            .get_mut(&self.task_id)
+            .and_then(|t| t.containers.get_mut(self.index))
+        {
+            c.health = h;
+        }
+    }
+
+    /// One check: exit status 0 within the timeout is a pass.
+    fn check(&self) -> bool {
+        let argv: Vec<String> = match self.spec.command.first().map(String::as_str) {
+            Some("CMD-SHELL") => vec!["sh".into(), "-c".into(), self.spec.command[1..].join(" ")],
+            Some("CMD") => self.spec.command[1..].to_vec(),
+            _ => self.spec.command.clone(),
+        };
+        let Some(exe) = argv.first() else {
+            return false;
+        };
+        let mut cmd = Command::new(exe);
+        cmd.args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(wd) = &self.workdir {
+            cmd.current_dir(wd);
+        }
+        die_with_parent(&mut cmd);
+        let Ok(mut child) = spawn_with(&self.spawner, cmd) else {
+            return false;
+        };
+        let deadline = Instant::now() + self.spec.timeout;
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) => return st.success(),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => {
+                    signal_group(child.id(), Signal::KILL);
+                    let _ = child.wait();
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn run(self) {
+        let started = Instant::now();
+        let mut failures = 0u32;
+        loop {
+            let next = Instant::now() + self.spec.interval;
+            while Instant::now() < next {
+                if !self.running() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20).min(self.spec.interval));
+            }
+            if !self.running() {
+                return;
+            }
+            if self.check() {
+                failures = 0;
+                self.set(Health::Healthy);
+            } else if started.elapsed() >= self.spec.start_period {
+                failures += 1;
+                if failures >= self.spec.retries.max(1) {
+                    self.set(Health::Unhealthy);
+                }
             }
         }
     }
@@ -424,6 +550,7 @@ impl Engine for LocalEngine {
                             ports: Vec::new(),
                             state: ContainerState::Pending,
                             stop_timeout: c.stop_timeout,
+                            health: Health::Unknown,
                         })
                         .collect(),
                 },
@@ -432,7 +559,7 @@ impl Engine for LocalEngine {
         let me = LocalEngine {
             config: self.config.clone(),
             tasks: self.tasks.clone(),
-            spawner: Mutex::new(self.spawner.lock().clone()),
+            spawner: self.spawner.clone(),
         };
         let _ = std::thread::Builder::new()
             .name("portico-start".into())
@@ -454,6 +581,7 @@ impl Engine for LocalEngine {
                     pid: c.pid,
                     ports: c.ports.clone(),
                     state: c.state.clone(),
+                    health: c.health,
                 })
                 .collect(),
         })
@@ -519,6 +647,7 @@ mod tests {
                 container_ports: ports,
                 essential: true,
                 stop_timeout: Duration::from_millis(300),
+                health_check: None,
             }],
         }
     }
@@ -622,6 +751,33 @@ mod tests {
             reason.starts_with("CannotStartContainerError: "),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn health_checks_pass_and_fail() {
+        let d = tmpdir("health");
+        let cat = catalog(
+            &d,
+            r#"{"images": {"t/sleep": {"entryPoint": ["sleep", "30"]}}}"#,
+        );
+        let e = LocalEngine::new(RuntimeConfig::default());
+        for (id, cmd) in [("good", "test -n \"$PORTICO_TASK_ID\""), ("bad", "exit 1")] {
+            let mut s = spec(id, "t/sleep", Some(cat.clone()), vec![]);
+            s.containers[0].health_check = Some(HealthCheckSpec {
+                command: vec!["CMD-SHELL".into(), cmd.into()],
+                interval: Duration::from_millis(50),
+                timeout: Duration::from_secs(2),
+                retries: 2,
+                start_period: Duration::ZERO,
+            });
+            e.launch(s, Arc::new(|_| {}));
+        }
+        wait(&e, "good", |s| s.containers[0].health == Health::Healthy);
+        wait(&e, "bad", |s| s.containers[0].health == Health::Unhealthy);
+        e.stop("good");
+        e.stop("bad");
+        wait(&e, "good", |s| s.all_exited());
+        wait(&e, "bad", |s| s.all_exited());
     }
 
     #[test]

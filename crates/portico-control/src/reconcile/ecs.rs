@@ -20,7 +20,8 @@ use crate::Control;
 use parking_lot::Mutex;
 use portico_core::{ids, time::now_millis, AwsResult, Input, RequestContext, Service};
 use portico_runtime::{
-    ContainerSpec, ContainerState, LogLine, LogSink, TaskPhase, TaskSpec, TaskStatus,
+    ContainerSpec, ContainerState, Health, HealthCheckSpec, LogLine, LogSink, TaskPhase, TaskSpec,
+    TaskStatus,
 };
 use portico_store::Scope;
 use serde_json::{json, Value};
@@ -115,7 +116,7 @@ impl Driver {
     fn schedule(&self, c: &Control) -> AwsResult<()> {
         let services = c.store().read(|tx| Ok(tx.list_all(KIND_SERVICE)?))?;
         let now = now_millis();
-        let scale = c.config().time_scale.clamp(0.0, 1.0);
+        let scale = time_scale(c);
         for rec in services {
             let Ok(s) = serde_json::from_value::<ServiceRec>(rec.body) else {
                 continue;
@@ -238,11 +239,18 @@ impl Driver {
                     t.pull_started_at = Some(now);
                 }
                 "PENDING" => match &rt {
-                    None => {
-                        let spec = self.task_spec(c, scope, &t)?;
-                        let sink = self.log_sink(c, scope, &t)?;
-                        c.runtime().launch(spec, sink);
-                    }
+                    None => match self.missing_log_group(c, scope, &t).await? {
+                        Some(group) => {
+                            let reason = format!("ResourceInitializationError: failed to validate logger args: create stream has been retried 1 times: failed to create Cloudwatch log stream: ResourceNotFoundException: The specified log group does not exist. : exit status 1 (log group {group})");
+                            t.pull_stopped_at = Some(now);
+                            t.request_stop("TaskFailedToStart", &reason);
+                        }
+                        None => {
+                            let spec = self.task_spec(c, scope, &t)?;
+                            let sink = self.log_sink(c, scope, &t)?;
+                            c.runtime().launch(spec, sink);
+                        }
+                    },
                     Some(TaskStatus {
                         phase: TaskPhase::Starting,
                         ..
@@ -299,6 +307,9 @@ impl Driver {
                                 "EssentialContainerExited",
                                 "Essential container in task exited",
                             );
+                        } else {
+                            self.track_health(&mut t, st);
+                            service_events.extend(self.enforce_health(c, scope, &mut t, now).await);
                         }
                     }
                 },
@@ -310,8 +321,11 @@ impl Driver {
                 t.advance("DEACTIVATING");
             }
             if t.last_status == "DEACTIVATING" {
-                // Target deregistration; the ELB's draining happens on its side.
+                // Deregister, then stay here while the targets drain in their target groups.
                 service_events.extend(self.deregister_targets(c, scope, &mut t).await);
+                if !t.draining.is_empty() && !self.drained(c, scope, &mut t).await {
+                    return self.save(c, scope, t, version, service_events, None, now);
+                }
             }
             if t.stage() < 5 {
                 t.advance("STOPPING");
@@ -344,6 +358,24 @@ impl Driver {
                 }
             }
         }
+        self.save(c, scope, t, version, service_events, delete_eni, now)
+    }
+
+    /// Writes a task the reconciler changed, unless someone else changed it first.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site per lifecycle exit"
+    )]
+    fn save(
+        &self,
+        c: &Control,
+        scope: &Scope,
+        t: TaskRec,
+        version: i64,
+        service_events: Vec<String>,
+        delete_eni: Option<String>,
+        now: i64,
+    ) -> AwsResult<()> {
         if t.version == version && service_events.is_empty() {
             return Ok(());
         }
@@ -443,6 +475,7 @@ impl Driver {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        let scale = time_scale(c);
         let containers = td
             .containers()
             .iter()
@@ -476,6 +509,17 @@ impl Driver {
                     stop_timeout: Duration::from_secs(
                         cd["stopTimeout"].as_u64().unwrap_or(30).clamp(2, 120),
                     ),
+                    health_check: cd.get("healthCheck").map(|h| {
+                        let secs = |k: &str, d: u64| h[k].as_u64().unwrap_or(d) as f64;
+                        let scaled = |x: f64| Duration::from_secs_f64((x * scale).max(0.05));
+                        HealthCheckSpec {
+                            command: str_list(h.get("command")),
+                            interval: scaled(secs("interval", 30)),
+                            timeout: Duration::from_secs_f64(secs("timeout", 5)),
+                            retries: secs("retries", 3) as u32,
+                            start_period: scaled(secs("startPeriod", 0)),
+                        }
+                    }),
                 }
             })
             .collect();
@@ -484,6 +528,55 @@ impl Driver {
             containers,
             catalog: c.config().state_dir.as_ref().map(|d| d.join("images.json")),
         })
+    }
+
+    /// An awslogs group that does not exist and that the task may not create (AWS fails the
+    /// task with ResourceInitializationError). `None` when Logs cannot tell.
+    async fn missing_log_group(
+        &self,
+        c: &Control,
+        scope: &Scope,
+        t: &TaskRec,
+    ) -> AwsResult<Option<String>> {
+        let td = c
+            .store()
+            .read(|tx| taskdefs::resolve(tx, scope, &t.task_definition_arn))?
+            .ok_or_else(|| portico_core::AwsError::internal("task definition is gone"))?;
+        for cd in td.containers() {
+            if cd
+                .pointer("/logConfiguration/logDriver")
+                .and_then(Value::as_str)
+                != Some("awslogs")
+            {
+                continue;
+            }
+            let opts = &cd["logConfiguration"]["options"];
+            let (Some(group), false) = (
+                opts["awslogs-group"].as_str(),
+                opts["awslogs-create-group"].as_str() == Some("true"),
+            ) else {
+                continue;
+            };
+            let out = c
+                .call(
+                    &rc_of(scope),
+                    Service::Logs,
+                    "DescribeLogGroups",
+                    Input(json!({"logGroupNamePrefix": group})),
+                )
+                .await;
+            if let Ok(v) = out {
+                let found = v["logGroups"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|g| g["logGroupName"].as_str() == Some(group));
+                if !found {
+                    return Ok(Some(group.to_string()));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Where each container's lines go: awslogs containers to their group and stream.
@@ -590,10 +683,13 @@ impl Driver {
             )
             .await
             {
-                Ok(_) => events.push(format!(
-                    "(service {svc_name}) deregistered 1 targets in (target-group {})",
-                    r.target_group_arn
-                )),
+                Ok(_) => {
+                    events.push(format!(
+                        "(service {svc_name}) deregistered 1 targets in (target-group {})",
+                        r.target_group_arn
+                    ));
+                    t.draining.push(r);
+                }
                 Err(e) => {
                     tracing::warn!(task = %t.task_id, error = %e, "cannot deregister task from its target group")
                 }
@@ -601,6 +697,125 @@ impl Driver {
         }
         t.version += 1;
         events
+    }
+
+    /// Copies container health from the runtime; the task's health follows its essential
+    /// containers that have health checks.
+    fn track_health(&self, t: &mut TaskRec, st: &TaskStatus) {
+        for (ct, s) in t.containers.iter_mut().zip(&st.containers) {
+            let h = match s.health {
+                Health::Unknown => "UNKNOWN",
+                Health::Healthy => "HEALTHY",
+                Health::Unhealthy => "UNHEALTHY",
+            };
+            if ct.has_health_check && ct.health_status != h {
+                ct.health_status = h.into();
+                t.version += 1;
+            }
+        }
+        let checked: Vec<&ContainerRec> = t
+            .containers
+            .iter()
+            .filter(|c| c.essential && c.has_health_check)
+            .collect();
+        let task_health = if checked.iter().any(|c| c.health_status == "UNHEALTHY") {
+            "UNHEALTHY"
+        } else if !checked.is_empty() && checked.iter().all(|c| c.health_status == "HEALTHY") {
+            "HEALTHY"
+        } else {
+            "UNKNOWN"
+        };
+        if t.health_status != task_health {
+            t.health_status = task_health.into();
+            t.version += 1;
+        }
+    }
+
+    /// Service tasks: after the grace period, an UNHEALTHY task or one whose target is
+    /// unhealthy in its target group is stopped (the scheduler then replaces it).
+    async fn enforce_health(
+        &self,
+        c: &Control,
+        scope: &Scope,
+        t: &mut TaskRec,
+        now: i64,
+    ) -> Vec<String> {
+        let Some(svc) = self.service_of(c, scope, t) else {
+            return Vec::new();
+        };
+        let mut unhealthy_tg = None;
+        if !t.registrations.is_empty() {
+            let mut all_healthy = true;
+            for r in &t.registrations {
+                match target_state(c, scope, r).await.as_str() {
+                    "healthy" => {}
+                    "unhealthy" => {
+                        all_healthy = false;
+                        unhealthy_tg.get_or_insert((r.target_group_arn.clone(), r.port));
+                    }
+                    _ => all_healthy = false,
+                }
+            }
+            let lb = if all_healthy {
+                Some(true)
+            } else if unhealthy_tg.is_some() {
+                Some(false)
+            } else {
+                None
+            };
+            if t.lb_healthy != lb {
+                t.lb_healthy = lb;
+                t.version += 1;
+            }
+        }
+        let grace_ms = (svc.health_check_grace_period_seconds.unwrap_or(0) as f64
+            * 1000.0
+            * time_scale(c)) as i64;
+        if t.started_at.is_some_and(|s| now - s < grace_ms) {
+            return Vec::new();
+        }
+        let name = &svc.service_name;
+        let id = t.task_id.clone();
+        if t.health_status == "UNHEALTHY" {
+            t.request_stop(
+                "ServiceSchedulerInitiated",
+                "Task failed container health checks",
+            );
+            return vec![format!(
+                "(service {name}) (task {id}) failed container health checks."
+            )];
+        }
+        if let Some((tg, port)) = unhealthy_tg {
+            t.request_stop(
+                "ServiceSchedulerInitiated",
+                &format!("Task failed ELB health checks in (target-group {tg})"),
+            );
+            return vec![format!("(service {name}) (port {port}) is unhealthy in (target-group {tg}) due to (reason Health checks failed).")];
+        }
+        Vec::new()
+    }
+
+    /// Whether every deregistered target has left `draining`.
+    async fn drained(&self, c: &Control, scope: &Scope, t: &mut TaskRec) -> bool {
+        let mut still = Vec::new();
+        for r in std::mem::take(&mut t.draining) {
+            if target_state(c, scope, &r).await == "draining" {
+                still.push(r);
+            }
+        }
+        let done = still.is_empty();
+        t.draining = still;
+        if done {
+            t.version += 1;
+        }
+        done
+    }
+
+    fn service_of(&self, c: &Control, scope: &Scope, t: &TaskRec) -> Option<ServiceRec> {
+        let sid = t.service_id.as_ref()?;
+        c.store()
+            .read(|tx| Ok(tx.get_as::<ServiceRec>(scope, KIND_SERVICE, sid)?))
+            .ok()?
     }
 
     fn service_lbs(&self, c: &Control, scope: &Scope, t: &TaskRec) -> Option<(String, Vec<Value>)> {
@@ -611,6 +826,27 @@ impl Driver {
             .ok()??;
         Some((s.service_name, s.load_balancers))
     }
+}
+
+/// A target's state in its target group (`healthy`, `unhealthy`, `draining`, `initial`, …);
+/// empty when ELBv2 cannot say.
+async fn target_state(c: &Control, scope: &Scope, r: &Registration) -> String {
+    let out = c
+        .call(
+            &rc_of(scope),
+            Service::Elbv2,
+            "DescribeTargetHealth",
+            Input(json!({"TargetGroupArn": r.target_group_arn,
+                         "Targets": [{"Id": r.id, "Port": r.port}]})),
+        )
+        .await;
+    out.ok()
+        .and_then(|v| {
+            v.pointer("/TargetHealthDescriptions/0/TargetHealth/State")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
 }
 
 /// RegisterTargets / DeregisterTargets for one (ip, port) target.
@@ -630,6 +866,16 @@ async fn elbv2(
         Input(json!({"TargetGroupArn": tg, "Targets": [{"Id": ip, "Port": port}]})),
     )
     .await
+}
+
+/// `--time-scale`, as a factor in (0, 1].
+fn time_scale(c: &Control) -> f64 {
+    let s = c.config().time_scale;
+    if s > 0.0 && s < 1.0 {
+        s
+    } else {
+        1.0
+    }
 }
 
 fn str_list(v: Option<&Value>) -> Vec<String> {

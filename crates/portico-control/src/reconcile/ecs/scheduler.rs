@@ -15,6 +15,9 @@ pub(crate) struct TaskView {
     pub ever_running: bool,
     pub failed_to_start: bool,
     pub created_at: i64,
+    /// RUNNING and healthy: container health checks (if any) HEALTHY, targets (if any)
+    /// healthy in their target groups.
+    pub healthy: bool,
 }
 
 impl TaskView {
@@ -27,6 +30,10 @@ impl TaskView {
             ever_running: t.ever_running,
             failed_to_start: t.stop_code.as_deref() == Some("TaskFailedToStart"),
             created_at: t.created_at,
+            healthy: t.last_status == "RUNNING"
+                && (t.containers.iter().all(|c| !c.has_health_check)
+                    || t.health_status == "HEALTHY")
+                && (t.registrations.is_empty() || t.lb_healthy == Some(true)),
         }
     }
 }
@@ -185,13 +192,13 @@ pub(crate) fn step(
     // Drain old deployments while enough healthy tasks remain.
     let mut healthy = active
         .iter()
-        .filter(|t| t.last_status == "RUNNING" && !plan.stop.iter().any(|(i, _)| *i == t.id))
+        .filter(|t| t.healthy && !plan.stop.iter().any(|(i, _)| *i == t.id))
         .count() as i64;
     let mut blocked = false;
     let mut old_sorted = old.clone();
-    old_sorted.sort_by_key(|t| (t.last_status == "RUNNING", t.created_at));
+    old_sorted.sort_by_key(|t| (t.healthy, t.created_at));
     for t in old_sorted {
-        if t.last_status != "RUNNING" {
+        if !t.healthy {
             plan.stop.push((t.id.clone(), scaling_reason.clone()));
         } else if healthy > min_bound {
             healthy -= 1;
@@ -228,10 +235,7 @@ pub(crate) fn step(
         .retain(|d| d.status == "PRIMARY" || has_tasks(d));
 
     // Steady state: the primary runs exactly its desired count and nothing else runs.
-    let running_primary = active
-        .iter()
-        .filter(|t| is_primary(t) && t.last_status == "RUNNING")
-        .count() as i64;
+    let running_primary = active.iter().filter(|t| is_primary(t) && t.healthy).count() as i64;
     let steady = plan.is_empty()
         && old.is_empty()
         && running_primary == desired
@@ -321,6 +325,7 @@ mod tests {
                     ever_running: false,
                     failed_to_start: false,
                     created_at: self.now,
+                    healthy: false,
                 });
             }
             for (id, _) in &plan.stop {
@@ -343,6 +348,7 @@ mod tests {
             for t in &mut self.tasks {
                 t.last_status = "RUNNING".into();
                 t.ever_running = true;
+                t.healthy = true;
             }
         }
 

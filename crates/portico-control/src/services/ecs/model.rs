@@ -265,6 +265,9 @@ pub struct ContainerRec {
     pub memory_reservation: Option<String>,
     #[serde(default = "yes")]
     pub essential: bool,
+    /// The container definition has a `healthCheck`.
+    #[serde(default)]
+    pub has_health_check: bool,
 }
 
 fn yes() -> bool {
@@ -338,6 +341,13 @@ pub struct TaskRec {
     pub tags: Vec<Value>,
     #[serde(default)]
     pub registrations: Vec<Registration>,
+    /// Deregistered targets still draining in their target group.
+    #[serde(default)]
+    pub draining: Vec<Registration>,
+    /// Health of its targets: `Some(true)` when all are healthy, `Some(false)` when one is
+    /// unhealthy, `None` before the load balancer has a verdict (or without targets).
+    #[serde(default)]
+    pub lb_healthy: Option<bool>,
     /// It reached RUNNING at some point.
     #[serde(default)]
     pub ever_running: bool,

@@ -228,6 +228,7 @@ pub(crate) fn new_task(tx: &Tx<'_>, scope: &Scope, n: NewTask<'_>) -> AwsResult<
                     .get("memoryReservation")
                     .map(|v| v.to_string().trim_matches('"').to_string()),
                 essential: c["essential"].as_bool().unwrap_or(true),
+                has_health_check: c.get("healthCheck").is_some(),
             })
             .collect();
     let overrides = if n.overrides.is_object() {
@@ -269,6 +270,8 @@ pub(crate) fn new_task(tx: &Tx<'_>, scope: &Scope, n: NewTask<'_>) -> AwsResult<
         overrides,
         tags: n.tags,
         registrations: Vec::new(),
+        draining: Vec::new(),
+        lb_healthy: None,
         ever_running: false,
     };
     put_task(tx, scope, &t)?;
