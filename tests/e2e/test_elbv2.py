@@ -410,3 +410,86 @@ def test_bad_input_changes_nothing(p, net, alb):
     assert [t["Target"]["Id"] for t in
             elb.describe_target_health(TargetGroupArn=alb["tg_a"])["TargetHealthDescriptions"]] == ["127.0.0.1"]
     elb.delete_target_group(TargetGroupArn=tcp)
+
+
+def test_lifecycle_and_mutators(p, net):
+    elb = p.client("elbv2")
+    one, two = Backend("one"), Backend("two")
+    try:
+        tg1 = make_tg(elb, "life-1", net["vpc"])
+        tg2 = make_tg(elb, "life-2", net["vpc"])
+        elb.register_targets(TargetGroupArn=tg1, Targets=[{"Id": "127.0.0.1", "Port": one.port}])
+        elb.register_targets(TargetGroupArn=tg2, Targets=[{"Id": "127.0.0.1", "Port": two.port}])
+        kw = dict(Name="life-alb", Subnets=net["subnets"], Scheme="internal")
+        lb = elb.create_load_balancer(**kw)["LoadBalancers"][0]
+        arn = lb["LoadBalancerArn"]
+        assert elb.create_load_balancer(**kw)["LoadBalancers"][0]["LoadBalancerArn"] == arn
+        assert err(elb.create_load_balancer, Name="life-alb", Subnets=net["subnets"],
+                   Scheme="internet-facing")["Code"] == "DuplicateLoadBalancerName"
+        lst = elb.create_listener(LoadBalancerArn=arn, Protocol="HTTP", Port=8080,
+                                  DefaultActions=[{"Type": "forward", "TargetGroupArn": tg1}])["Listeners"][0]["ListenerArn"]
+        r10 = elb.create_rule(ListenerArn=lst, Priority=10, Conditions=[{"Field": "path-pattern", "Values": ["/x"]}],
+                              Actions=[{"Type": "forward", "TargetGroupArn": tg2}])["Rules"][0]["RuleArn"]
+        r20 = elb.create_rule(ListenerArn=lst, Priority=20, Conditions=[{"Field": "path-pattern", "Values": ["/y"]}],
+                              Actions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "204"}}])["Rules"][0]["RuleArn"]
+        p.aws("elbv2", "wait", "load-balancer-available", "--load-balancer-arns", arn)
+        p.aws("elbv2", "wait", "target-in-service", "--target-group-arn", tg1)
+        url = "http://" + local_address(elb, lst)
+        assert url.endswith(":8080")
+        assert requests.get(url + "/x").json()["name"] == "two"
+        # Host = DNSName:port on the main port picks the listener on that port.
+        r = requests.get(p.endpoint + "/", headers={"Host": lb["DNSName"] + ":8080"})
+        assert r.json()["name"] == "one" and r.json()["headers"]["host"] == lb["DNSName"] + ":8080"
+
+        # Priorities swap atomically; a clash changes nothing.
+        assert err(elb.set_rule_priorities, RulePriorities=[{"RuleArn": r10, "Priority": 20}])["Code"] == "PriorityInUse"
+        elb.set_rule_priorities(RulePriorities=[{"RuleArn": r10, "Priority": 20}, {"RuleArn": r20, "Priority": 10}])
+        got = {r["RuleArn"]: r["Priority"] for r in elb.describe_rules(ListenerArn=lst)["Rules"]}
+        assert got[r10] == "20" and got[r20] == "10"
+        elb.modify_rule(RuleArn=r10, Conditions=[{"Field": "path-pattern", "Values": ["/z"]}])
+        wait_until(lambda: requests.get(url + "/z").json()["name"] == "two", what="modified rule")
+        assert requests.get(url + "/x").json()["name"] == "one"
+        elb.modify_listener(ListenerArn=lst, DefaultActions=[{"Type": "forward", "TargetGroupArn": tg2}])
+        wait_until(lambda: requests.get(url + "/").json()["name"] == "two", what="new default action")
+        default = [r for r in elb.describe_rules(ListenerArn=lst)["Rules"] if r["IsDefault"]][0]
+        assert default["Actions"][0]["TargetGroupArn"] == tg2
+        # The listener moves to a new port.
+        elb.modify_listener(ListenerArn=lst, Port=8081)
+        wait_until(lambda: (local_address(elb, lst) or "").endswith(":8081"), what="listener rebound")
+
+        sg2 = p.client("ec2").create_security_group(GroupName="alb2", Description="x", VpcId=net["vpc"])["GroupId"]
+        assert elb.set_security_groups(LoadBalancerArn=arn, SecurityGroups=[sg2])["SecurityGroupIds"] == [sg2]
+        assert err(elb.set_security_groups, LoadBalancerArn=arn, SecurityGroups=["sg-0000000000000dead"])["Code"] == \
+            "InvalidSecurityGroup"
+        assert err(elb.set_subnets, LoadBalancerArn=arn, Subnets=net["subnets"][:1])["Code"] == \
+            "InvalidConfigurationRequest"
+        elb.add_tags(ResourceArns=[arn, tg1], Tags=[{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}])
+        elb.remove_tags(ResourceArns=[arn], TagKeys=["a"])
+        tags = {d["ResourceArn"]: d["Tags"] for d in elb.describe_tags(ResourceArns=[arn, tg1])["TagDescriptions"]}
+        assert tags[arn] == [{"Key": "b", "Value": "2"}] and len(tags[tg1]) == 2
+
+        elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+            {"Key": "deletion_protection.enabled", "Value": "true"}])
+        assert err(elb.delete_load_balancer, LoadBalancerArn=arn)["Code"] == "OperationNotPermitted"
+        elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+            {"Key": "deletion_protection.enabled", "Value": "false"}])
+        addr = local_address(elb, lst)
+        elb.delete_load_balancer(LoadBalancerArn=arn)
+        elb.delete_load_balancer(LoadBalancerArn=arn)  # deleting again succeeds
+        p.aws("elbv2", "wait", "load-balancers-deleted", "--load-balancer-arns", arn)
+        assert err(elb.describe_listeners, ListenerArns=[lst])["Code"] == "ListenerNotFound"
+        assert health(elb, tg1)[0][1:] == ("unused", "Target.NotInUse")
+
+        def refused():
+            try:
+                requests.get(f"http://{addr}/", timeout=2)
+                return False
+            except requests.ConnectionError:
+                return True
+
+        wait_until(refused, what="listener socket closed")
+        elb.delete_target_group(TargetGroupArn=tg1)
+        elb.delete_target_group(TargetGroupArn=tg2)
+    finally:
+        one.stop()
+        two.stop()

@@ -343,7 +343,13 @@ async fn forward(
         .stickiness
         .filter(|_| sticky.is_none())
         .map(|d| (token(&format!("{}:{}", target.ip, target.port)), d));
-    let result = tokio::time::timeout(lb.idle_timeout, engine.inner.client.request(upstream)).await;
+    let call = tokio::time::timeout(lb.idle_timeout, engine.inner.client.request(upstream));
+    let state = target.state.clone();
+    let result = tokio::select! {
+        r = call => r,
+        // The draining delay ended (or the target was removed) with the request in flight.
+        _ = state.left() => return page(502),
+    };
     let resp = match result {
         Err(_) => return page(504),
         Ok(Err(e)) => return page(if is_timeout(&e) { 504 } else { 502 }),

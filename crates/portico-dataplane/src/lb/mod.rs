@@ -136,6 +136,23 @@ pub(crate) struct TargetState {
     pub(crate) ok_run: AtomicU32,
     pub(crate) fail_run: AtomicU32,
     pub(crate) inflight: AtomicUsize,
+    /// Set when the target leaves its group (end of draining): requests still waiting on it
+    /// give up with a 502, as AWS's do when the deregistration delay expires.
+    pub(crate) gone: std::sync::atomic::AtomicBool,
+    pub(crate) gone_notify: tokio::sync::Notify,
+}
+
+impl TargetState {
+    /// Resolves once the target has left its group.
+    pub(crate) async fn left(&self) {
+        loop {
+            let n = self.gone_notify.notified();
+            if self.gone.load(Ordering::Acquire) {
+                return;
+            }
+            n.await;
+        }
+    }
 }
 
 pub(crate) struct TargetRt {
@@ -238,7 +255,14 @@ impl Engine {
                     }),
                 );
             }
-            states.retain(|k, _| keep.contains(k));
+            states.retain(|k, st| {
+                let stay = keep.contains(k);
+                if !stay {
+                    st.gone.store(true, Ordering::Release);
+                    st.gone_notify.notify_waiters();
+                }
+                stay
+            });
             rrs.retain(|k, _| keep_rr.contains(k));
         }
         let mut listeners = HashMap::new();
@@ -505,5 +529,50 @@ mod tests {
             e.listener_for_host("INTERNAL-x-1.us-east-1.elb.localhost"),
             Some("l".into())
         );
+    }
+
+    #[tokio::test]
+    async fn removing_a_target_ends_its_requests_with_502() {
+        let e = Engine::default();
+        let book = AddressBook::default();
+        // A target that accepts and never answers.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        let t = TargetSpec {
+            ip: a.ip(),
+            port: a.port(),
+            draining: false,
+        };
+        e.publish(snapshot(vec![t.clone()]), &book);
+        let (r, ()) = tokio::join!(get(&e, "/"), async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Draining: the request in flight continues...
+            e.publish(
+                snapshot(vec![TargetSpec {
+                    draining: true,
+                    ..t.clone()
+                }]),
+                &book,
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // ...until the target leaves the group.
+            e.publish(snapshot(vec![]), &book);
+        });
+        assert_eq!(r.0, 502);
+        // With only a draining target, new requests find nothing routable.
+        e.publish(
+            snapshot(vec![TargetSpec {
+                draining: true,
+                ..t
+            }]),
+            &book,
+        );
+        assert_eq!(get(&e, "/").await.0, 503);
     }
 }

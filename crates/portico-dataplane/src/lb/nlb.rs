@@ -47,6 +47,10 @@ pub(crate) async fn serve(engine: Engine, arn: String, mut client: TcpStream) {
     let _ = upstream.set_nodelay(true);
     state.inflight.fetch_add(1, Ordering::Relaxed);
     // copy_bidirectional shuts down each write side when the other side reaches EOF: half-close.
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+        // The target left its group (end of draining): its flows end.
+        _ = state.left() => {}
+    }
     state.inflight.fetch_sub(1, Ordering::Relaxed);
 }
