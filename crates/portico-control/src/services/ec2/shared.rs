@@ -222,6 +222,16 @@ pub fn default_security_group_id(vpc: &Vpc) -> Option<&str> {
     vpc.rest.get("_defaultGroupId").and_then(Value::as_str)
 }
 
+/// The id of a VPC's default network ACL.
+pub fn default_network_acl_id(vpc: &Vpc) -> Option<&str> {
+    vpc.rest.get("_defaultNetworkAclId").and_then(Value::as_str)
+}
+
+/// The id of a VPC's main route table.
+pub fn main_route_table_id(vpc: &Vpc) -> Option<&str> {
+    vpc.rest.get("_mainRouteTableId").and_then(Value::as_str)
+}
+
 /// EC2's not-found error for a VPC id.
 pub fn vpc_not_found(id: &str) -> AwsError {
     super::vpc::vpc_not_found(id)

@@ -6,7 +6,7 @@ use super::shared::{
     self, NetworkInterface, SecurityGroup, Subnet, Vpc, KIND_ENI, KIND_SG, KIND_SUBNET, KIND_VPC,
 };
 use super::util::{self, filters, list_any, matches, public, req, spec_tags, str_any, strs_any};
-use super::{gateways, sg, KIND_EIP, KIND_IGW, KIND_NAT, KIND_RTB};
+use super::{acl, gateways, sg, KIND_ACL, KIND_EIP, KIND_IGW, KIND_NAT, KIND_RTB};
 use portico_core::context::partition_of;
 use portico_core::{ids, AwsError, AwsResult, Input};
 use portico_store::{Scope, Tx};
@@ -126,7 +126,9 @@ fn create_vpc_record(
         Vec::new(),
         true,
     )?;
+    let acl = acl::create_acl_record(tx, scope, &vpc_id, true, Vec::new())?;
     vpc.rest.insert("_mainRouteTableId".into(), json!(rtb));
+    vpc.rest.insert("_defaultNetworkAclId".into(), json!(acl));
     vpc.rest.insert("_defaultGroupId".into(), json!(sg));
     tx.put_as(scope, KIND_VPC, &vpc_id, None, None, &vpc)?;
     Ok(vpc)
@@ -300,9 +302,10 @@ pub(crate) fn delete_vpc(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult
         .iter()
         .any(|r| r.id != main_rtb);
     let igw_attached = gateways::igw_of_vpc(tx, scope, id)?.is_some();
-    if has_subnets || other_sgs || other_rtbs || igw_attached {
+    if has_subnets || other_sgs || other_rtbs || igw_attached || acl::has_custom(tx, scope, id)? {
         return Err(dependency("vpc", id));
     }
+    acl::drop_default(tx, scope, id)?;
     tx.delete(scope, KIND_RTB, &main_rtb)?;
     tx.delete(scope, KIND_SG, &default_sg)?;
     tx.delete(scope, KIND_VPC, id)?;
@@ -505,6 +508,7 @@ pub(crate) fn create_subnet_record(
         rest,
     };
     tx.put_as(scope, KIND_SUBNET, &subnet_id, Some(&vpc.vpc_id), None, &s)?;
+    acl::associate_default(tx, scope, vpc, &subnet_id)?;
     Ok(s)
 }
 
@@ -631,12 +635,13 @@ pub(crate) fn describe_subnets(tx: &Tx<'_>, scope: &Scope, input: &Input) -> Aws
 
 pub(crate) fn delete_subnet(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
     let id = req(input, &["SubnetId"])?;
-    shared::get_subnet(tx, scope, id)?.ok_or_else(|| shared::subnet_not_found(id))?;
+    let subnet = shared::get_subnet(tx, scope, id)?.ok_or_else(|| shared::subnet_not_found(id))?;
     let live_nat = gateways::live_nats_in_subnet(tx, scope, id)?;
     if tx.count(scope, KIND_ENI, Some(id))? > 0 || live_nat {
         return Err(dependency("subnet", id));
     }
     gateways::drop_subnet_associations(tx, scope, id)?;
+    acl::drop_subnet(tx, scope, &subnet.vpc_id, id)?;
     tx.delete(scope, KIND_SUBNET, id)?;
     Ok(json!({"return": true}))
 }
@@ -809,6 +814,7 @@ fn kind_of(id: &str) -> Option<(&'static str, &'static str)> {
         "igw" => (KIND_IGW, "internet-gateway"),
         "nat" => (KIND_NAT, "natgateway"),
         "eipalloc" => (KIND_EIP, "elastic-ip"),
+        "acl" => (KIND_ACL, "network-acl"),
         _ => return None,
     })
 }
@@ -822,6 +828,7 @@ const TAGGABLE: &[&str] = &[
     KIND_IGW,
     KIND_NAT,
     KIND_EIP,
+    KIND_ACL,
 ];
 
 fn resource_for_tags(
@@ -840,6 +847,7 @@ fn resource_for_tags(
             KIND_RTB => ("InvalidRouteTableID.NotFound", "routeTable ID"),
             KIND_IGW => ("InvalidInternetGatewayID.NotFound", "internetGateway ID"),
             KIND_NAT => ("InvalidNatGatewayID.NotFound", "natGateway ID"),
+            KIND_ACL => ("InvalidNetworkAclID.NotFound", "networkAcl ID"),
             _ => ("InvalidAllocationID.NotFound", "allocation ID"),
         };
         AwsError::bad(code, format!("The {what} '{id}' does not exist"))
