@@ -239,3 +239,17 @@ def fails_code(fn, **kw):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         fn(**kw)
     return e.value.response["Error"]["Code"]
+
+
+def test_http_api_survives_kill_9(fresh_portico, backend, unique):
+    p = fresh_portico.start()
+    apigw = p.client("apigatewayv2")
+    api_id, _, _ = make_api(apigw, backend, unique)
+    apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+    assert served(p, api_id, "GET", "/before").json()["path"] == "/before"
+    p.kill9()
+    p.start()
+    apigw = p.client("apigatewayv2")
+    # the endpoint follows the new port; the data plane serves the stored deployment again
+    assert apigw.get_api(ApiId=api_id)["ApiEndpoint"] == f"http://{api_id}.execute-api.localhost:{p.port}"
+    assert served(p, api_id, "GET", "/after").json()["path"] == "/after"

@@ -140,6 +140,17 @@ def test_cli_errors_and_malformed_bodies(portico, unique):
     assert resp.status_code == 404 and resp.headers["x-amzn-ErrorType"] == "UnknownOperationException"
 
 
+def test_websocket_only_operations_on_http_api(apigw, unique):
+    api_id = apigw.create_api(Name=f"ws-{unique}", ProtocolType="HTTP")["ApiId"]
+    route = apigw.create_route(ApiId=api_id, RouteKey="GET /x")
+    assert apigw.get_route_responses(ApiId=api_id, RouteId=route["RouteId"])["Items"] == []
+    assert apigw.get_models(ApiId=api_id)["Items"] == []
+    assert fails(apigw.create_route_response, ApiId=api_id, RouteId=route["RouteId"],
+                 RouteResponseKey="$default")[0] == "BadRequestException"
+    assert fails(apigw.get_models, ApiId="zzzzzzzzzz")[0] == "NotFoundException"
+    apigw.delete_api(ApiId=api_id)
+
+
 def test_deployments_and_named_stages(portico, apigw, backend, unique):
     api_id = apigw.create_api(Name=f"dep-{unique}", ProtocolType="HTTP")["ApiId"]
     assert fails(apigw.create_deployment, ApiId=api_id) == (
