@@ -68,7 +68,7 @@ class Console:
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import Select, WebDriverWait
 
-        self.d, self.p, self.By, self.Select = driver, p, By, Select
+        self.d, self.p, self.By, self.Select, self.WebDriverWait = driver, p, By, Select, WebDriverWait
         self.wait = lambda: WebDriverWait(driver, WAIT, poll_frequency=0.1)
         self.base = f"{p.endpoint}/_portico/console"
 
@@ -86,8 +86,8 @@ class Console:
             "return m.dataset.rendered === want && m.getAttribute('aria-busy') === 'false'"))
         return self
 
-    def el(self, css):
-        return self.wait().until(lambda d: next((e for e in d.find_elements(self.By.CSS_SELECTOR, css) if e.is_displayed()), None))
+    def el(self, css, timeout=WAIT):
+        return self.WebDriverWait(self.d, timeout, poll_frequency=0.1).until(lambda d: next((e for e in d.find_elements(self.By.CSS_SELECTOR, css) if e.is_displayed()), None))
 
     def gone(self, css):
         self.wait().until(lambda d: not d.find_elements(self.By.CSS_SELECTOR, css))
@@ -150,18 +150,33 @@ def sample_taskdef(ecs):
     )["taskDefinition"]
 
 
-def stack_by_cloudformation(p):
-    """Step 1 as the tutorial does it: the tutorial's template. None if CloudFormation is not in
-    this build."""
+def stack_by_console(browser, p):
+    """Step 1 as the tutorial does it, in the console: upload the tutorial's template, name the
+    stack, acknowledge IAM, submit, and watch the events until CREATE_COMPLETE. None if
+    CloudFormation is not in this build."""
     cfn = p.client("cloudformation")
     name = "http-api-private-integrations-tutorial"
     try:
-        cfn.create_stack(StackName=name, TemplateBody=TEMPLATE.read_text(), Capabilities=["CAPABILITY_IAM"])
+        cfn.validate_template(TemplateBody=TEMPLATE.read_text())
     except botocore.exceptions.ClientError as e:
         if e.response["Error"]["Code"] in ("InvalidAction", "UnknownOperationException"):
             return None
         raise
-    cfn.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 240})
+    c = Console(browser, p)
+    c.open("/cloudformation")
+    c.click("#create-stack")
+    c.wait_hash("#/cloudformation/create")
+    c.el("#template-file").send_keys(str(TEMPLATE))
+    c.wait().until(lambda d: "PrivateIntegrationsTutorial" in c.el("#template-body").get_attribute("value"))
+    c.click("#template-next")
+    c.type("#stack-name", name)
+    c.click("#cap-CAPABILITY_IAM")
+    c.shot("00-step1-create-stack")
+    c.click("#stack-submit")
+    c.wait_hash(f"#/cloudformation/stacks/{name}")
+    c.el(".page-head .badge[data-status='CREATE_COMPLETE']", timeout=240)
+    c.el(".timeline li")
+    c.shot("00-step1-stack-events")
     res = cfn.describe_stack_resources(StackName=name)["StackResources"]
     by_type = {}
     for r in res:
@@ -178,7 +193,7 @@ def stack_by_cloudformation(p):
     listener = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"][0]
     svc = next(r for r in by_type["AWS::ECS::Service"])["PhysicalResourceId"]
     cluster = by_type["AWS::ECS::Cluster"][0]["PhysicalResourceId"]
-    return {"how": "cloudformation", "vpc": vpc, "subnets": private, "sg": sg, "lb": lb, "listener": listener["ListenerArn"],
+    return {"how": "console", "vpc": vpc, "subnets": private, "sg": sg, "lb": lb, "listener": listener["ListenerArn"],
             "cluster": cluster, "service": svc.rsplit("/", 1)[-1]}
 
 
@@ -210,10 +225,10 @@ def stack_by_boto3(p):
 
 
 @pytest.fixture(scope="module")
-def tutorial():
+def tutorial(browser):
     p = Portico(extra_args=["--time-scale", "0.02"]).start()
     try:
-        stack = stack_by_cloudformation(p) or stack_by_boto3(p)
+        stack = stack_by_console(browser, p) or stack_by_boto3(p)
         # The sample app answers behind the ALB before the browser goes looking for it.
         lb_host = stack["lb"]["DNSName"]
         wait_until(lambda: requests.get(p.endpoint + "/", headers={"Host": lb_host}, timeout=5).status_code == 200,
@@ -342,7 +357,7 @@ def test_tutorial_steps_2_to_6_in_the_browser_then_delete_the_api(browser, tutor
 
     gap = None
     try:
-        wait_until(sample_page, timeout=WAIT, interval=0.5, what="the sample page at the invoke URL")
+        wait_until(sample_page, timeout=15, interval=0.5, what="the sample page at the invoke URL")
         assert browser.current_url == invoke
         assert "Congratulations" in browser.page_source
     except AssertionError as e:
@@ -454,7 +469,8 @@ def test_load_balancer_ecs_and_network_pages_show_the_running_stack(browser, tut
     c.shot("23-ecs-service")
     c.click("main a[href*='/tasks/']")
     c.wait_hash(f"#/ecs/clusters/{stack['cluster']}/tasks/")
-    c.el("main .panel")
+    # The container's output streams in from CloudWatch Logs (the ALB's health checks hit it).
+    c.wait().until(lambda d: "GET / HTTP/1.1" in c.el("pre.logs").text)
     c.shot("24-ecs-task-logs")
 
     c.open("/vpc")

@@ -100,7 +100,9 @@ const UI = (() => {
   function showError(slot, e, what) { slot.replaceChildren(errorBox(e, what)); slot.scrollIntoView({ block: "nearest" }); }
   function toast(text) {
     const t = h("div.toast", text);
-    $("#toasts").append(t);
+    const box = $("#toasts");
+    box.append(t);
+    while (box.children.length > 3) box.firstChild.remove();
     setTimeout(() => t.remove(), 4500);
   }
   function pageHead(title, sub, crumbs, actions) {
