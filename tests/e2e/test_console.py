@@ -130,6 +130,22 @@ class Console:
     def shot(self, name):
         time.sleep(0.15)  # let a just-finished render paint
         self.d.save_screenshot(str(SHOTS / f"{name}.png"))
+        assert self.a11y_problems() == [], name
+
+    def a11y_problems(self):
+        """Every control has a label; every clickable thing is a button or a link."""
+        return self.d.execute_script("""
+            const out = [];
+            for (const e of document.querySelectorAll('input, select, textarea')) {
+              if (e.type === 'hidden') continue;
+              if (!(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby')
+                  && !e.closest('label')) out.push('unlabelled ' + e.tagName + '#' + e.id);
+            }
+            for (const e of document.querySelectorAll('[onclick], div[tabindex], span[tabindex]')) out.push('clickable ' + e.tagName);
+            for (const b of document.querySelectorAll('button, a[href]')) {
+              if (!b.textContent.trim() && !b.getAttribute('aria-label')) out.push('nameless ' + b.tagName);
+            }
+            return out;""")
 
     def js_errors(self):
         return [e["message"] for e in self.d.get_log("browser")
@@ -552,4 +568,44 @@ def test_cloudformation_create_watch_and_delete_from_the_console(browser, tutori
     c.click("#delete-stack")
     c.click("dialog #confirm-ok")
     c.el(".page-head .badge[data-status='DELETE_COMPLETE']")
+    assert c.js_errors() == []
+
+
+def test_step_7_cleanup_from_the_console(browser, tutorial):
+    """The tutorial's clean-up in the console: the VPC link, then the stack."""
+    p, stack = tutorial
+    c = Console(browser, p)
+    apigw = p.client("apigatewayv2")
+    links = [l for l in apigw.get_vpc_links()["Items"] if l["Name"] == "private-integrations-tutorial"]
+    assert len(links) == 1
+    link_id = links[0]["VpcLinkId"]
+    c.open("/apigateway/vpclinks")
+    c.click(f"a[href='#/apigateway/vpclinks/{link_id}']")
+    c.wait_hash(f"#/apigateway/vpclinks/{link_id}")
+    # The keyboard alone: the Delete button takes focus, Enter opens the dialog, which starts on
+    # Cancel; Tab moves to Delete and Enter confirms.
+    from selenium.webdriver.common.keys import Keys
+    c.el("#delete-vpclink").send_keys(Keys.ENTER)
+    dialog_focus = c.wait().until(lambda d: d.switch_to.active_element.get_attribute("id") == "confirm-cancel")
+    assert dialog_focus
+    browser.switch_to.active_element.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("id") == "confirm-ok"
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    c.el("#vpclink-status .badge[data-status='DELETED']")
+    c.shot("40-vpclink-deleted")
+    assert link_id not in [l["VpcLinkId"] for l in apigw.get_vpc_links()["Items"]]
+
+    if stack["how"] != "console":
+        return
+    name = "http-api-private-integrations-tutorial"
+    c.open(f"/cloudformation/stacks/{name}")
+    c.click("#delete-stack")
+    c.click("dialog #confirm-ok")
+    c.el(".page-head .badge[data-status='DELETE_IN_PROGRESS'], .page-head .badge[data-status='DELETE_COMPLETE']")
+    c.shot("41-stack-deleting")
+    c.el(".page-head .badge[data-status='DELETE_COMPLETE']", timeout=240)
+    c.shot("42-stack-deleted")
+    cfn = p.client("cloudformation")
+    assert name not in [s["StackName"] for s in cfn.describe_stacks()["Stacks"]]
+    assert p.client("elbv2").describe_load_balancers()["LoadBalancers"] == []
     assert c.js_errors() == []

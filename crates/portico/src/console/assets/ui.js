@@ -129,7 +129,7 @@ const UI = (() => {
   function kv(pairs) {
     return h("dl.kv", pairs.filter(Boolean).map(([k, v]) => h("div", h("dt", k), h("dd", v === undefined || v === null || v === "" ? "-" : v))));
   }
-  const OK = /(^|_)(COMPLETE|AVAILABLE|ACTIVE|RUNNING|HEALTHY|healthy|active|DEPLOYED|IN_SYNC|STEADY|available)$/;
+  const OK = /(^|_)(COMPLETED?|AVAILABLE|ACTIVE|RUNNING|HEALTHY|healthy|active|DEPLOYED|IN_SYNC|STEADY|available)$/;
   const BAD = /(FAILED|ROLLBACK|unhealthy|UNHEALTHY|INACTIVE|failed|STOPPED|DELETE_COMPLETE|impaired)/;
   const BUSY = /(IN_PROGRESS|PENDING|PROVISIONING|initial|draining|DEPROVISIONING|DELETING|provisioning|pending|ACTIVATING|DRAINING|STOPPING)/;
   function badge(status) {
