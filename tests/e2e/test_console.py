@@ -545,6 +545,11 @@ def test_cloudformation_create_watch_and_delete_from_the_console(browser, tutori
     c.open("/cloudformation")
     c.click("#create-stack")
     c.wait_hash("#/cloudformation/create")
+    # The tutorial's template is one click away (offline there is nothing to download)...
+    c.click("#use-tutorial-template")
+    c.wait().until(lambda d: "AWS::ECS::Service" in c.el("#template-body").get_attribute("value"))
+    assert c.el("#stack-name").get_attribute("value") == "http-api-private-integrations-tutorial"
+    # ...but this test uploads a small template of its own.
     c.el("#template-file").send_keys(str(path))
     c.wait().until(lambda d: "Console test stack" in c.el("#template-body").get_attribute("value"))
     c.click("#template-next")

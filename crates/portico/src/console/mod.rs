@@ -46,6 +46,22 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
+/// The tutorial's templates, offered on the create-stack page (loaded only when asked for, so
+/// they are not part of any page's weight). The AWS tutorial has you download these; offline,
+/// the console hands them over.
+const TEMPLATES: &[Asset] = &[
+    Asset {
+        path: "/templates/tutorial.yaml",
+        content_type: "text/yaml; charset=utf-8",
+        body: include_bytes!("../../../../templates/tutorial-cdk.yaml"),
+    },
+    Asset {
+        path: "/templates/tutorial-full.yaml",
+        content_type: "text/yaml; charset=utf-8",
+        body: include_bytes!("../../../../templates/tutorial-cdk-full.yaml"),
+    },
+];
+
 /// The page may talk to its own origin only; links (invoke URLs) are plain navigations.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
@@ -107,6 +123,7 @@ fn lookup(rest: &str) -> Found {
         "" | "/" | "/index.html" => Found::Index,
         p => ASSETS
             .iter()
+            .chain(TEMPLATES)
             .find(|a| a.path == p)
             .map_or(Found::Missing, Found::Asset),
     }
@@ -163,6 +180,24 @@ mod tests {
             assert_eq!(body, a.body);
             let (s, _, _, body) = get("HEAD", &format!("{PREFIX}{}", a.path)).await;
             assert_eq!((s, body.len()), (200, 0));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_tutorial_templates_are_served_and_the_page_offers_them() {
+        let pages = String::from_utf8_lossy(
+            ASSETS
+                .iter()
+                .find(|a| a.path == "/assets/pages.js")
+                .map(|a| a.body)
+                .unwrap_or_default(),
+        )
+        .to_string();
+        for t in TEMPLATES {
+            let (s, ct, _, body) = get("GET", &format!("{PREFIX}{}", t.path)).await;
+            assert_eq!((s, ct.as_str()), (200, "text/yaml; charset=utf-8"));
+            assert!(String::from_utf8_lossy(&body).contains("AWS::ECS::Service"));
+            assert!(pages.contains(&format!("{PREFIX}{}", t.path)), "{}", t.path);
         }
     }
 

@@ -114,6 +114,22 @@
       rd.onload = () => { body.value = String(rd.result); summary = null; params.replaceChildren(); caps.replaceChildren(); };
       rd.readAsText(f);
     });
+    const useTemplate = (path, stackName) => async () => {
+      const r = await attempt(err, async () => {
+        const resp = await fetch(path);
+        if (!resp.ok) throw new AWS.ApiError(`HTTP ${resp.status}`, "The console could not read its copy of the template.");
+        return resp.text();
+      }, "Template");
+      if (r === undefined) return;
+      body.value = r;
+      if (!name.value) name.value = stackName;
+      summary = null; params.replaceChildren(); caps.replaceChildren(); submit.hidden = true;
+      toast("Template loaded: choose Next");
+    };
+    const samples = h("div.actions.samples",
+      h("span.small.muted", "Or use the tutorial's template:"),
+      button("Step 1: VPC, load balancer and ECS service", useTemplate("/_portico/console/templates/tutorial.yaml", "http-api-private-integrations-tutorial"), "small", { id: "use-tutorial-template" }),
+      button("Next steps: everything, API included", useTemplate("/_portico/console/templates/tutorial-full.yaml", "http-api-private-integrations-tutorial-full"), "small", { id: "use-tutorial-full-template" }));
     const next = button("Next: parameters", null, "", { id: "template-next" });
     const submit = h("button.btn.primary#stack-submit", { type: "submit", hidden: true }, "Submit");
     next.addEventListener("click", () => busy(next, async () => {
@@ -137,6 +153,7 @@
     const form = h("form.form#create-stack-form", { novalidate: true },
       h("section.panel", h("div.panel-head", h("h2", "Specify template")), h("div.panel-body",
         field("Upload a template file", file, "YAML or JSON, up to 51,200 bytes."),
+        samples,
         field("Or paste the template", body, null),
         next)),
       h("section.panel", h("div.panel-head", h("h2", "Stack details")), h("div.panel-body",
