@@ -66,10 +66,14 @@ class Console:
 
     def __init__(self, driver, p):
         from selenium.webdriver.common.by import By
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
         from selenium.webdriver.support.ui import Select, WebDriverWait
 
-        self.d, self.p, self.By, self.Select, self.WebDriverWait = driver, p, By, Select, WebDriverWait
-        self.wait = lambda: WebDriverWait(driver, WAIT, poll_frequency=0.1)
+        self.d, self.p, self.By, self.Select = driver, p, By, Select
+        # Live pages re-render while we look at them: an element that went stale is looked up again.
+        flaky = (NoSuchElementException, StaleElementReferenceException)
+        self.WebDriverWait = lambda d, t, poll_frequency: WebDriverWait(d, t, poll_frequency=poll_frequency, ignored_exceptions=flaky)
+        self.wait = lambda: self.WebDriverWait(driver, WAIT, poll_frequency=0.1)
         self.base = f"{p.endpoint}/_portico/console"
 
     def open(self, hash_path="/"):
@@ -89,6 +93,10 @@ class Console:
     def el(self, css, timeout=WAIT):
         return self.WebDriverWait(self.d, timeout, poll_frequency=0.1).until(lambda d: next((e for e in d.find_elements(self.By.CSS_SELECTOR, css) if e.is_displayed()), None))
 
+    def text(self, css):
+        """The visible text of the first visible match (looked up afresh)."""
+        return self.wait().until(lambda d: (self.el(css).text,))[0]
+
     def gone(self, css):
         self.wait().until(lambda d: not d.find_elements(self.By.CSS_SELECTOR, css))
 
@@ -107,7 +115,7 @@ class Console:
         self.Select(self.el(css)).select_by_visible_text(text)
 
     def click(self, css):
-        self.el(css).click()
+        self.wait().until(lambda d: self.el(css).click() or True)
 
     def hash(self):
         return self.d.execute_script("return location.hash")
@@ -136,6 +144,7 @@ class Console:
         """Every control has a label; every clickable thing is a button or a link."""
         return self.d.execute_script("""
             const out = [];
+            if (!document.querySelector('#main')) return out;  // not a console page
             for (const e of document.querySelectorAll('input, select, textarea')) {
               if (e.type === 'hidden') continue;
               if (!(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby')
@@ -144,6 +153,11 @@ class Console:
             for (const e of document.querySelectorAll('[onclick], div[tabindex], span[tabindex]')) out.push('clickable ' + e.tagName);
             for (const b of document.querySelectorAll('button, a[href]')) {
               if (!b.textContent.trim() && !b.getAttribute('aria-label')) out.push('nameless ' + b.tagName);
+            }
+            const walker = document.createTreeWalker(document.querySelector('#main'), NodeFilter.SHOW_TEXT);
+            while (walker.nextNode()) {
+              const t = walker.currentNode.textContent.trim();
+              if (t === 'null' || t === 'undefined' || t === '[object Object]' || t === 'NaN') out.push('stray text ' + t);
             }
             return out;""")
 
@@ -462,7 +476,7 @@ def test_load_balancer_ecs_and_network_pages_show_the_running_stack(browser, tut
     c.shot("20-load-balancers")
     c.click("main table a")
     c.wait_hash("#/elb/lb/")
-    assert "Listener HTTP:80" in c.el("main").text
+    assert "Listener HTTP:80" in c.text("main")
     c.shot("21-load-balancer-listeners")
 
     # Target health updates live on the target group page.
@@ -472,32 +486,45 @@ def test_load_balancer_ecs_and_network_pages_show_the_running_stack(browser, tut
     tg = elb.describe_target_groups()["TargetGroups"][0]["TargetGroupArn"]
     healthy = [t["Target"]["Id"] for t in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]]
     for ip in healthy:
-        assert ip in c.el("main").text
+        assert ip in c.text("main")
     c.shot("22-target-group-health")
 
     c.open("/ecs")
-    c.el(f"a[href='#/ecs/clusters/{stack['cluster']}']").click()
+    c.click(f"a[href='#/ecs/clusters/{stack['cluster']}']")
     c.wait_hash("#/ecs/clusters/")
-    c.el(f"a[href='#/ecs/clusters/{stack['cluster']}/services/{stack['service']}']").click()
+    c.click(f"a[href='#/ecs/clusters/{stack['cluster']}/services/{stack['service']}']")
     c.wait_hash(f"#/ecs/clusters/{stack['cluster']}/services/")
     c.el(".badge[data-status='RUNNING']")
-    assert "has reached a steady state" in c.el("main").text or "has started" in c.el("main").text
+    assert "has reached a steady state" in c.text("main") or "has started" in c.text("main")
     c.shot("23-ecs-service")
     c.click("main a[href*='/tasks/']")
     c.wait_hash(f"#/ecs/clusters/{stack['cluster']}/tasks/")
     # The container's output streams in from CloudWatch Logs (the ALB's health checks hit it).
-    c.wait().until(lambda d: "GET / HTTP/1.1" in c.el("pre.logs").text)
+    c.wait().until(lambda d: "GET / HTTP/1.1" in c.text("pre.logs"))
     c.shot("24-ecs-task-logs")
 
     c.open("/vpc")
     for s in stack["subnets"]:
         c.el("main")
-        assert s in c.el("main").text
+        assert s in c.text("main")
     c.shot("25-vpcs")
 
     c.open("/")
-    c.wait().until(lambda d: "…" not in c.el(".cards").text)
+    c.wait().until(lambda d: "…" not in c.text(".cards"))
+    assert "1\nLoad balancers" in c.text(".cards")
+    assert stack["service"] in c.text("main")  # under "Running now"
     c.shot("26-home-running")
+
+    # Regions are separate: in us-west-2 none of it exists.
+    try:
+        c.Select(c.el("#region-select")).select_by_value("us-west-2")
+        c.wait().until(lambda d: "in us-west-2" in c.text("main") and "…" not in c.text(".cards"))
+        assert "0\nLoad balancers" in c.text(".cards")
+        assert stack["service"] not in c.text("main")
+        c.shot("27-home-other-region")
+    finally:
+        c.Select(c.el("#region-select")).select_by_value("us-east-1")
+    c.wait().until(lambda d: "in us-east-1" in c.text("main"))
     assert c.js_errors() == []
 
 

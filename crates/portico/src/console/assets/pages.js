@@ -7,6 +7,8 @@
   const arr = AWS.arr;
   const enc = encodeURIComponent;
   const TERMINAL_STACK = /(_COMPLETE|_FAILED)$/;
+  const chunks = (xs, n) => { const out = []; for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n)); return out; };
+  const lastPart = (arn) => String(arn || "").split("/").pop();
 
   /* Runs `fn`, showing the API's error in `slot` instead of throwing. Returns undefined on error. */
   async function attempt(slot, fn, what) {
@@ -34,7 +36,8 @@
     page.append(pageHead("Portico", "What is running on this Portico, in " + AWS.region + ". Each number is a live AWS API answer."));
     const cards = h("div.cards");
     const invoke = h("div.panel-body.flush", h("p.muted.pad", "Loading…"));
-    page.append(cards, panel("Invoke URLs", invoke), panel("Walk through the tutorial", h("div.panel-body",
+    const running = h("div.panel-body.flush", h("p.muted.pad", "Loading…"));
+    page.append(cards, panel("Invoke URLs", invoke), panel("Running now", running), panel("Walk through the tutorial", h("div.panel-body",
       h("ol.steps",
         h("li", h("a", { href: "#/cloudformation/create" }, "Create the stack"), " from the tutorial's template (CloudFormation)."),
         h("li", h("a", { href: "#/apigateway/vpclinks/create" }, "Create a VPC link"), " into the stack's VPC, private subnets and service security group."),
@@ -58,6 +61,38 @@
       const cl = arr((await AWS.ecs("DescribeClusters", { clusters: arns })).clusters);
       return cl.reduce((n, c) => n + (c.runningTasksCount || 0), 0);
     });
+    const runningNow = (async () => {
+      const rows = [];
+      const notes = [];
+      try {
+        for (const st of arr((await AWS.cfn("DescribeStacks", {})).Stacks)) {
+          rows.push({ kind: "Stack", name: h("a", { href: `#/cloudformation/stacks/${enc(st.StackName)}` }, st.StackName), state: badge(st.StackStatus), detail: st.Description || "" });
+        }
+      } catch (e) { notes.push(`CloudFormation: ${e.code}`); }
+      try {
+        const carns = arr((await AWS.ecs("ListClusters", {})).clusterArns);
+        for (const carn of carns) {
+          const cluster = lastPart(carn);
+          const sarns = arr((await AWS.ecs("ListServices", { cluster })).serviceArns);
+          for (const c of chunks(sarns, 10)) {
+            for (const sv of arr((await AWS.ecs("DescribeServices", { cluster, services: c })).services)) {
+              rows.push({ kind: "ECS service", name: h("a", { href: `#/ecs/clusters/${enc(cluster)}/services/${enc(sv.serviceName)}` }, sv.serviceName),
+                state: badge(sv.status), detail: `${sv.runningCount || 0} of ${sv.desiredCount || 0} tasks running` });
+            }
+          }
+        }
+      } catch (e) { notes.push(`ECS: ${e.code}`); }
+      try {
+        for (const l of await AWS.apigw.getVpcLinks()) {
+          rows.push({ kind: "VPC link", name: h("a", { href: `#/apigateway/vpclinks/${enc(l.vpcLinkId)}` }, l.name), state: badge(l.vpcLinkStatus), detail: `${arr(l.subnetIds).length} subnets` });
+        }
+      } catch (e) { notes.push(`API Gateway: ${e.code}`); }
+      if (!alive()) return;
+      running.replaceChildren(table([
+        ["What", (r) => h("span.nowrap", r.kind)], ["Name", (r) => r.name], ["State", (r) => r.state], ["", (r) => h("span.small.muted", r.detail)],
+      ], rows, "Nothing is running yet: start with the tutorial below."));
+      if (notes.length) running.append(h("p.small.muted.pad", "Unavailable: ", notes.join(", ")));
+    })();
     try {
       const apis = await AWS.apigw.getApis();
       const rows = [];
@@ -76,6 +111,7 @@
     } catch (e) {
       invoke.replaceChildren(h("div.panel-body", errorBox(e, "API Gateway")));
     }
+    await runningNow;
   }, "home");
 
   /* ================= CloudFormation ================= */
@@ -726,9 +762,6 @@
   }, "vpc");
 
   /* ================= ECS ================= */
-
-  const chunks = (xs, n) => { const out = []; for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n)); return out; };
-  const lastPart = (arn) => String(arn || "").split("/").pop();
 
   route("/ecs", async (page) => {
     page.append(pageHead("Clusters", "ECS clusters in " + AWS.region + ".", [["ECS"], ["Clusters"]]));
