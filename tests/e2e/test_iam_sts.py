@@ -127,3 +127,59 @@ def test_assume_role(portico, unique):
     assert e["Error"]["Code"] == "AccessDenied"
     e = err(sts.assume_role, RoleArn=arn, RoleSessionName="s1", DurationSeconds=7200)
     assert e["Error"]["Code"] == "ValidationError"
+
+
+def test_permissions_boundary(portico, unique):
+    iam = portico.client("iam")
+    pol = iam.create_policy(PolicyName=f"b-{unique}", PolicyDocument=json.dumps(POLICY))["Policy"]["Arn"]
+    r = iam.create_role(RoleName=f"b-{unique}", AssumeRolePolicyDocument=json.dumps(TRUST), PermissionsBoundary=pol)["Role"]
+    assert r["PermissionsBoundary"] == {"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": pol}
+    assert iam.get_policy(PolicyArn=pol)["Policy"]["PermissionsBoundaryUsageCount"] == 1
+    assert err(iam.delete_policy, PolicyArn=pol)["Error"]["Code"] == "DeleteConflict"
+    e = err(iam.create_role, RoleName=f"c-{unique}", AssumeRolePolicyDocument=json.dumps(TRUST),
+            PermissionsBoundary="arn:aws:iam::000000000000:policy/none")
+    assert e["Error"]["Code"] == "NoSuchEntity"
+    assert err(iam.get_role, RoleName=f"c-{unique}")["Error"]["Code"] == "NoSuchEntity"
+    iam.delete_role_permissions_boundary(RoleName=f"b-{unique}")
+    assert "PermissionsBoundary" not in iam.get_role(RoleName=f"b-{unique}")["Role"]
+    iam.delete_policy(PolicyArn=pol)
+
+
+def test_users_and_groups(portico, unique):
+    iam = portico.client("iam")
+    u, g = f"u-{unique}", f"g-{unique}"
+    user = iam.create_user(UserName=u, Tags=[{"Key": "a", "Value": "b"}])["User"]
+    assert re.fullmatch(r"AIDA[A-Z0-9]{17}", user["UserId"]) and user["Arn"].endswith(f":user/{u}")
+    grp = iam.create_group(GroupName=g)["Group"]
+    assert re.fullmatch(r"AGPA[A-Z0-9]{17}", grp["GroupId"])
+    assert err(iam.create_user, UserName=u.upper())["Error"]["Code"] == "EntityAlreadyExists"
+    iam.add_user_to_group(GroupName=g, UserName=u)
+    assert [x["UserName"] for x in iam.get_group(GroupName=g)["Users"]] == [u]
+    assert [x["GroupName"] for x in iam.list_groups_for_user(UserName=u)["Groups"]] == [g]
+    iam.put_user_policy(UserName=u, PolicyName="p", PolicyDocument=json.dumps(POLICY))
+    iam.put_group_policy(GroupName=g, PolicyName="p", PolicyDocument=json.dumps(POLICY))
+    assert iam.get_group_policy(GroupName=g, PolicyName="p")["PolicyDocument"] == POLICY
+    assert iam.list_user_policies(UserName=u)["PolicyNames"] == ["p"]
+    arn = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+    iam.attach_user_policy(UserName=u, PolicyArn=arn)
+    assert iam.list_attached_user_policies(UserName=u)["AttachedPolicies"] == [{"PolicyName": "ReadOnlyAccess", "PolicyArn": arn}]
+    assert err(iam.delete_group, GroupName=g)["Error"]["Code"] == "DeleteConflict"
+    assert err(iam.delete_user, UserName=u)["Error"]["Code"] == "DeleteConflict"
+    iam.remove_user_from_group(GroupName=g, UserName=u)
+    iam.delete_group_policy(GroupName=g, PolicyName="p")
+    iam.delete_group(GroupName=g)
+    iam.delete_user_policy(UserName=u, PolicyName="p")
+    assert err(iam.delete_user, UserName=u)["Error"]["Message"] == "Cannot delete entity, must detach all policies first."
+    iam.detach_user_policy(UserName=u, PolicyArn=arn)
+    iam.delete_user(UserName=u)
+    assert err(iam.get_user, UserName=u)["Error"]["Code"] == "NoSuchEntity"
+    assert iam.get_user()["User"]["Arn"] == "arn:aws:iam::000000000000:root"
+
+
+def test_session_token_and_key_info(portico):
+    sts = portico.client("sts")
+    c = sts.get_session_token(DurationSeconds=900)["Credentials"]
+    assert re.fullmatch(r"ASIA[A-Z0-9]{16}", c["AccessKeyId"])
+    assert sts.get_access_key_info(AccessKeyId=c["AccessKeyId"])["Account"] == "000000000000"
+    assert sts.get_access_key_info(AccessKeyId="111122223333XXXX")["Account"] == "000000000000"
+    assert err(sts.get_session_token, DurationSeconds=200000)["Error"]["Code"] == "ValidationError"

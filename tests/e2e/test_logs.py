@@ -142,3 +142,16 @@ def test_logs_tail_follow(portico, unique):
         proc.wait()
     msgs = [l.split(" ", 1)[1] for l in lines if " " in l]
     assert msgs == ["before-follow", "live-0", "live-1", "live-2"]  # each exactly once, in order
+
+
+def test_test_metric_filter(portico):
+    logs = portico.client("logs")
+    msgs = ["127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET /a.gif HTTP/1.0\" 404 2326",
+            "127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET /b.gif HTTP/1.0\" 200 10"]
+    r = logs.test_metric_filter(filterPattern="[ip, id, user, timestamp, request, status = 404, size]", logEventMessages=msgs)
+    assert [m["eventNumber"] for m in r["matches"]] == [1]
+    assert r["matches"][0]["extractedValues"]["$status"] == "404"
+    assert r["matches"][0]["extractedValues"]["$request"] == "GET /a.gif HTTP/1.0"
+    r = logs.test_metric_filter(filterPattern="frank", logEventMessages=msgs)
+    assert [m["eventNumber"] for m in r["matches"]] == [1, 2]
+    assert err(logs.test_metric_filter, filterPattern="{ bad", logEventMessages=msgs)["Code"] == "InvalidParameterException"

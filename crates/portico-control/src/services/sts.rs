@@ -1,5 +1,5 @@
-//! STS: who the caller is (GetCallerIdentity) and temporary credentials for an IAM role
-//! (AssumeRole). Sessions are remembered by access key id so that a client using the issued
+//! STS: who the caller is (GetCallerIdentity, GetAccessKeyInfo) and temporary credentials for
+//! an IAM role (AssumeRole) or for the caller itself (GetSessionToken). Sessions are remembered by access key id so that a client using the issued
 //! keys is told it is the assumed role. Credentials are not checked on later calls unless
 //! signature verification is on (the keys are not registered with the SigV4 verifier).
 
@@ -17,6 +17,8 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Input) -> AwsResult<Value>
     match op {
         "GetCallerIdentity" => get_caller_identity(ctx),
         "AssumeRole" => assume_role(ctx, &input),
+        "GetSessionToken" => get_session_token(ctx, &input),
+        "GetAccessKeyInfo" => get_access_key_info(ctx, &input),
         _ => Err(Service::Sts.unknown_operation(op)),
     }
 }
@@ -101,15 +103,7 @@ fn assume_role(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
         let role_name = role.get("RoleName").and_then(Value::as_str).unwrap_or_default();
         let role_id = role.get("RoleId").and_then(Value::as_str).unwrap_or_default();
         let account = arn.split(':').nth(4).unwrap_or_default();
-        let key = iam::iam_id("ASIA", 16);
-        let secret = random(
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-            40,
-        );
-        let token = random(
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-            356,
-        );
+        let (key, secret, token) = new_keys();
         let assumed_id = format!("{role_id}:{session}");
         let assumed_arn = format!(
             "arn:{}:sts::{account}:assumed-role/{role_name}/{session}",
@@ -133,4 +127,63 @@ fn assume_role(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
         }
         Ok(out)
     })
+}
+
+fn new_keys() -> (String, String, String) {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    (iam::iam_id("ASIA", 16), random(B64, 40), random(B64, 356))
+}
+
+fn get_session_token(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
+    let duration = input
+        .i64("DurationSeconds")
+        .map_err(|raw| AwsError::bad("ValidationError", format!("Invalid DurationSeconds {raw}")))?
+        .unwrap_or(43_200);
+    if !(900..=129_600).contains(&duration) {
+        return Err(AwsError::validation(
+            "ValidationError",
+            &[format!("Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 129600")],
+        ));
+    }
+    let (key, secret, token) = new_keys();
+    let account = ctx.rc.account_id.clone();
+    let arn = format!("arn:{}:iam::{account}:root", ctx.rc.partition());
+    let expiration = time::iso_seconds(time::now_millis() + duration * 1000);
+    ctx.store().write(|tx| {
+        tx.put(
+            &sessions(),
+            KIND_SESSION,
+            &key,
+            None,
+            None,
+            &json!({"AssumedRoleId": account, "Arn": arn, "Account": account, "Expiration": expiration}),
+        )?;
+        Ok(())
+    })?;
+    Ok(
+        json!({"Credentials": {"AccessKeyId": key, "SecretAccessKey": secret, "SessionToken": token, "Expiration": expiration}}),
+    )
+}
+
+/// The account an access key belongs to: an issued temporary key's account, a 12-digit key's
+/// own number, or the default account.
+fn get_access_key_info(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
+    let key = input.req_str("AccessKeyId", "ValidationError")?;
+    if key.len() < 16 {
+        return Err(AwsError::validation(
+            "ValidationError",
+            &[format!("Value '{key}' at 'accessKeyId' failed to satisfy constraint: Member must have length greater than or equal to 16")],
+        ));
+    }
+    let session = ctx
+        .store()
+        .read(|tx| Ok(tx.get(&sessions(), KIND_SESSION, key)?))?;
+    let account = match session {
+        Some(s) => s.body.get("Account").cloned().unwrap_or(json!("")),
+        None => json!(portico_core::context::account_for_key(
+            Some(key),
+            &ctx.control.config().default_account
+        )),
+    };
+    Ok(json!({"Account": account}))
 }

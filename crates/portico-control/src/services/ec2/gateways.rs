@@ -705,6 +705,15 @@ pub(crate) fn associate_address(tx: &Tx<'_>, scope: &Scope, input: &Input) -> Aw
         ));
     }
     let eni = req(input, &["NetworkInterfaceId"])?;
+    let vpc_id = shared::get_eni(tx, scope, eni)?
+        .ok_or_else(|| vpc::eni_not_found(eni))?
+        .vpc_id;
+    if igw_of_vpc(tx, scope, &vpc_id)?.is_none() {
+        return Err(AwsError::bad(
+            "Gateway.NotAttached",
+            format!("Network {vpc_id} is not attached to any internet gateway"),
+        ));
+    }
     if eip.get("associationId").is_some() {
         if util::bool_member(input, "AllowReassociation")? != Some(true) {
             return Err(AwsError::bad(
@@ -997,4 +1006,77 @@ pub(crate) fn replace_route_table_association(
         "InvalidAssociationID.NotFound",
         format!("The association ID '{assoc_id}' does not exist"),
     ))
+}
+
+/// Whether the route table a subnet uses routes `0.0.0.0/0` to its VPC's attached gateway.
+pub(crate) fn subnet_is_public(tx: &Tx<'_>, scope: &Scope, subnet: &Subnet) -> AwsResult<bool> {
+    let Some(igw) = igw_of_vpc(tx, scope, &subnet.vpc_id)? else {
+        return Ok(false);
+    };
+    let tables = tx.list(scope, KIND_RTB, Some(&subnet.vpc_id))?;
+    let uses = |assoc: &Value| {
+        assoc.get("subnetId").and_then(Value::as_str) == Some(subnet.subnet_id.as_str())
+    };
+    let main = |assoc: &Value| assoc.get("main").and_then(Value::as_bool) == Some(true);
+    let assocs = |r: &portico_store::Record| {
+        r.body
+            .get("associationSet")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let table = tables
+        .iter()
+        .find(|r| assocs(r).iter().any(uses))
+        .or_else(|| tables.iter().find(|r| assocs(r).iter().any(main)));
+    Ok(table.is_some_and(|t| {
+        t.body
+            .get("routeSet")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|r| {
+                r.get("destinationCidrBlock").and_then(Value::as_str) == Some("0.0.0.0/0")
+                    && r.get("gatewayId").and_then(Value::as_str) == Some(igw.as_str())
+            })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::vpc;
+    use super::*;
+
+    #[test]
+    fn public_subnets_follow_their_route_table() {
+        let store = portico_store::Store::in_memory().unwrap();
+        let scope = Scope::new("000000000000", "us-east-1");
+        store
+            .write(|tx| {
+                let i = |v: Value| Input(v);
+                let out = vpc::create_vpc(tx, &scope, &i(json!({"CidrBlock": "10.0.0.0/16"})))?;
+                let vpc_id = out["vpc"]["vpcId"].as_str().unwrap().to_string();
+                let mk = |cidr: &str| -> AwsResult<Subnet> {
+                    let o = vpc::create_subnet(tx, &scope, &i(json!({"VpcId": vpc_id, "CidrBlock": cidr})))?;
+                    let id = o["subnet"]["subnetId"].as_str().unwrap().to_string();
+                    Ok(shared::get_subnet(tx, &scope, &id)?.unwrap())
+                };
+                let (a, b) = (mk("10.0.0.0/24")?, mk("10.0.1.0/24")?);
+                assert!(!subnet_is_public(tx, &scope, &a)?);
+                let igw = create_igw_record(tx, &scope, vec![])?;
+                attach_igw(tx, &scope, &igw, &vpc_id)?;
+                let rtb = create_route_table(tx, &scope, &i(json!({"VpcId": vpc_id})))?;
+                let rtb = rtb["routeTable"]["routeTableId"].as_str().unwrap().to_string();
+                create_route(tx, &scope, &i(json!({"RouteTableId": rtb, "DestinationCidrBlock": "0.0.0.0/0", "GatewayId": igw})))?;
+                associate_route_table(tx, &scope, &i(json!({"RouteTableId": rtb, "SubnetId": a.subnet_id})))?;
+                assert!(subnet_is_public(tx, &scope, &a)?);
+                assert!(!subnet_is_public(tx, &scope, &b)?, "main table has no internet route");
+                let main = load_vpc(tx, &scope, &vpc_id)?;
+                let main = shared::main_route_table_id(&main).unwrap().to_string();
+                create_route(tx, &scope, &i(json!({"RouteTableId": main, "DestinationCidrBlock": "0.0.0.0/0", "GatewayId": igw})))?;
+                assert!(subnet_is_public(tx, &scope, &b)?);
+                Ok(())
+            })
+            .unwrap();
+    }
 }

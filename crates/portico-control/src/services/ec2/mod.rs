@@ -33,6 +33,7 @@ type Op = fn(&Tx<'_>, &Scope, &Input) -> AwsResult<Value>;
 fn lookup(op: &str) -> Option<(Op, bool)> {
     Some(match op {
         "CreateVpc" => (vpc::create_vpc, true),
+        "CreateDefaultVpc" => (vpc::create_default_vpc, true),
         "DescribeVpcs" => (vpc::describe_vpcs, false),
         "DeleteVpc" => (vpc::delete_vpc, true),
         "ModifyVpcAttribute" => (vpc::modify_vpc_attribute, true),

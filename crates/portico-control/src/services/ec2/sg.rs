@@ -520,8 +520,14 @@ fn wanted_rules(
         for r in list_any(&p, &["Groups", "UserIdGroupPairs"]) {
             let gid = match (r.str("GroupId"), r.str("GroupName")) {
                 (Some(g), _) => {
-                    shared::get_security_group(tx, scope, g)?
+                    let peer = shared::get_security_group(tx, scope, g)?
                         .ok_or_else(|| shared::group_not_found(g))?;
+                    if peer.vpc_id != group.vpc_id {
+                        return Err(AwsError::bad(
+                            "InvalidGroup.NotFound",
+                            "You have specified two resources that belong to different networks.",
+                        ));
+                    }
                     g.to_string()
                 }
                 (None, Some(n)) => tx

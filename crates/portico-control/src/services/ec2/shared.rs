@@ -111,7 +111,7 @@ pub fn group_not_found(id: &str) -> AwsError {
 /// The usable host range of a subnet: AWS reserves the first four addresses and the last one.
 pub fn usable_range(cidr: &str) -> Option<(u32, u32)> {
     let net: ipnet::Ipv4Net = cidr.parse().ok()?;
-    let first = u32::from(net.network()) + 4;
+    let first = u32::from(net.network()).checked_add(4)?;
     let last = u32::from(net.broadcast()).checked_sub(1)?;
     (first <= last).then_some((first, last))
 }
@@ -230,6 +230,22 @@ pub fn default_network_acl_id(vpc: &Vpc) -> Option<&str> {
 /// The id of a VPC's main route table.
 pub fn main_route_table_id(vpc: &Vpc) -> Option<&str> {
     vpc.rest.get("_mainRouteTableId").and_then(Value::as_str)
+}
+
+/// The internet gateway attached to a VPC, if any (an internet-facing load balancer needs one).
+pub fn internet_gateway_of_vpc(
+    tx: &Tx<'_>,
+    scope: &Scope,
+    vpc_id: &str,
+) -> AwsResult<Option<String>> {
+    super::gateways::igw_of_vpc(tx, scope, vpc_id)
+}
+
+/// Whether a subnet is public: the route table it uses (its explicit association, else its
+/// VPC's main table) sends `0.0.0.0/0` to an attached internet gateway.
+pub fn subnet_is_public(tx: &Tx<'_>, scope: &Scope, subnet_id: &str) -> AwsResult<bool> {
+    let subnet = get_subnet(tx, scope, subnet_id)?.ok_or_else(|| subnet_not_found(subnet_id))?;
+    super::gateways::subnet_is_public(tx, scope, &subnet)
 }
 
 /// EC2's not-found error for a VPC id.

@@ -374,6 +374,35 @@ mod tests {
         assert_eq!(usable_count("172.31.0.0/20"), 4091);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn glob_literal_and_star(text in "[a-z0-9./-]{0,20}", cut in 0usize..20) {
+            // A text matches itself, `*`, and any prefix followed by `*`.
+            proptest::prop_assert!(glob(&text, &text));
+            proptest::prop_assert!(glob("*", &text));
+            let cut = cut.min(text.len());
+            let pattern = format!("{}*", &text[..cut]);
+            proptest::prop_assert!(glob(&pattern, &text));
+            let q = "?".repeat(text.len());
+            proptest::prop_assert!(glob(&q, &text));
+        }
+
+        #[test]
+        fn subnets_inside_vpc_never_overlap_siblings(a in 0u32..256, b in 0u32..256, len in 20u8..=28) {
+            let vpc = parse_cidr("10.0.0.0/16").unwrap();
+            let shift = 32 - u32::from(len);
+            let base = u32::from(vpc.network());
+            let mk = |i: u32| {
+                let n = base + ((i << shift) & 0xffff);
+                parse_cidr(&format!("{}/{len}", std::net::Ipv4Addr::from(n))).unwrap()
+            };
+            let (x, y) = (mk(a), mk(b));
+            proptest::prop_assert!(vpc.contains(&x) && vpc.contains(&y));
+            proptest::prop_assert_eq!(overlaps(&x, &y), x == y);
+            proptest::prop_assert_eq!(usable_count(&x.to_string()), (1u64 << shift) - 5);
+        }
+    }
+
     #[test]
     fn region_codes() {
         assert_eq!(region_code("us-east-1"), "use1");

@@ -58,6 +58,11 @@ pub(crate) fn ensure_default_vpc(tx: &Tx<'_>, scope: &Scope) -> AwsResult<Option
             .into_iter()
             .find(|v| v.is_default));
     }
+    build_default_vpc(tx, scope).map(Some)
+}
+
+/// Makes the default VPC with its subnets, internet gateway and route (no checks).
+fn build_default_vpc(tx: &Tx<'_>, scope: &Scope) -> AwsResult<Vpc> {
     let vpc = create_vpc_record(tx, scope, "172.31.0.0/16", true, Vec::new())?;
     tx.put(
         scope,
@@ -81,7 +86,26 @@ pub(crate) fn ensure_default_vpc(tx: &Tx<'_>, scope: &Scope) -> AwsResult<Option
             json!({"destinationCidrBlock": "0.0.0.0/0", "gatewayId": igw, "origin": "CreateRoute", "state": "active"}),
         )?;
     }
-    Ok(Some(vpc))
+    Ok(vpc)
+}
+
+/// CreateDefaultVpc: brings back a deleted default VPC (AWS refuses while one exists).
+pub(crate) fn create_default_vpc(tx: &Tx<'_>, scope: &Scope, _input: &Input) -> AwsResult<Value> {
+    if let Some(v) = tx
+        .list_as::<Vpc>(scope, KIND_VPC, None)?
+        .into_iter()
+        .find(|v| v.is_default)
+    {
+        return Err(AwsError::bad(
+            "DefaultVpcAlreadyExists",
+            format!(
+                "A Default VPC already exists for this account in this region. ({})",
+                v.vpc_id
+            ),
+        ));
+    }
+    let vpc = build_default_vpc(tx, scope)?;
+    Ok(json!({"vpc": render_vpc(&vpc)?}))
 }
 
 pub(crate) fn has_default_marker(tx: &Tx<'_>, scope: &Scope) -> AwsResult<bool> {
@@ -178,10 +202,28 @@ fn check_vpc_cidr(cidr: &str) -> AwsResult<ipnet::Ipv4Net> {
 }
 
 pub(crate) fn create_vpc(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
+    unsupported_ipv6(
+        input,
+        &["AmazonProvidedIpv6CidrBlock"],
+        &[
+            "Ipv6CidrBlock",
+            "Ipv6Pool",
+            "Ipv6IpamPoolId",
+            "Ipv4IpamPoolId",
+        ],
+    )?;
     let cidr = req(input, &["CidrBlock"])?;
     check_vpc_cidr(cidr)?;
+    let tenancy = input.str("InstanceTenancy").unwrap_or("default");
+    if !matches!(tenancy, "default" | "dedicated") {
+        return Err(util::invalid_value(tenancy, "instanceTenancy"));
+    }
     let tags = spec_tags(input, "vpc");
-    let vpc = create_vpc_record(tx, scope, cidr, false, tags)?;
+    let mut vpc = create_vpc_record(tx, scope, cidr, false, tags)?;
+    if tenancy != "default" {
+        vpc.rest.insert("instanceTenancy".into(), json!(tenancy));
+        tx.put_as(scope, KIND_VPC, &vpc.vpc_id.clone(), None, None, &vpc)?;
+    }
     Ok(json!({"vpc": render_vpc(&vpc)?}))
 }
 
@@ -233,6 +275,7 @@ pub(crate) fn describe(
     let fs = filters(input);
     let records = tx.list(scope, kind, None)?;
     for id in ids {
+        check_id(kind, id)?;
         if !records.iter().any(|r| &r.id == id) {
             return Err(not_found(id));
         }
@@ -251,6 +294,38 @@ pub(crate) fn describe(
         util::page(input, out)
     } else {
         Ok((out, None))
+    }
+}
+
+/// EC2's `*.Malformed` error for an id that cannot be of the kind (`Invalid id: "x"
+/// (expecting "vpc-...")`). Ids are `prefix-` and 8 or 17 lowercase hex digits.
+pub(crate) fn check_id(kind: &str, id: &str) -> AwsResult<()> {
+    let (prefix, code) = match kind {
+        KIND_VPC => ("vpc", "InvalidVpcID.Malformed"),
+        KIND_SUBNET => ("subnet", "InvalidSubnetID.Malformed"),
+        KIND_SG => ("sg", "InvalidGroupId.Malformed"),
+        KIND_ENI => ("eni", "InvalidNetworkInterfaceId.Malformed"),
+        KIND_RTB => ("rtb", "InvalidRouteTableId.Malformed"),
+        KIND_IGW => ("igw", "InvalidInternetGatewayId.Malformed"),
+        KIND_EIP => ("eipalloc", "InvalidAllocationID.Malformed"),
+        KIND_ACL => ("acl", "InvalidNetworkAclId.Malformed"),
+        _ => return Ok(()),
+    };
+    let ok = id
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|h| {
+            (h.len() == 8 || h.len() == 17)
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(AwsError::bad(
+            code,
+            format!("Invalid id: \"{id}\" (expecting \"{prefix}-...\")"),
+        ))
     }
 }
 
@@ -512,7 +587,27 @@ pub(crate) fn create_subnet_record(
     Ok(s)
 }
 
+/// IPv6 and IPAM pools are not modelled: asking for them is refused rather than ignored.
+fn unsupported_ipv6(input: &Input, flags: &[&str], members: &[&str]) -> AwsResult<()> {
+    let asked = flags
+        .iter()
+        .any(|f| input.bool(f).ok().flatten() == Some(true))
+        || members.iter().any(|m| input.has(m));
+    if asked {
+        return Err(AwsError::bad(
+            "UnsupportedOperation",
+            "Portico does not model IPv6 CIDR blocks or IPAM pools; use IPv4 CIDR blocks.",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn create_subnet(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
+    unsupported_ipv6(
+        input,
+        &["Ipv6Native"],
+        &["Ipv6CidrBlock", "Ipv4IpamPoolId", "Ipv6IpamPoolId"],
+    )?;
     let vpc_id = req(input, &["VpcId"])?;
     let cidr = req(input, &["CidrBlock"])?;
     let vpc = load_vpc(tx, scope, vpc_id)?;

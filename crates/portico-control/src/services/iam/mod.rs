@@ -8,12 +8,16 @@
 //! - `iam.role-policy`      id = `{role id}/{policy name}`, parent = role id
 //! - `iam.policy`           id = policy ARN, name = PolicyName
 //! - `iam.instance-profile` id = lowercased profile name
+//! - `iam.user`, `iam.group`, `iam.user-policy`, `iam.group-policy`: see [`principals`]
+
+mod principals;
 
 use crate::Ctx;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use portico_core::context::partition_of;
 use portico_core::{time, AwsError, AwsResult, Input, Service};
 use portico_store::{Scope, Tx};
+use principals::{GROUP, USER};
 use rand::Rng;
 use serde_json::{json, Value};
 
@@ -50,6 +54,10 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Input) -> AwsResult<Value>
         }),
         "UpdateAssumeRolePolicy" => store.write(|tx| update_assume_role_policy(tx, &c)),
         "TagRole" => store.write(|tx| tag_role(tx, &c)),
+        "PutRolePermissionsBoundary" => store.write(|tx| put_role_permissions_boundary(tx, &c)),
+        "DeleteRolePermissionsBoundary" => {
+            store.write(|tx| delete_role_permissions_boundary(tx, &c))
+        }
         "UntagRole" => store.write(|tx| untag_role(tx, &c)),
         "ListRoleTags" => store.read(|tx| list_role_tags(tx, &c)),
         "PutRolePolicy" => store.write(|tx| put_role_policy(tx, &c)),
@@ -81,6 +89,31 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Input) -> AwsResult<Value>
             list_instance_profiles(tx, &c, Some(&s(&role, "RoleName")))
         }),
         "CreateServiceLinkedRole" => store.write(|tx| create_service_linked_role(tx, &c)),
+        "CreateUser" => store.write(|tx| principals::create(tx, &c, &USER)),
+        "GetUser" => store.read(|tx| principals::get_user(tx, &c)),
+        "ListUsers" => store.read(|tx| principals::list(tx, &c, &USER)),
+        "DeleteUser" => store.write(|tx| principals::delete(tx, &c, &USER)),
+        "CreateGroup" => store.write(|tx| principals::create(tx, &c, &GROUP)),
+        "GetGroup" => store.read(|tx| principals::get_group(tx, &c)),
+        "ListGroups" => store.read(|tx| principals::list(tx, &c, &GROUP)),
+        "DeleteGroup" => store.write(|tx| principals::delete(tx, &c, &GROUP)),
+        "AddUserToGroup" => store.write(|tx| principals::add_user_to_group(tx, &c)),
+        "RemoveUserFromGroup" => store.write(|tx| principals::remove_user_from_group(tx, &c)),
+        "ListGroupsForUser" => store.read(|tx| principals::list_groups_for_user(tx, &c)),
+        "PutUserPolicy" => store.write(|tx| principals::put_policy(tx, &c, &USER)),
+        "GetUserPolicy" => store.read(|tx| principals::get_policy(tx, &c, &USER)),
+        "DeleteUserPolicy" => store.write(|tx| principals::delete_policy(tx, &c, &USER)),
+        "ListUserPolicies" => store.read(|tx| principals::list_policies(tx, &c, &USER)),
+        "PutGroupPolicy" => store.write(|tx| principals::put_policy(tx, &c, &GROUP)),
+        "GetGroupPolicy" => store.read(|tx| principals::get_policy(tx, &c, &GROUP)),
+        "DeleteGroupPolicy" => store.write(|tx| principals::delete_policy(tx, &c, &GROUP)),
+        "ListGroupPolicies" => store.read(|tx| principals::list_policies(tx, &c, &GROUP)),
+        "AttachUserPolicy" => store.write(|tx| principals::attach(tx, &c, &USER)),
+        "DetachUserPolicy" => store.write(|tx| principals::detach(tx, &c, &USER)),
+        "ListAttachedUserPolicies" => store.read(|tx| principals::list_attached(tx, &c, &USER)),
+        "AttachGroupPolicy" => store.write(|tx| principals::attach(tx, &c, &GROUP)),
+        "DetachGroupPolicy" => store.write(|tx| principals::detach(tx, &c, &GROUP)),
+        "ListAttachedGroupPolicies" => store.read(|tx| principals::list_attached(tx, &c, &GROUP)),
         _ => Err(Service::Iam.unknown_operation(op)),
     }
 }
@@ -279,6 +312,9 @@ fn render_role(role: &Value, full: bool) -> Value {
         .get("MaxSessionDuration")
         .cloned()
         .unwrap_or(json!(3600));
+    if let Some(b) = role.get("PermissionsBoundary") {
+        v["PermissionsBoundary"] = b.clone();
+    }
     if let Some(Value::Array(t)) = role.get("Tags") {
         if !t.is_empty() {
             v["Tags"] = json!(t);
@@ -345,7 +381,11 @@ fn create_role(tx: &Tx<'_>, c: &Call<'_>) -> AwsResult<Value> {
             &[format!("Value '{max}' at 'maxSessionDuration' failed to satisfy constraint: Member must have value greater than or equal to 3600")],
         ));
     }
-    let role = new_role(
+    let boundary = match c.input.str("PermissionsBoundary") {
+        Some(arn) => Some(boundary_of(tx, c, arn)?),
+        None => None,
+    };
+    let mut role = new_role(
         tx,
         c,
         name,
@@ -355,6 +395,10 @@ fn create_role(tx: &Tx<'_>, c: &Call<'_>) -> AwsResult<Value> {
         max,
         tags_of(c.input),
     )?;
+    if let Some(b) = boundary {
+        role["PermissionsBoundary"] = b;
+        save_role(tx, c, &role)?;
+    }
     Ok(json!({"Role": render_role(&role, false)}))
 }
 
@@ -499,6 +543,56 @@ fn list_role_tags(tx: &Tx<'_>, c: &Call<'_>) -> AwsResult<Value> {
     page(c.input, "Tags", tags)
 }
 
+/// A permissions boundary: an existing managed policy (or an AWS-managed ARN).
+fn boundary_of(tx: &Tx<'_>, c: &Call<'_>, arn: &str) -> AwsResult<Value> {
+    if aws_managed(arn).is_none() && tx.get(c.scope, KIND_POLICY, arn)?.is_none() {
+        return Err(AwsError::new(
+            404,
+            "NoSuchEntity",
+            format!("Scope ARN: {arn} does not exist or is not attachable."),
+        ));
+    }
+    Ok(json!({"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": arn}))
+}
+
+fn put_role_permissions_boundary(tx: &Tx<'_>, c: &Call<'_>) -> AwsResult<Value> {
+    let mut role = load_role(tx, c, req(c.input, "RoleName")?)?;
+    let arn = req(c.input, "PermissionsBoundary")?;
+    role["PermissionsBoundary"] = boundary_of(tx, c, arn)?;
+    save_role(tx, c, &role)?;
+    Ok(json!({}))
+}
+
+fn delete_role_permissions_boundary(tx: &Tx<'_>, c: &Call<'_>) -> AwsResult<Value> {
+    let name = req(c.input, "RoleName")?;
+    let mut role = load_role(tx, c, name)?;
+    let removed = role
+        .as_object_mut()
+        .and_then(|o| o.remove("PermissionsBoundary"));
+    if removed.is_none() {
+        return Err(AwsError::new(
+            404,
+            "NoSuchEntity",
+            format!("The role with name {name} does not have a permissions boundary."),
+        ));
+    }
+    save_role(tx, c, &role)?;
+    Ok(json!({}))
+}
+
+fn boundary_count(tx: &Tx<'_>, c: &Call<'_>, arn: &str) -> AwsResult<usize> {
+    Ok(tx
+        .list(c.scope, KIND_ROLE, None)?
+        .iter()
+        .filter(|r| {
+            r.body
+                .pointer("/PermissionsBoundary/PermissionsBoundaryArn")
+                .and_then(Value::as_str)
+                == Some(arn)
+        })
+        .count())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Inline role policies
 
@@ -585,16 +679,16 @@ fn policy_not_found(arn: &str) -> AwsError {
 }
 
 fn attachment_count(tx: &Tx<'_>, c: &Call<'_>, arn: &str) -> AwsResult<usize> {
-    Ok(tx
-        .list(c.scope, KIND_ROLE, None)?
-        .iter()
-        .filter(|r| {
-            r.body
-                .get("_attached")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(arn)))
-        })
-        .count())
+    Ok(principals::attachment_count(tx, c, arn)?
+        + tx.list(c.scope, KIND_ROLE, None)?
+            .iter()
+            .filter(|r| {
+                r.body
+                    .get("_attached")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(arn)))
+            })
+            .count())
 }
 
 fn render_policy(tx: &Tx<'_>, c: &Call<'_>, p: &Value) -> AwsResult<Value> {
@@ -602,7 +696,8 @@ fn render_policy(tx: &Tx<'_>, c: &Call<'_>, p: &Value) -> AwsResult<Value> {
     let mut v = json!({
         "PolicyName": p.get("PolicyName"), "PolicyId": p.get("PolicyId"), "Arn": arn,
         "Path": p.get("Path"), "DefaultVersionId": p.get("DefaultVersionId"),
-        "AttachmentCount": attachment_count(tx, c, &arn)?, "PermissionsBoundaryUsageCount": 0,
+        "AttachmentCount": attachment_count(tx, c, &arn)?,
+        "PermissionsBoundaryUsageCount": boundary_count(tx, c, &arn)?,
         "IsAttachable": true, "CreateDate": p.get("CreateDate"), "UpdateDate": p.get("UpdateDate"),
     });
     if let Some(d) = p.get("Description") {
@@ -674,7 +769,7 @@ fn get_policy(tx: &Tx<'_>, c: &Call<'_>) -> AwsResult<Value> {
         return Ok(json!({"Policy": {
             "PolicyName": name, "PolicyId": format!("ANPA{:0>17}", &id[..id.len().min(17)]), "Arn": arn,
             "Path": path, "DefaultVersionId": "v1", "AttachmentCount": attachment_count(tx, c, arn)?,
-            "PermissionsBoundaryUsageCount": 0, "IsAttachable": true,
+            "PermissionsBoundaryUsageCount": boundary_count(tx, c, arn)?, "IsAttachable": true,
         }}));
     }
     let p = load_policy(tx, c, arn)?;
@@ -684,7 +779,7 @@ fn get_policy(tx: &Tx<'_>, c: &Call<'_>) -> AwsResult<Value> {
 fn delete_policy(tx: &Tx<'_>, c: &Call<'_>) -> AwsResult<Value> {
     let arn = req(c.input, "PolicyArn")?;
     let p = load_policy(tx, c, arn)?;
-    if attachment_count(tx, c, arn)? > 0 {
+    if attachment_count(tx, c, arn)? > 0 || boundary_count(tx, c, arn)? > 0 {
         return Err(conflict("Cannot delete a policy attached to entities."));
     }
     if p.get("_versions")

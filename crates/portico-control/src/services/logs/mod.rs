@@ -54,6 +54,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Input) -> AwsResult<Value>
         "PutLogEvents" => store.write(|tx| put_log_events(tx, scope, i)),
         "GetLogEvents" => store.read(|tx| get_log_events(tx, scope, i)),
         "FilterLogEvents" => store.read(|tx| filter_log_events(tx, scope, i)),
+        "TestMetricFilter" => test_metric_filter(i),
         _ => Err(Service::Logs.unknown_operation(op)),
     }
 }
@@ -413,10 +414,8 @@ fn delete_log_stream(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Val
     if !tx.delete(scope, KIND_STREAM, &stream_id(group, name))? {
         return Err(stream_missing());
     }
-    for b in tx.list(scope, KIND_BATCH, Some(group))? {
-        if s(&b.body, "stream") == name {
-            tx.delete(scope, KIND_BATCH, &b.id)?;
-        }
+    for b in tx.find_by_name(scope, KIND_BATCH, &stream_id(group, name))? {
+        tx.delete(scope, KIND_BATCH, &b.id)?;
     }
     Ok(json!({}))
 }
@@ -539,6 +538,9 @@ fn put_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value>
         let ts = e.i64("timestamp").ok().flatten().ok_or_else(|| {
             invalid(format!("1 validation error detected: Value null at 'logEvents.{}.member.timestamp' failed to satisfy constraint: Member must not be null", i + 1))
         })?;
+        if ts < 0 {
+            return Err(invalid(format!("1 validation error detected: Value '{ts}' at 'logEvents.{}.member.timestamp' failed to satisfy constraint: Member must have value greater than or equal to 0", i + 1)));
+        }
         let msg = e.string("message").unwrap_or_default();
         if msg.is_empty() {
             return Err(invalid(format!("1 validation error detected: Value '' at 'logEvents.{}.member.message' failed to satisfy constraint: Member must have length greater than or equal to 1", i + 1)));
@@ -557,7 +559,7 @@ fn put_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value>
         ));
     }
     if let (Some(first), Some(last)) = (parsed.first(), parsed.last()) {
-        if last.0 - first.0 > DAY_MS {
+        if last.0.saturating_sub(first.0) > DAY_MS {
             return Err(invalid(
                 "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.",
             ));
@@ -598,7 +600,7 @@ fn put_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value>
             KIND_BATCH,
             &format!("{sid}:{first_seq}"),
             Some(group),
-            None,
+            Some(&sid),
             &json!({"stream": stream, "bytes": stored_bytes, "events": stored}),
         )?;
         if i64_of(&st, "firstEventTimestamp").is_none_or(|f| first_ts < f) {
@@ -624,12 +626,18 @@ fn load_events(
     tx: &Tx<'_>,
     scope: &Scope,
     group: &Value,
+    only: Option<&str>,
     stream_ok: &dyn Fn(&str) -> bool,
 ) -> AwsResult<Vec<Event>> {
     let name = s(group, "logGroupName");
     let cutoff = i64_of(group, "retentionInDays").map(|d| time::now_millis() - d * DAY_MS);
     let mut out = Vec::new();
-    for b in tx.list(scope, KIND_BATCH, Some(&name))? {
+    // One stream: its batches by name (indexed); otherwise every batch of the group.
+    let batches = match only {
+        Some(st) => tx.find_by_name(scope, KIND_BATCH, &stream_id(&name, st))?,
+        None => tx.list(scope, KIND_BATCH, Some(&name))?,
+    };
+    for b in batches {
         let stream = s(&b.body, "stream");
         if !stream_ok(&stream) {
             continue;
@@ -675,7 +683,7 @@ fn get_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value>
     let limit = limit as usize;
     let start = int(input, "startTime")?;
     let end = int(input, "endTime")?;
-    let events: Vec<Event> = load_events(tx, scope, &g, &|st| st == stream)?
+    let events: Vec<Event> = load_events(tx, scope, &g, Some(stream), &|st| st == stream)?
         .into_iter()
         .filter(|e| start.is_none_or(|t| e.timestamp >= t) && end.is_none_or(|t| e.timestamp < t))
         .collect();
@@ -712,12 +720,12 @@ fn get_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value>
     let (fwd, back) = match (page.first(), page.last()) {
         (Some(first), Some(last)) => (last.key(), (first.key().0, first.key().1)),
         _ => match token {
-            Some((true, k)) => (k, (k.0, k.1 + 1)),
-            Some((false, k)) => ((k.0, k.1 - 1), k),
+            Some((true, k)) => (k, (k.0, k.1.saturating_add(1))),
+            Some((false, k)) => ((k.0, k.1.saturating_sub(1)), k),
             None if forward => ((0, 0), (0, 0)),
             None => {
                 let k = events.last().map(Event::key).unwrap_or((0, 0));
-                (k, (k.0, k.1 + 1))
+                (k, (k.0, k.1.saturating_add(1)))
             }
         },
     };
@@ -769,7 +777,7 @@ fn filter_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Val
         (None, Some(p)) => st.starts_with(p),
         (None, None) => true,
     };
-    let matching: Vec<Event> = load_events(tx, scope, &g, &stream_ok)?
+    let matching: Vec<Event> = load_events(tx, scope, &g, None, &stream_ok)?
         .into_iter()
         .filter(|e| {
             start.is_none_or(|t| e.timestamp >= t)
@@ -804,6 +812,30 @@ fn filter_log_events(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Val
         }
     }
     Ok(out)
+}
+
+/// Runs a filter pattern over sample messages (no state involved).
+fn test_metric_filter(input: &Input) -> AwsResult<Value> {
+    let pattern = input.req_str("filterPattern", "InvalidParameterException")?;
+    let pat = pattern::parse(pattern)?;
+    let messages = input.str_list("logEventMessages").unwrap_or_default();
+    if messages.is_empty() || messages.len() > 50 {
+        return Err(invalid("1 validation error detected: Value at 'logEventMessages' failed to satisfy constraint: Member must have length between 1 and 50"));
+    }
+    let matches: Vec<Value> = messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| pat.matches(m))
+        .map(|(i, m)| {
+            let extracted: Map<String, Value> = pat
+                .extract(m)
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            json!({"eventNumber": i + 1, "eventMessage": m, "extractedValues": extracted})
+        })
+        .collect();
+    Ok(json!({"matches": matches}))
 }
 
 #[cfg(test)]

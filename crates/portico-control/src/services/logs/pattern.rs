@@ -31,9 +31,9 @@ pub(crate) struct JsonCond {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FieldCond {
-    Any,
+    Any(String),
     Ellipsis,
-    Cond(Op, Literal),
+    Cond(String, Op, Literal),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -220,10 +220,10 @@ fn parse_fields(inner: &str) -> Result<Vec<FieldCond>, AwsError> {
         if f == "..." {
             out.push(FieldCond::Ellipsis);
         } else if f.contains(['=', '<', '>']) {
-            let (_, op, value) = split_op(f)?;
-            out.push(FieldCond::Cond(op, value));
+            let (name, op, value) = split_op(f)?;
+            out.push(FieldCond::Cond(name, op, value));
         } else if !f.is_empty() && f.chars().all(|c| c.is_alphanumeric() || c == '_') {
-            out.push(FieldCond::Any);
+            out.push(FieldCond::Any(f.to_string()));
         } else {
             return Err(invalid());
         }
@@ -365,22 +365,29 @@ fn fields(msg: &str) -> Vec<String> {
     out
 }
 
-fn field_match(conds: &[FieldCond], fs: &[String]) -> bool {
+/// Matches fields against conditions; on success, the named fields' values in order.
+fn field_match(conds: &[FieldCond], fs: &[String]) -> Option<Vec<(String, String)>> {
     match conds.split_first() {
-        None => fs.is_empty(),
+        None => fs.is_empty().then(Vec::new),
         Some((FieldCond::Ellipsis, rest)) => {
-            (0..=fs.len()).any(|skip| field_match(rest, &fs[skip..]))
+            (0..=fs.len()).find_map(|skip| field_match(rest, &fs[skip..]))
         }
-        Some((c, rest)) => match fs.split_first() {
-            None => false,
-            Some((f, frest)) => {
-                let ok = match c {
-                    FieldCond::Cond(op, lit) => compare_text(f, *op, lit),
-                    _ => true,
-                };
-                ok && field_match(rest, frest)
-            }
-        },
+        Some((c, rest)) => {
+            let (f, frest) = fs.split_first()?;
+            let name = match c {
+                FieldCond::Cond(name, op, lit) => {
+                    if !compare_text(f, *op, lit) {
+                        return None;
+                    }
+                    name
+                }
+                FieldCond::Any(name) => name,
+                FieldCond::Ellipsis => return None,
+            };
+            let mut out = vec![(format!("${name}"), f.clone())];
+            out.extend(field_match(rest, frest)?);
+            Some(out)
+        }
     }
 }
 
@@ -397,7 +404,16 @@ impl Pattern {
                 Ok(doc) => groups.iter().any(|g| g.iter().all(|c| json_cond(&doc, c))),
                 Err(_) => false,
             },
-            Pattern::Fields(conds) => field_match(conds, &fields(msg)),
+            Pattern::Fields(conds) => field_match(conds, &fields(msg)).is_some(),
+        }
+    }
+
+    /// The values a matching space-delimited pattern extracts (`$name` -> field), as
+    /// TestMetricFilter reports them; empty for other kinds of pattern.
+    pub(crate) fn extract(&self, msg: &str) -> Vec<(String, String)> {
+        match self {
+            Pattern::Fields(conds) => field_match(conds, &fields(msg)).unwrap_or_default(),
+            _ => Vec::new(),
         }
     }
 }
@@ -457,6 +473,21 @@ mod tests {
         );
         check("[..., status_code >= 400, size]", msg, true);
         check("[ip = 127.0.0.*, ...]", msg, true);
+    }
+
+    #[test]
+    fn extracted_fields() {
+        let p = parse("[ip, user, ..., status = 404, size]").unwrap();
+        assert_eq!(
+            p.extract("1.2.3.4 bob x y 404 10"),
+            vec![
+                ("$ip".to_string(), "1.2.3.4".to_string()),
+                ("$user".to_string(), "bob".to_string()),
+                ("$status".to_string(), "404".to_string()),
+                ("$size".to_string(), "10".to_string()),
+            ]
+        );
+        assert!(p.extract("1.2.3.4 bob 200 10").is_empty());
     }
 
     #[test]
