@@ -7,7 +7,9 @@ Portico runs with --time-scale 0.1 here: health-check intervals and deregistrati
 tenth of the configured values (see docs/elbv2.md)."""
 
 import json
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -180,6 +182,12 @@ def test_rules_route_requests(p, alb):
         c.sendall(b"\x16\x03\x01 this is not http\r\n\r\n")
         assert c.recv(100).startswith(b"HTTP/1.1 400")
     assert s.get(url + "/still-fine").status_code == 200
+    # HTTP/2 from the client (h2c with prior knowledge); the target still sees HTTP/1.1.
+    if shutil.which("curl"):
+        out = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-w", "\n%{http_version}", url + "/b/h2"],
+                             capture_output=True, text=True, timeout=10).stdout
+        body, version = out.rsplit("\n", 1)
+        assert version == "2" and json.loads(body)["name"] == "B"
 
 
 def test_weights_within_tolerance(alb):

@@ -6,31 +6,14 @@
 //! map failures to AWS's pages: no target 503, refused/reset/malformed 502, timeouts 504.
 
 use super::rules::{self, RequestFacts};
-use super::{Action, Engine, GroupRt, ListenerRt, Rt, XffMode};
-use crate::body::{full, Body, BoxError};
+use super::{pool, Action, Engine, GroupRt, ListenerRt, Rt, XffMode};
+use crate::body::{full, Body};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-
-pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Body>;
-
-/// The shared upstream client: keep-alive pool per target, 10 s connect timeout as on AWS.
-pub(crate) fn client() -> Client {
-    let mut c = HttpConnector::new();
-    c.set_connect_timeout(Some(Duration::from_secs(10)));
-    c.set_nodelay(true);
-    c.enforce_http(true);
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(50))
-        .pool_max_idle_per_host(64)
-        .build(c)
-}
 
 /// An ALB-generated page, with `Server: awselb/2.0`.
 pub(crate) fn page(status: u16) -> Response<Body> {
@@ -261,12 +244,8 @@ async fn forward(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    let uri = match http::Uri::builder()
-        .scheme("http")
-        .authority(addr.to_string())
-        .path_and_query(pq)
-        .build()
-    {
+    // Origin form (`/path?query`) on the wire to the target.
+    let uri = match http::Uri::builder().path_and_query(pq).build() {
         Ok(u) => u,
         Err(_) => return page(400),
     };
@@ -343,48 +322,30 @@ async fn forward(
         .stickiness
         .filter(|_| sticky.is_none())
         .map(|d| (token(&format!("{}:{}", target.ip, target.port)), d));
-    let call = tokio::time::timeout(lb.idle_timeout, engine.inner.client.request(upstream));
+    let pool = &engine.inner.pool;
     let state = target.state.clone();
+    let exchange = async {
+        let up = pool.checkout(addr).await?;
+        up.send(upstream).await
+    };
     let result = tokio::select! {
-        r = call => r,
+        r = tokio::time::timeout(lb.idle_timeout, exchange) => r,
         // The draining delay ended (or the target was removed) with the request in flight.
         _ = state.left() => return page(502),
     };
-    let resp = match result {
-        Err(_) => return page(504),
-        Ok(Err(e)) => return page(if is_timeout(&e) { 504 } else { 502 }),
-        Ok(Ok(r)) => r,
+    let (resp, up) = match result {
+        Err(_) | Ok(Err(pool::Failure::Timeout)) => return page(504),
+        Ok(Err(pool::Failure::Bad)) => return page(502),
+        Ok(Ok(x)) => x,
     };
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    let body = body
-        .map_frame(move |f| {
-            let _ = &guard;
-            f
-        })
-        .map_err(|e| Box::new(e) as BoxError)
-        .boxed();
+    let body = up.body(pool, addr, body, guard);
     let mut r = Response::from_parts(parts, body);
     if let Some((v, d)) = sticky_cookie {
         set_cookie(&mut r, "AWSALB", &v, d);
     }
     r
-}
-
-fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return true;
-            }
-        }
-        if s.to_string().contains("timed out") {
-            return true;
-        }
-        src = s.source();
-    }
-    false
 }
 
 /// `X-Amzn-Trace-Id`: a fresh `Root` when absent; with a `Root`, a new `Self` in front.

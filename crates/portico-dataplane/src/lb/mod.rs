@@ -12,6 +12,7 @@ mod alb;
 mod health;
 mod listen;
 mod nlb;
+mod pool;
 pub mod rules;
 
 use crate::addr::AddressBook;
@@ -189,7 +190,7 @@ struct Inner {
     targets: Mutex<HashMap<TargetKey, Arc<TargetState>>>,
     round_robin: Mutex<HashMap<String, Arc<AtomicUsize>>>,
     addresses: OnceLock<AddressBook>,
-    client: alb::Client,
+    pool: Arc<pool::Pool>,
     probes: Mutex<health::Probes>,
     bound: Mutex<listen::Bound>,
 }
@@ -208,7 +209,7 @@ impl Default for Engine {
                 targets: Mutex::default(),
                 round_robin: Mutex::default(),
                 addresses: OnceLock::new(),
-                client: alb::client(),
+                pool: Arc::default(),
                 probes: Mutex::default(),
                 bound: Mutex::default(),
             }),

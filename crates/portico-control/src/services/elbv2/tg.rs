@@ -229,6 +229,10 @@ fn health_settings(
     } else if m.has("GrpcCode") {
         return Err(validation("gRPC matchers are not supported by Portico"));
     }
+    if !input.has("HealthCheckTimeoutSeconds") && h.timeout >= h.interval {
+        // Only the interval was given: an implied (default) timeout follows it down.
+        h.timeout = (h.interval - 1).max(2);
+    }
     if h.timeout >= h.interval {
         return Err(invalid_config(format!(
             "Health check timeout '{}' must be smaller than the interval '{}'",
