@@ -16,7 +16,7 @@ from conftest import Portico, wait_until
 
 SAMPLE = "amazon/amazon-ecs-sample"
 EXEC_ROLE = "arn:aws:iam::000000000000:role/ecsTaskExecutionRole"
-FAST = {"Delay": 1, "MaxAttempts": 60}
+FAST = {"Delay": 0.2, "MaxAttempts": 300}
 
 WHOAMI = """
 import http.server, os
@@ -238,15 +238,21 @@ def test_run_task_lifecycle_catalog_and_unknown_image(portico, unique):
     catalog = Path(portico.state_dir) / "images.json"
     images = json.loads(catalog.read_text()) if catalog.exists() else {"images": {}}
     images["images"][f"example/exit-{unique}"] = {
-        "entryPoint": ["sh", "-c"], "command": ["echo greeting=$GREETING port=$PORT; exit 3"]}
+        "entryPoint": ["sh", "-c"], "command": ["echo greeting=$GREETING port=$PORT; echo to-stderr >&2; exit 3"]}
+    images["images"][f"example/broken-{unique}"] = {"entryPoint": ["/nonexistent/portico-no-such-binary"]}
     catalog.write_text(json.dumps(images))
     family = f"exit-{unique}"
     ecs.register_task_definition(
         family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="0.25 vCPU", memory="0.5GB",
+        executionRoleArn=EXEC_ROLE,
         containerDefinitions=[{"name": "app", "image": f"example/exit-{unique}",
                                "environment": [{"name": "GREETING", "value": "hi"}],
-                               "portMappings": [{"containerPort": 8080}]}])
-    run = ecs.run_task(cluster=cluster, taskDefinition=family, launchType="FARGATE", networkConfiguration=net)
+                               "portMappings": [{"containerPort": 8080}],
+                               "logConfiguration": {"logDriver": "awslogs", "options": {
+                                   "awslogs-group": f"/run/{unique}", "awslogs-region": "us-east-1",
+                                   "awslogs-stream-prefix": "run", "awslogs-create-group": "true"}}}])
+    run = ecs.run_task(cluster=cluster, taskDefinition=family, launchType="FARGATE", networkConfiguration=net,
+                       overrides={"containerOverrides": [{"name": "app", "environment": [{"name": "GREETING", "value": "override"}]}]})
     assert run["failures"] == [] and run["tasks"][0]["lastStatus"] == "PROVISIONING"
     assert run["tasks"][0]["group"] == f"family:{family}" and run["tasks"][0]["cpu"] == "256"
     arn = run["tasks"][0]["taskArn"]
@@ -256,6 +262,26 @@ def test_run_task_lifecycle_catalog_and_unknown_image(portico, unique):
     for k in ("startedAt", "stoppingAt", "stoppedAt", "executionStoppedAt", "pullStartedAt", "pullStoppedAt"):
         assert k in t, k
     assert t["version"] > 1
+    # Both output streams reached the task's log stream; the override won over the definition.
+    stream = f"run/app/{arn.rsplit('/', 1)[1]}"
+
+    def lines():
+        ev = portico.client("logs").get_log_events(logGroupName=f"/run/{unique}", logStreamName=stream)["events"]
+        return [e["message"] for e in ev]
+
+    got = wait_until(lambda: len(lines()) == 2 and lines(), timeout=10, what="task output in CloudWatch Logs")
+    assert got[0].startswith("greeting=override port=") and got[1] == "to-stderr"
+
+    # A command that cannot start.
+    ecs.register_task_definition(
+        family=f"broken-{unique}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[{"name": "app", "image": f"example/broken-{unique}"}])
+    arn = ecs.run_task(cluster=cluster, taskDefinition=f"broken-{unique}", launchType="FARGATE",
+                       networkConfiguration=net)["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    assert t["stopCode"] == "TaskFailedToStart" and t["stoppedReason"].startswith("CannotStartContainerError: ")
+    assert "portico-no-such-binary" in t["stoppedReason"]
 
     # An image that is neither built in nor in the catalog cannot be pulled.
     ecs.register_task_definition(
@@ -374,17 +400,24 @@ def test_bad_input_exact_errors_change_nothing(portico, unique):
 
 def test_kill9_restart_replaces_tasks_without_orphans(fresh_portico, unique):
     p = fresh_portico.start()
+    # A task whose process has a child of its own: the child outlives a `kill -9` of Portico
+    # (the parent-death signal reaches only the direct child) until the restart reaps it.
+    Path(p.state_dir, "images.json").write_text(json.dumps({"images": {"example/forks": {
+        "entryPoint": ["sh", "-c", "sleep 300 & exec python3 -m http.server $PORT --bind 127.0.0.1"]}}}))
     ecs = p.client("ecs")
     _, subnets, sg = network(p, unique)
     ecs.create_cluster(clusterName="c")
-    td = sample_taskdef(ecs, "s")
+    td = sample_taskdef(ecs, "s", image="example/forks")
     ecs.create_service(cluster="c", serviceName="web", taskDefinition=td["family"], desiredCount=1, launchType="FARGATE",
                        networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})
     ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
     old = running_tasks(ecs, "c", "web")[0]
+    old_id = old["taskArn"].rsplit("/", 1)[1]
+    assert len(processes_of({old_id})) == 2
     p.kill9()
-    # The task process dies with Portico (parent-death signal).
+    # The task process dies with Portico (parent-death signal); its child is left over.
     wait_until(lambda: not alive(pid_of(old)), timeout=10, what="task process to die with portico")
+    assert len(processes_of({old_id})) == 1
     p.start()
     ecs = p.client("ecs")
 
@@ -395,10 +428,13 @@ def test_kill9_restart_replaces_tasks_without_orphans(fresh_portico, unique):
     new = wait_until(replaced, timeout=30, what="replacement after restart")
     gone = ecs.describe_tasks(cluster="c", tasks=[old["taskArn"]])["tasks"][0]
     assert gone["lastStatus"] == "STOPPED" and gone["stopCode"] == "EssentialContainerExited"
+    wait_until(lambda: processes_of({old_id}) == [], timeout=10, what="leftover child reaped")
     ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
-    # Graceful stop takes the task process down too.
+    new_id = new["taskArn"].rsplit("/", 1)[1]
+    assert len(processes_of({new_id})) == 2
+    # Graceful stop takes the task's whole process group down.
     p.stop()
-    wait_until(lambda: not alive(pid_of(new)), timeout=10, what="task process to stop with portico")
+    wait_until(lambda: processes_of({new_id}) == [], timeout=10, what="task processes to stop with portico")
 
 
 def test_alb_reaches_both_tasks(unique):
@@ -418,10 +454,15 @@ def test_alb_reaches_both_tasks(unique):
                             DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
         ecs.create_cluster(clusterName="c")
         td = sample_taskdef(ecs, "who", image="example/whoami")
+        t0 = time.time()
         ecs.create_service(cluster="c", serviceName="web", taskDefinition=td["family"], desiredCount=2, launchType="FARGATE",
                            healthCheckGracePeriodSeconds=60,
                            networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}},
                            loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}])
+        wait_until(lambda: any(h["TargetHealth"]["State"] == "healthy" for h in
+                               elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]),
+                   timeout=30, interval=0.02, what="first healthy target")
+        print(f"\nECS+ALB (--time-scale 0.02): CreateService -> first task healthy in its target group {time.time() - t0:.3f}s")
         ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
         tasks = running_tasks(ecs, "c", "web")
         ips = sorted({d["value"] for t in tasks for d in t["attachments"][0]["details"] if d["name"] == "privateIPv4Address"})
@@ -485,3 +526,144 @@ def test_container_health_checks_replace_unhealthy_tasks(unique, tmp_path):
         assert f"(service web) (task {vid}) failed container health checks." in events
     finally:
         p.stop()
+
+
+def test_rolling_deployment_to_a_new_revision(portico, unique):
+    ecs = portico.client("ecs")
+    _, subnets, sg = network(portico, unique)
+    cluster = f"roll-{unique}"
+    ecs.create_cluster(clusterName=cluster)
+    family = f"roll-{unique}"
+    v1 = sample_taskdef(ecs, family)
+    ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=v1["taskDefinitionArn"], desiredCount=2,
+                       launchType="FARGATE", enableECSManagedTags=True, propagateTags="SERVICE",
+                       tags=[{"key": "team", "value": "a"}],
+                       deploymentConfiguration={"maximumPercent": 100, "minimumHealthyPercent": 50},
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})
+    ecs.get_waiter("services_stable").wait(cluster=cluster, services=["web"], WaiterConfig=FAST)
+    old = running_tasks(ecs, cluster, "web")
+    tags = ecs.describe_tasks(cluster=cluster, tasks=[old[0]["taskArn"]], include=["TAGS"])["tasks"][0]["tags"]
+    assert {t["key"]: t["value"] for t in tags} == {"team": "a", "aws:ecs:clusterName": cluster, "aws:ecs:serviceName": "web"}
+    v2 = sample_taskdef(ecs, family)
+    assert v2["revision"] == v1["revision"] + 1
+    out = ecs.update_service(cluster=cluster, service="web", taskDefinition=family)["service"]
+    assert [d["status"] for d in out["deployments"]] == ["PRIMARY", "ACTIVE"]
+    assert out["deployments"][0]["taskDefinition"] == v2["taskDefinitionArn"]
+    ecs.get_waiter("services_stable").wait(cluster=cluster, services=["web"], WaiterConfig=FAST)
+    s = ecs.describe_services(cluster=cluster, services=["web"])["services"][0]
+    assert len(s["deployments"]) == 1 and s["deployments"][0]["rolloutState"] == "COMPLETED"
+    assert s["deployments"][0]["rolloutStateReason"] == f"ECS deployment {s['deployments'][0]['id']} completed."
+    now = running_tasks(ecs, cluster, "web")
+    assert len(now) == 2 and {t["taskDefinitionArn"] for t in now} == {v2["taskDefinitionArn"]}
+    stopped = ecs.describe_tasks(cluster=cluster, tasks=[t["taskArn"] for t in old])["tasks"]
+    assert {t["stopCode"] for t in stopped} == {"ServiceSchedulerInitiated"}
+    messages = [e["message"] for e in s["events"]]
+    assert f"(service web) (deployment {s['deployments'][0]['id']}) deployment completed." in messages
+    # At no time did more than 100% run: every "has started" event names one task.
+    started = [m for m in messages if m.startswith("(service web) has started")]
+    assert all(m.startswith("(service web) has started 1 tasks") for m in started[:-1])
+    ecs.delete_service(cluster=cluster, service="web", force=True)
+    ecs.get_waiter("services_inactive").wait(cluster=cluster, services=["web"], WaiterConfig=FAST)
+
+
+def test_reset_stops_every_task(fresh_portico, unique):
+    p = fresh_portico.start()
+    ecs = p.client("ecs")
+    _, subnets, sg = network(p, unique)
+    ecs.create_cluster(clusterName="c")
+    sample_taskdef(ecs, "s")
+    arns = [t["taskArn"] for t in ecs.run_task(
+        cluster="c", taskDefinition="s", count=2, launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})["tasks"]]
+    ecs.get_waiter("tasks_running").wait(cluster="c", tasks=arns, WaiterConfig=FAST)
+    ids = {a.rsplit("/", 1)[1] for a in arns}
+    assert len(processes_of(ids)) == 2
+    assert p.http("POST", "/_portico/reset").status_code == 200
+    assert processes_of(ids) == []
+    assert err(ecs.describe_tasks, cluster="c", tasks=arns)["Code"] == "ClusterNotFoundException"
+
+
+def test_task_definition_families_and_revisions(portico, unique):
+    ecs = portico.client("ecs")
+    fam = f"fam-{unique}"
+    arns = [sample_taskdef(ecs, fam)["taskDefinitionArn"] for _ in range(3)]
+    assert [a.rsplit(":", 1)[1] for a in arns] == ["1", "2", "3"]
+    assert ecs.describe_task_definition(taskDefinition=fam)["taskDefinition"]["revision"] == 3
+    d = ecs.deregister_task_definition(taskDefinition=f"{fam}:3")["taskDefinition"]
+    assert d["status"] == "INACTIVE" and "deregisteredAt" in d
+    # The family now means revision 2; revision 3 stays describable.
+    assert ecs.describe_task_definition(taskDefinition=fam)["taskDefinition"]["revision"] == 2
+    assert ecs.describe_task_definition(taskDefinition=arns[2])["taskDefinition"]["status"] == "INACTIVE"
+    assert ecs.list_task_definitions(familyPrefix=fam)["taskDefinitionArns"] == arns[:2]
+    assert ecs.list_task_definitions(familyPrefix=fam, status="INACTIVE")["taskDefinitionArns"] == arns[2:]
+    assert ecs.list_task_definitions(familyPrefix=fam, sort="DESC")["taskDefinitionArns"] == arns[:2][::-1]
+    assert ecs.list_task_definition_families(familyPrefix=fam)["families"] == [fam]
+    page = ecs.list_task_definitions(familyPrefix=fam, maxResults=1)
+    assert page["taskDefinitionArns"] == arns[:1] and "nextToken" in page
+    out = ecs.delete_task_definitions(taskDefinitions=[arns[2], arns[0]])
+    assert [t["status"] for t in out["taskDefinitions"]] == ["DELETE_IN_PROGRESS"]
+    assert out["failures"][0]["arn"] == arns[0]
+    # Revisions are never reused.
+    assert sample_taskdef(ecs, fam)["revision"] == 4
+    # Through the CLI, with the network mode default and tags.
+    out = portico.aws("ecs", "register-task-definition", "--family", f"cli-{unique}", "--container-definitions",
+                      json.dumps([{"name": "c", "image": SAMPLE, "memory": 128}]), "--tags", "key=a,value=b")
+    assert out["taskDefinition"]["compatibilities"] == ["EC2"] and out["tags"] == [{"key": "a", "value": "b"}]
+    got = portico.aws("ecs", "describe-task-definition", "--task-definition", f"cli-{unique}", "--include", "TAGS")
+    assert got["tags"] == [{"key": "a", "value": "b"}]
+    assert got["taskDefinition"]["containerDefinitions"][0]["essential"] is True
+
+
+def test_depends_on_runs_an_init_container_first(portico, unique):
+    import requests
+
+    ecs = portico.client("ecs")
+    _, subnets, sg = network(portico, unique)
+    catalog = Path(portico.state_dir) / "images.json"
+    images = json.loads(catalog.read_text()) if catalog.exists() else {"images": {}}
+    images["images"][f"example/init-{unique}"] = {"entryPoint": ["sh", "-c", "sleep 0.3; echo init done"]}
+    catalog.write_text(json.dumps(images))
+    cluster = f"deps-{unique}"
+    ecs.create_cluster(clusterName=cluster)
+    ecs.register_task_definition(
+        family=f"deps-{unique}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[
+            {"name": "web", "image": SAMPLE, "portMappings": [{"containerPort": 80}],
+             "dependsOn": [{"containerName": "init", "condition": "SUCCESS"}]},
+            {"name": "init", "image": f"example/init-{unique}", "essential": False}])
+    e = err(ecs.register_task_definition, family=f"deps-{unique}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+            cpu="256", memory="512", containerDefinitions=[
+                {"name": "web", "image": SAMPLE, "dependsOn": [{"containerName": "ghost", "condition": "START"}]}])
+    assert e["Code"] == "ClientException" and "ghost" in e["Message"]
+    arn = ecs.run_task(cluster=cluster, taskDefinition=f"deps-{unique}", launchType="FARGATE", networkConfiguration={
+        "awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_running").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    by = {c["name"]: c for c in t["containers"]}
+    assert by["web"]["lastStatus"] == "RUNNING"
+    assert by["init"]["lastStatus"] == "STOPPED" and by["init"]["exitCode"] == 0
+    assert "Congratulations" in requests.get(local_url({"containers": [by["web"]]}), timeout=5).text
+    ecs.stop_task(cluster=cluster, task=arn)
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+
+
+def test_memory_limit_kills_with_out_of_memory(portico, unique):
+    ecs = portico.client("ecs")
+    _, subnets, sg = network(portico, unique)
+    catalog = Path(portico.state_dir) / "images.json"
+    images = json.loads(catalog.read_text()) if catalog.exists() else {"images": {}}
+    images["images"][f"example/hog-{unique}"] = {
+        "entryPoint": ["python3", "-c", "import time\nx = bytearray(96 * 1024 * 1024)\ntime.sleep(30)"]}
+    catalog.write_text(json.dumps(images))
+    cluster = f"oom-{unique}"
+    ecs.create_cluster(clusterName=cluster)
+    ecs.register_task_definition(
+        family=f"hog-{unique}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[{"name": "hog", "image": f"example/hog-{unique}", "memory": 64}])
+    arn = ecs.run_task(cluster=cluster, taskDefinition=f"hog-{unique}", launchType="FARGATE", networkConfiguration={
+        "awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    c = t["containers"][0]
+    assert t["stopCode"] == "EssentialContainerExited" and c["exitCode"] == 137
+    assert c["reason"] == "OutOfMemoryError: Container killed due to memory usage"

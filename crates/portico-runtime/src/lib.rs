@@ -49,6 +49,35 @@ pub struct ContainerSpec {
     pub stop_timeout: Duration,
     /// The container health check, if the task definition has one.
     pub health_check: Option<HealthCheckSpec>,
+    /// `dependsOn`: (container name, condition) pairs that must hold before this one starts.
+    pub depends_on: Vec<(String, Condition)>,
+    /// The container's hard memory limit (`memory`, MiB): the process is killed beyond it.
+    pub memory_limit_mib: Option<u64>,
+}
+
+/// A `dependsOn` condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// The dependency has started.
+    Start,
+    /// The dependency has exited (any code).
+    Complete,
+    /// The dependency has exited with code 0.
+    Success,
+    /// The dependency's health check passes.
+    Healthy,
+}
+
+impl Condition {
+    pub fn parse(s: &str) -> Option<Condition> {
+        match s {
+            "START" => Some(Condition::Start),
+            "COMPLETE" => Some(Condition::Complete),
+            "SUCCESS" => Some(Condition::Success),
+            "HEALTHY" => Some(Condition::Healthy),
+            _ => None,
+        }
+    }
 }
 
 /// A container health check (`healthCheck` of the container definition), durations already
@@ -126,6 +155,8 @@ pub struct ContainerStatus {
     pub ports: Vec<(u16, SocketAddr)>,
     pub state: ContainerState,
     pub health: Health,
+    /// Why it ended, when Portico ended it (`OutOfMemoryError: …`).
+    pub reason: Option<String>,
 }
 
 /// Where a whole task is.
@@ -173,6 +204,9 @@ pub trait Engine: Send + Sync {
     fn task_ids(&self) -> Vec<String>;
     /// Stops everything and waits until every process has ended.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+    /// Kills processes left over from a previous Portico run for these tasks (children of
+    /// task processes that outlived them when Portico was killed); returns how many.
+    fn reap_strays(&self, task_ids: &[String]) -> usize;
 }
 
 /// Failures to start, rendered as AWS's stopped-reason prefixes.
@@ -233,6 +267,11 @@ impl Runtime {
 
     pub fn task_ids(&self) -> Vec<String> {
         self.engine.task_ids()
+    }
+
+    /// Kills leftovers of these tasks from a previous run (see [`Engine::reap_strays`]).
+    pub fn reap_strays(&self, task_ids: &[String]) -> usize {
+        self.engine.reap_strays(task_ids)
     }
 
     /// Stops every running container (Portico is shutting down or state is being reset).

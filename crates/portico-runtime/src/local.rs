@@ -6,8 +6,9 @@
 
 use crate::images::{self, Catalog};
 use crate::{
-    BoxFuture, ContainerSpec, ContainerState, ContainerStatus, Engine, Health, HealthCheckSpec,
-    LogLine, LogSink, RuntimeConfig, StartError, Stream, TaskPhase, TaskSpec, TaskStatus,
+    BoxFuture, Condition, ContainerSpec, ContainerState, ContainerStatus, Engine, Health,
+    HealthCheckSpec, LogLine, LogSink, RuntimeConfig, StartError, Stream, TaskPhase, TaskSpec,
+    TaskStatus,
 };
 use parking_lot::Mutex;
 use rustix::process::{kill_process_group, Pid, Signal};
@@ -36,6 +37,7 @@ struct LocalContainer {
     state: ContainerState,
     stop_timeout: Duration,
     health: Health,
+    reason: Option<String>,
 }
 
 struct LocalTask {
@@ -203,9 +205,36 @@ impl LocalEngine {
                 Err(e) => return Self::fail(tasks, &spec.task_id, e),
             }
         }
-        for (i, (c, r)) in spec.containers.iter().zip(resolved).enumerate() {
-            if tasks.lock().get(&spec.task_id).is_none_or(|t| t.stopping) {
-                return abandon(tasks, &spec.task_id);
+        let Some(order) = start_order(&spec.containers) else {
+            return Self::fail(
+                tasks,
+                &spec.task_id,
+                StartError::Spawn {
+                    container: spec
+                        .containers
+                        .first()
+                        .map(|c| c.name.clone())
+                        .unwrap_or_default(),
+                    detail: "the containers' dependsOn form a cycle".into(),
+                },
+            );
+        };
+        for i in order {
+            let c = &spec.containers[i];
+            let r = &resolved[i];
+            match wait_for_dependencies(tasks, &spec.task_id, &spec.containers, c) {
+                Wait::Ready => {}
+                Wait::Stopping => return abandon(tasks, &spec.task_id),
+                Wait::Failed(detail) => {
+                    return Self::fail(
+                        tasks,
+                        &spec.task_id,
+                        StartError::Spawn {
+                            container: c.name.clone(),
+                            detail,
+                        },
+                    )
+                }
             }
             let mut ports = Vec::new();
             for cp in &c.container_ports {
@@ -307,6 +336,13 @@ impl LocalEngine {
                     None => true,
                 }
             };
+            if let Some(limit) = c.memory_limit_mib {
+                let tasks = tasks.clone();
+                let tid = spec.task_id.clone();
+                let _ = std::thread::Builder::new()
+                    .name("portico-memory".into())
+                    .spawn(move || watch_memory(tasks, tid, i, pid, limit));
+            }
             let waiter_tasks = tasks.clone();
             let tid = spec.task_id.clone();
             let _ = std::thread::Builder::new()
@@ -353,12 +389,13 @@ impl LocalEngine {
                 let addrs: Vec<SocketAddr> = t
                     .containers
                     .iter()
+                    .filter(|c| c.state == ContainerState::Running)
                     .flat_map(|c| c.ports.iter().map(|(_, a)| *a))
                     .collect();
                 let exited = t
                     .containers
                     .iter()
-                    .any(|c| matches!(c.state, ContainerState::Exited { .. }));
+                    .any(|c| c.essential && matches!(c.state, ContainerState::Exited { .. }));
                 (addrs, exited)
             };
             let all_ready = ready
@@ -478,6 +515,129 @@ impl HealthChecker {
     }
 }
 
+/// Container indexes in an order where every container comes after what it depends on;
+/// `None` on a cycle. Without dependencies, definition order.
+fn start_order(containers: &[ContainerSpec]) -> Option<Vec<usize>> {
+    let mut done: Vec<usize> = Vec::new();
+    while done.len() < containers.len() {
+        let next = (0..containers.len()).find(|i| {
+            !done.contains(i)
+                && containers[*i].depends_on.iter().all(|(name, _)| {
+                    containers
+                        .iter()
+                        .position(|c| c.name == *name)
+                        .is_none_or(|j| done.contains(&j))
+                })
+        })?;
+        done.push(next);
+    }
+    Some(done)
+}
+
+enum Wait {
+    Ready,
+    Stopping,
+    Failed(String),
+}
+
+/// How long a container waits for its dependencies.
+const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Blocks until `c`'s dependencies meet their conditions.
+fn wait_for_dependencies(
+    tasks: &Tasks,
+    task_id: &str,
+    all: &[ContainerSpec],
+    c: &ContainerSpec,
+) -> Wait {
+    let deadline = Instant::now() + DEPENDENCY_TIMEOUT;
+    loop {
+        let verdict = {
+            let g = tasks.lock();
+            let Some(t) = g.get(task_id) else {
+                return Wait::Stopping;
+            };
+            if t.stopping {
+                return Wait::Stopping;
+            }
+            let mut ready = true;
+            for (name, cond) in &c.depends_on {
+                let Some(j) = all.iter().position(|x| x.name == *name) else {
+                    continue;
+                };
+                let Some(dep) = t.containers.get(j) else {
+                    continue;
+                };
+                let ok = match (cond, &dep.state, dep.health) {
+                    (Condition::Start, ContainerState::Pending, _) => false,
+                    (Condition::Start, _, _) => true,
+                    (Condition::Complete, ContainerState::Exited { .. }, _) => true,
+                    (Condition::Success, ContainerState::Exited { code: 0 }, _) => true,
+                    (Condition::Success, ContainerState::Exited { code }, _) => {
+                        return Wait::Failed(format!(
+                            "dependency {name} exited with code {code}, not SUCCESS"
+                        ))
+                    }
+                    (Condition::Healthy, _, Health::Healthy) => true,
+                    (Condition::Healthy, ContainerState::Exited { .. }, _) => {
+                        return Wait::Failed(format!(
+                            "dependency {name} exited before it was HEALTHY"
+                        ))
+                    }
+                    _ => false,
+                };
+                ready &= ok;
+            }
+            ready
+        };
+        if verdict {
+            return Wait::Ready;
+        }
+        if Instant::now() > deadline {
+            return Wait::Failed(format!("dependencies of {} not met in time", c.name));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// Kills a container whose process goes over its hard memory limit, as the kernel's OOM
+/// killer does to a container on AWS.
+fn watch_memory(tasks: Tasks, task_id: String, index: usize, pid: u32, limit_mib: u64) {
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let running = tasks.lock().get(&task_id).is_some_and(|t| {
+            t.containers
+                .get(index)
+                .is_some_and(|c| c.pid == Some(pid) && c.state == ContainerState::Running)
+        });
+        if !running {
+            return;
+        }
+        if rss_kib(pid).is_some_and(|kib| kib > limit_mib * 1024) {
+            tracing::info!(task = %task_id, pid, limit_mib, "container over its memory limit: SIGKILL");
+            if let Some(c) = tasks
+                .lock()
+                .get_mut(&task_id)
+                .and_then(|t| t.containers.get_mut(index))
+            {
+                c.reason = Some("OutOfMemoryError: Container killed due to memory usage".into());
+            }
+            signal_group(pid, Signal::KILL);
+            return;
+        }
+    }
+}
+
 /// A stop arrived while the task was starting: it will never be running.
 fn abandon(tasks: &Tasks, task_id: &str) {
     if let Some(t) = tasks.lock().get_mut(task_id) {
@@ -551,6 +711,7 @@ impl Engine for LocalEngine {
                             state: ContainerState::Pending,
                             stop_timeout: c.stop_timeout,
                             health: Health::Unknown,
+                            reason: None,
                         })
                         .collect(),
                 },
@@ -582,6 +743,7 @@ impl Engine for LocalEngine {
                     ports: c.ports.clone(),
                     state: c.state.clone(),
                     health: c.health,
+                    reason: c.reason.clone(),
                 })
                 .collect(),
         })
@@ -597,6 +759,43 @@ impl Engine for LocalEngine {
 
     fn task_ids(&self) -> Vec<String> {
         self.tasks.lock().keys().cloned().collect()
+    }
+
+    fn reap_strays(&self, task_ids: &[String]) -> usize {
+        let known = self.task_ids();
+        let wanted: Vec<&String> = task_ids.iter().filter(|t| !known.contains(t)).collect();
+        if wanted.is_empty() {
+            return 0;
+        }
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        let me = std::process::id();
+        let mut n = 0;
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            // Only processes of ours that carry a task id we own.
+            let Ok(env) = std::fs::read(e.path().join("environ")) else {
+                continue;
+            };
+            let owned = env.split(|b| *b == 0).any(|kv| {
+                kv.strip_prefix(b"PORTICO_TASK_ID=")
+                    .is_some_and(|id| wanted.iter().any(|w| w.as_bytes() == id))
+            });
+            if owned {
+                if let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+                    tracing::info!(pid, "killing a process left over from a previous run");
+                    let _ = rustix::process::kill_process(p, Signal::KILL);
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
@@ -648,6 +847,8 @@ mod tests {
                 essential: true,
                 stop_timeout: Duration::from_millis(300),
                 health_check: None,
+                depends_on: vec![],
+                memory_limit_mib: None,
             }],
         }
     }
@@ -778,6 +979,59 @@ mod tests {
         e.stop("bad");
         wait(&e, "good", |s| s.all_exited());
         wait(&e, "bad", |s| s.all_exited());
+    }
+
+    #[test]
+    fn depends_on_orders_starts() {
+        let d = tmpdir("deps");
+        let marker = d.join("init-done");
+        let _ = std::fs::remove_file(&marker);
+        let cat = catalog(
+            &d,
+            &format!(
+                r#"{{"images": {{"t/init": {{"entryPoint": ["sh", "-c", "sleep 0.2; touch {m}"]}},
+                   "t/main": {{"entryPoint": ["sh", "-c", "test -e {m} && sleep 30"]}}}}}}"#,
+                m = marker.display()
+            ),
+        );
+        let e = LocalEngine::new(RuntimeConfig::default());
+        let mut s = spec("dep", "t/main", Some(cat), vec![]);
+        let mut init = s.containers[0].clone();
+        init.name = "init".into();
+        init.image = "t/init".into();
+        init.essential = false;
+        s.containers[0].depends_on = vec![("init".into(), Condition::Success)];
+        // Defined after the container that depends on it: still started first.
+        s.containers.push(init);
+        e.launch(s, Arc::new(|_| {}));
+        let st = wait(&e, "dep", |s| s.phase == TaskPhase::Running);
+        assert_eq!(st.containers[1].state, ContainerState::Exited { code: 0 });
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            e.status("dep").unwrap().containers[0].state,
+            ContainerState::Running
+        );
+        e.stop("dep");
+        wait(&e, "dep", |s| s.all_exited());
+    }
+
+    #[test]
+    fn memory_limit_kills_the_container() {
+        let d = tmpdir("oom");
+        let cat = catalog(
+            &d,
+            r#"{"images": {"t/hog": {"entryPoint": ["python3", "-c", "import time\nx = bytearray(64 * 1024 * 1024)\ntime.sleep(30)"]}}}"#,
+        );
+        let e = LocalEngine::new(RuntimeConfig::default());
+        let mut s = spec("hog", "t/hog", Some(cat), vec![]);
+        s.containers[0].memory_limit_mib = Some(32);
+        e.launch(s, Arc::new(|_| {}));
+        let st = wait(&e, "hog", |s| s.all_exited());
+        assert_eq!(st.containers[0].state, ContainerState::Exited { code: 137 });
+        assert_eq!(
+            st.containers[0].reason.as_deref(),
+            Some("OutOfMemoryError: Container killed due to memory usage")
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ use crate::Control;
 use parking_lot::Mutex;
 use portico_core::{ids, time::now_millis, AwsResult, Input, RequestContext, Service};
 use portico_runtime::{
-    ContainerSpec, ContainerState, Health, HealthCheckSpec, LogLine, LogSink, TaskPhase, TaskSpec,
-    TaskStatus,
+    Condition, ContainerSpec, ContainerState, Health, HealthCheckSpec, LogLine, LogSink, TaskPhase,
+    TaskSpec, TaskStatus,
 };
 use portico_store::Scope;
 use serde_json::{json, Value};
@@ -41,6 +41,7 @@ pub fn spawn(control: &Control) {
     let state = Arc::new(Driver {
         logs: tx,
         bound: Mutex::new(HashMap::new()),
+        reaped: std::sync::atomic::AtomicBool::new(false),
     });
     super::spawn_loop(control, "ecs", Duration::from_millis(250), move |c| {
         let st = state.clone();
@@ -61,6 +62,8 @@ struct Driver {
     logs: mpsc::UnboundedSender<Shipment>,
     /// Address-book entries this reconciler made, per task.
     bound: Mutex<HashMap<String, Vec<(IpAddr, u16)>>>,
+    /// Leftovers of a previous run have been looked for.
+    reaped: std::sync::atomic::AtomicBool,
 }
 
 fn rc_of(scope: &Scope) -> RequestContext {
@@ -79,6 +82,19 @@ impl Driver {
                 return;
             }
         };
+        if !self.reaped.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            // First pass after start: anything still running for a task we know from a previous
+            // run (a grandchild that outlived a `kill -9`) goes now.
+            let ids: Vec<String> = tasks
+                .iter()
+                .filter_map(|r| r.body.get("taskId").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect();
+            let n = c.runtime().reap_strays(&ids);
+            if n > 0 {
+                tracing::info!(count = n, "killed processes left over from a previous run");
+            }
+        }
         let mut live = HashSet::new();
         for rec in tasks {
             let Ok(t) = serde_json::from_value::<TaskRec>(rec.body) else {
@@ -89,6 +105,19 @@ impl Driver {
             }
             if let Err(e) = self.drive(c, &rec.scope, t).await {
                 tracing::warn!(error = %e, cause = ?e.cause, "ecs task step failed");
+            }
+        }
+        // Processes of tasks that are no longer in the store (a reset) are stopped and forgotten.
+        for id in c.runtime().task_ids() {
+            if !live.contains(&id) {
+                match c.runtime().status(&id) {
+                    Some(st) if !st.all_exited() => {
+                        if !st.stopping {
+                            c.runtime().stop(&id);
+                        }
+                    }
+                    _ => c.runtime().forget(&id),
+                }
             }
         }
         // Anything bound for a task that is gone (reset, deleted) is unbound.
@@ -137,7 +166,12 @@ impl Driver {
                     .collect();
                 let views: Vec<scheduler::TaskView> =
                     tasks.iter().map(scheduler::TaskView::of).collect();
-                let plan = scheduler::step(&mut svc, &views, now, scale, &mut || ids::hex(32));
+                let plan = scheduler::step(&mut svc, &views, now, scale, &mut |k| match k {
+                    scheduler::IdKind::Task => ids::hex(32),
+                    scheduler::IdKind::Deployment => {
+                        crate::services::ecs::services::deployment_id()
+                    }
+                });
                 if !plan.start.is_empty() {
                     let cluster: ClusterRec = tx
                         .get_as(&scope, KIND_CLUSTER, &svc.cluster_name)?
@@ -159,11 +193,15 @@ impl Driver {
                             security_groups: str_list(a.get("securityGroups")),
                         })
                         .filter(|n| !n.subnets.is_empty());
-                    let tags = match svc.propagate_tags.as_str() {
+                    let mut tags = match svc.propagate_tags.as_str() {
                         "SERVICE" => svc.tags.clone(),
                         "TASK_DEFINITION" => td.tags.clone(),
                         _ => Vec::new(),
                     };
+                    if svc.enable_ecs_managed_tags {
+                        tags.push(json!({"key": "aws:ecs:clusterName", "value": svc.cluster_name}));
+                        tags.push(json!({"key": "aws:ecs:serviceName", "value": svc.service_name}));
+                    }
                     for id in &plan.start {
                         let idx = svc.next_subnet;
                         svc.next_subnet = svc.next_subnet.wrapping_add(1);
@@ -297,6 +335,9 @@ impl Driver {
                                     ct.last_status = "STOPPED".into();
                                     ct.exit_code = Some(code);
                                     ct.runtime_id = None;
+                                    if s.reason.is_some() {
+                                        ct.reason = s.reason.clone();
+                                    }
                                     t.version += 1;
                                 }
                                 essential_exit |= s.essential;
@@ -441,6 +482,9 @@ impl Driver {
             };
             if let ContainerState::Exited { code } = s.state {
                 ct.exit_code = Some(code);
+                if s.reason.is_some() {
+                    ct.reason = s.reason.clone();
+                }
             }
             ct.bindings = s
                 .ports
@@ -476,6 +520,7 @@ impl Driver {
             .cloned()
             .unwrap_or_default();
         let scale = time_scale(c);
+        let task_memory: Option<u64> = td.str_field("memory").and_then(|m| m.parse().ok());
         let containers = td
             .containers()
             .iter()
@@ -509,6 +554,24 @@ impl Driver {
                     stop_timeout: Duration::from_secs(
                         cd["stopTimeout"].as_u64().unwrap_or(30).clamp(2, 120),
                     ),
+                    // The container's hard limit, else the task's (Fargate's task size).
+                    memory_limit_mib: match &cd["memory"] {
+                        Value::Number(n) => n.as_u64(),
+                        Value::String(x) => x.parse().ok(),
+                        _ => None,
+                    }
+                    .or(task_memory),
+                    depends_on: cd["dependsOn"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|d| {
+                            Some((
+                                d["containerName"].as_str()?.to_string(),
+                                Condition::parse(d["condition"].as_str()?)?,
+                            ))
+                        })
+                        .collect(),
                     health_check: cd.get("healthCheck").map(|h| {
                         let secs = |k: &str, d: u64| h[k].as_u64().unwrap_or(d) as f64;
                         let scaled = |x: f64| Duration::from_secs_f64((x * scale).max(0.05));

@@ -62,13 +62,21 @@ fn task_list(ids: &[String]) -> String {
         .join(" ")
 }
 
-/// One scheduling pass. `new_id` names tasks to start; `time_scale` shrinks back-offs.
+/// What `step` needs a fresh id for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdKind {
+    Task,
+    Deployment,
+}
+
+/// One scheduling pass. `new_id` names tasks to start and rollback deployments;
+/// `time_scale` shrinks back-offs.
 pub(crate) fn step(
     svc: &mut ServiceRec,
     tasks: &[TaskView],
     now: i64,
     time_scale: f64,
-    new_id: &mut dyn FnMut() -> String,
+    new_id: &mut dyn FnMut(IdKind) -> String,
 ) -> Plan {
     let mut plan = Plan::default();
     if svc.status == "INACTIVE" {
@@ -152,6 +160,52 @@ pub(crate) fn step(
             );
         }
     }
+    // A failed rollout with rollback on goes back to the last completed task definition.
+    let (_, cb_rollback) = svc.circuit_breaker();
+    if let (true, Some(p)) = (cb_rollback, svc.primary().cloned()) {
+        let target = svc
+            .last_completed
+            .clone()
+            .filter(|(_, td)| *td != p.task_definition);
+        if let (true, Some((good_id, td))) = (p.rollout_state == "FAILED", target) {
+            for d in &mut svc.deployments {
+                if d.status == "PRIMARY" {
+                    d.status = "ACTIVE".into();
+                    d.updated_at = now;
+                }
+            }
+            let id = new_id(IdKind::Deployment);
+            svc.deployments.insert(
+                0,
+                Deployment {
+                    id: id.clone(),
+                    status: "PRIMARY".into(),
+                    task_definition: td.clone(),
+                    desired_count: svc.desired_count,
+                    failed_tasks: 0,
+                    created_at: now,
+                    updated_at: now,
+                    launch_type: p.launch_type.clone(),
+                    capacity_provider_strategy: p.capacity_provider_strategy.clone(),
+                    platform_version: p.platform_version.clone(),
+                    network_configuration: p.network_configuration.clone(),
+                    rollout_state: "IN_PROGRESS".into(),
+                    rollout_state_reason: format!(
+                        "ECS deployment circuit breaker: rolling back to deploymentId {good_id}."
+                    ),
+                },
+            );
+            svc.task_definition = td;
+            svc.backoff_until = None;
+            svc.push_event(
+                now,
+                format!(
+                    "(service {name}) (deployment {}) deployment failed: tasks failed to start.",
+                    p.id
+                ),
+            );
+        }
+    }
     let primary = svc.primary().cloned().unwrap_or(primary);
 
     let desired = primary.desired_count.max(0);
@@ -170,7 +224,7 @@ pub(crate) fn step(
         let room = (max_bound.max(desired.min(1)) - total).max(0);
         let n = (desired - prim.len() as i64).min(room);
         if may_launch && n > 0 {
-            plan.start = (0..n).map(|_| new_id()).collect();
+            plan.start = (0..n).map(|_| new_id(IdKind::Task)).collect();
             started = n;
             svc.push_event(
                 now,
@@ -247,6 +301,7 @@ pub(crate) fn step(
                 p.rollout_state_reason = format!("ECS deployment {} completed.", p.id);
                 p.updated_at = now;
                 let id = p.id.clone();
+                svc.last_completed = Some((id.clone(), p.task_definition.clone()));
                 svc.push_event(
                     now,
                     format!("(service {name}) (deployment {id}) deployment completed."),
@@ -311,9 +366,12 @@ mod tests {
             let mut next = self.next;
             let dep = self.svc.primary().map(|d| d.id.clone());
             let events_before = self.svc.events.len();
-            let plan = step(&mut self.svc, &self.tasks, self.now, 1.0, &mut || {
+            let plan = step(&mut self.svc, &self.tasks, self.now, 1.0, &mut |k| {
                 next += 1;
-                format!("t{next}")
+                match k {
+                    IdKind::Task => format!("t{next}"),
+                    IdKind::Deployment => format!("ecs-svc/{next}"),
+                }
             });
             self.next = next;
             for id in &plan.start {
@@ -521,7 +579,7 @@ mod tests {
             // The stopped tasks stay visible to the next pass, then go.
             let stopped = std::mem::take(&mut w.tasks);
             let mut n = w.next;
-            step(&mut w.svc, &stopped, w.now, 1.0, &mut || {
+            step(&mut w.svc, &stopped, w.now, 1.0, &mut |_| {
                 n += 1;
                 format!("x{n}")
             });
@@ -535,6 +593,87 @@ mod tests {
             .iter()
             .any(|e| e.message
                 == "(service web) is unable to consistently start tasks successfully."));
+    }
+
+    #[test]
+    fn circuit_breaker_rolls_back_to_the_last_completed_deployment() {
+        let mut w = World::new(service(1, 100, 200));
+        w.svc.deployment_configuration["deploymentCircuitBreaker"]["rollback"] = json!(true);
+        w.step();
+        w.run_all();
+        w.step();
+        // A new deployment whose tasks never start.
+        w.svc.deployments[0].status = "ACTIVE".into();
+        w.svc.deployments.insert(
+            0,
+            Deployment {
+                id: "ecs-svc/2".into(),
+                status: "PRIMARY".into(),
+                task_definition: "td:2".into(),
+                desired_count: 1,
+                failed_tasks: 9,
+                created_at: 0,
+                updated_at: 0,
+                launch_type: None,
+                capacity_provider_strategy: None,
+                platform_version: None,
+                network_configuration: None,
+                rollout_state: "IN_PROGRESS".into(),
+                rollout_state_reason: String::new(),
+            },
+        );
+        w.step();
+        for t in &mut w.tasks {
+            if t.deployment_id.as_deref() == Some("ecs-svc/2") {
+                t.desired_running = false;
+                t.last_status = "STOPPED".into();
+                t.failed_to_start = true;
+            }
+        }
+        w.log.clear();
+        let stopped = w.tasks.clone();
+        w.tasks.retain(|t| t.desired_running);
+        w.now += 10_000_000;
+        let mut n = 100;
+        step(&mut w.svc, &stopped, w.now, 1.0, &mut |_| {
+            n += 1;
+            format!("ecs-svc/{n}")
+        });
+        w.tasks.retain(|t| t.desired_running);
+        w.step();
+        w.run_all();
+        w.step();
+        w.step();
+        check(
+            &w.log,
+            "
+            --- status=ACTIVE steady=false
+            deployment ecs-svc/101 PRIMARY desired=1 failed=0 IN_PROGRESS
+            deployment ecs-svc/1 ACTIVE desired=1 failed=0 COMPLETED
+            task t1 ecs-svc/1 RUNNING
+            task t3 ecs-svc/101 PROVISIONING
+            event (service web) has started 1 tasks: (task t3).
+            --- status=ACTIVE steady=false
+            deployment ecs-svc/101 PRIMARY desired=1 failed=0 IN_PROGRESS
+            deployment ecs-svc/1 ACTIVE desired=1 failed=0 COMPLETED
+            task t3 ecs-svc/101 RUNNING
+            event (service web) has stopped 1 running tasks: (task t1).
+            --- status=ACTIVE steady=true
+            deployment ecs-svc/101 PRIMARY desired=1 failed=0 COMPLETED
+            task t3 ecs-svc/101 RUNNING
+            event (service web) (deployment ecs-svc/101) deployment completed.
+            event (service web) has reached a steady state.
+            ",
+        );
+        assert_eq!(
+            w.svc.primary().unwrap().rollout_state_reason,
+            "ECS deployment ecs-svc/101 completed."
+        );
+        assert_eq!(w.svc.task_definition, "td:1");
+        let reasons: Vec<&str> = w.svc.events.iter().map(|e| e.message.as_str()).collect();
+        assert!(reasons.contains(
+            &"(service web) (deployment ecs-svc/2) deployment failed: tasks failed to start."
+        ));
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! lifecycle and keeps services at their desired count. Unknown or not-yet-built operations
 //! answer the protocol's unknown-operation error, never a fake success.
 
-pub mod clusters;
-pub mod model;
-pub mod services;
-pub mod taskdefs;
-pub mod tasks;
+pub(crate) mod clusters;
+pub(crate) mod model;
+pub(crate) mod services;
+pub(crate) mod taskdefs;
+pub(crate) mod tasks;
 
 use crate::Ctx;
 use model::*;

@@ -179,6 +179,10 @@ pub struct ServiceRec {
     /// Tasks already counted in a deployment's `failedTasks`.
     #[serde(default)]
     pub counted_failures: Vec<String>,
+    /// The last deployment that completed: (id, task definition), the circuit breaker's
+    /// rollback target.
+    #[serde(default)]
+    pub last_completed: Option<(String, String)>,
 }
 
 impl ServiceRec {

@@ -313,6 +313,7 @@ pub(crate) async fn create(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
             backoff_until: None,
             next_subnet: 0,
             counted_failures: Vec::new(),
+            last_completed: None,
         };
         put_service(tx, &ctx.scope, &s)?;
         Ok(json!({"service": s.render(&[], true)}))

@@ -198,6 +198,24 @@ pub(crate) fn register(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
             host_ports.push((hp, proto));
         }
     }
+    for c in &containers {
+        let me = c["name"].as_str().unwrap_or("");
+        for d in c["dependsOn"].as_array().into_iter().flatten() {
+            let dep = d["containerName"].as_str().unwrap_or("");
+            let cond = d["condition"].as_str().unwrap_or("");
+            if !["START", "COMPLETE", "SUCCESS", "HEALTHY"].contains(&cond) {
+                return Err(client(format!(
+                    "Invalid 'dependsOn' setting for container '{me}'. Invalid condition '{cond}'."
+                )));
+            }
+            let Some(target) = containers.iter().find(|x| x["name"].as_str() == Some(dep)) else {
+                return Err(client(format!("Invalid 'dependsOn' setting for container '{me}'. Container '{dep}' does not exist in the task definition.")));
+            };
+            if cond == "HEALTHY" && target.get("healthCheck").is_none() {
+                return Err(client(format!("Invalid 'dependsOn' setting for container '{me}'. Container '{dep}' must have a health check to use the HEALTHY condition.")));
+            }
+        }
+    }
     if !containers
         .iter()
         .any(|c| c["essential"].as_bool().unwrap_or(true))

@@ -337,11 +337,22 @@ pub(crate) fn run(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
     if !(1..=10).contains(&count) {
         return Err(invalid("Count must be between 1 and 10."));
     }
-    let tags = tags_of(&input, "tags")?;
+    let mut tags = tags_of(&input, "tags")?;
+    let managed = input
+        .bool("enableECSManagedTags")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
     let now = now_millis();
     ctx.store().write(|tx| {
         let cluster = active_cluster(tx, &ctx.scope, &input)?;
         let td = usable_taskdef(tx, &ctx.scope, &reference)?;
+        if input.str("propagateTags") == Some("TASK_DEFINITION") {
+            tags.extend(td.tags.iter().cloned());
+        }
+        if managed {
+            tags.push(json!({"key": "aws:ecs:clusterName", "value": cluster.cluster_name}));
+        }
         let (launch, _) = launch_type(&input, &cluster, &td)?;
         let net = validate_network(tx, &ctx.scope, &td, input.get("networkConfiguration"))?;
         let overrides = validate_overrides(&td, input.get("overrides"))?;
