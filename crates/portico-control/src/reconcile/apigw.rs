@@ -139,8 +139,9 @@ pub(crate) fn step_vpc_links(control: &Control) -> AwsResult<()> {
                         None => {
                             let groups = str_list(&body, "securityGroupIds");
                             let mut enis = Vec::new();
+                            let mut failure = None;
                             for s in str_list(&body, "subnetIds") {
-                                let eni = shared::create_eni(
+                                match shared::create_eni(
                                     tx,
                                     &r.scope,
                                     &s,
@@ -149,12 +150,27 @@ pub(crate) fn step_vpc_links(control: &Control) -> AwsResult<()> {
                                     "interface",
                                     "amazon-aws",
                                     None,
-                                )?;
-                                enis.push(eni.network_interface_id);
+                                ) {
+                                    Ok(eni) => enis.push(eni.network_interface_id),
+                                    // e.g. a full subnet: the link fails, the ENIs made so far go
+                                    Err(e) if e.status < 500 => {
+                                        failure = Some(format!("VPC link failed: {}", e.message));
+                                        break;
+                                    }
+                                    Err(e) => return Err(e),
+                                }
                             }
-                            body["_eniIds"] = json!(enis);
-                            body["vpcLinkStatus"] = json!("AVAILABLE");
-                            body["vpcLinkStatusMessage"] = json!(vpclinks::AVAILABLE_MESSAGE);
+                            if let Some(reason) = failure {
+                                for e in &enis {
+                                    shared::delete_eni(tx, &r.scope, e)?;
+                                }
+                                body["vpcLinkStatus"] = json!("FAILED");
+                                body["vpcLinkStatusMessage"] = json!(reason);
+                            } else {
+                                body["_eniIds"] = json!(enis);
+                                body["vpcLinkStatus"] = json!("AVAILABLE");
+                                body["vpcLinkStatusMessage"] = json!(vpclinks::AVAILABLE_MESSAGE);
+                            }
                         }
                     }
                     tx.put(
@@ -638,6 +654,59 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("sg-nope"));
+    }
+
+    #[tokio::test]
+    async fn vpc_link_fails_on_a_full_subnet_and_keeps_no_enis() {
+        let c = control();
+        seed_network(&c);
+        let scope = Scope::new("000000000000", "us-east-1");
+        c.store()
+            .write(|tx| {
+                let s = Subnet {
+                    subnet_id: "subnet-full".into(),
+                    vpc_id: "vpc-1".into(),
+                    cidr_block: "10.0.9.0/28".into(),
+                    availability_zone: "us-east-1c".into(),
+                    rest: Default::default(),
+                };
+                tx.put_as(&scope, KIND_SUBNET, "subnet-full", Some("vpc-1"), None, &s)?;
+                for _ in 0..11 {
+                    shared::create_eni(
+                        tx,
+                        &scope,
+                        "subnet-full",
+                        &[],
+                        "x",
+                        "interface",
+                        "me",
+                        None,
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let link = call(
+            &c,
+            "CreateVpcLink",
+            json!({"name": "l", "subnetIds": ["subnet-a", "subnet-full"]}),
+        )
+        .await
+        .unwrap();
+        step_vpc_links(&c).unwrap();
+        let got = call(&c, "GetVpcLink", json!({"vpcLinkId": link["vpcLinkId"]}))
+            .await
+            .unwrap();
+        assert_eq!(got["vpcLinkStatus"], "FAILED");
+        assert!(got["vpcLinkStatusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("subnet-full"));
+        let in_a = c
+            .store()
+            .read(|tx| Ok(tx.list(&scope, KIND_ENI, Some("subnet-a"))?.len()))
+            .unwrap();
+        assert_eq!(in_a, 0);
     }
 
     #[tokio::test]

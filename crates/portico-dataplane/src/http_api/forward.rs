@@ -69,8 +69,13 @@ fn trace_id(now_ms: i64) -> String {
     use rand::RngCore;
     let mut b = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut b);
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("Root=1-{:08x}-{hex}", now_ms / 1000)
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = format!("Root=1-{:08x}-", now_ms / 1000);
+    for x in b {
+        out.push(HEX[usize::from(x >> 4)] as char);
+        out.push(HEX[usize::from(x & 0xf)] as char);
+    }
+    out
 }
 
 /// Substitutes `${stageVariables.x}` and the route's path variables (`{id}`, `{proxy}`) into
@@ -250,12 +255,16 @@ pub(crate) async fn serve(
             break 'done gateway_response(413, "Request Entity Too Large", &rid);
         }
         #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
-        let body = match read_limited(body).await {
-            Ok(b) => b,
-            Err(ReadError::TooLarge) => {
-                break 'done gateway_response(413, "Request Entity Too Large", &rid)
+        let body = if hyper::body::Body::is_end_stream(&body) {
+            Bytes::new()
+        } else {
+            match read_limited(body).await {
+                Ok(b) => b,
+                Err(ReadError::TooLarge) => {
+                    break 'done gateway_response(413, "Request Entity Too Large", &rid)
+                }
+                Err(ReadError::Failed) => break 'done gateway_response(400, "Bad Request", &rid),
             }
-            Err(ReadError::Failed) => break 'done gateway_response(400, "Bad Request", &rid),
         };
         let is_default_route = matches!(sel.key, RouteKey::Default);
         let uri = match &integration.target {
@@ -304,7 +313,12 @@ pub(crate) async fn serve(
             headers: HeaderMap::with_capacity(parts.headers.len() + 4),
         };
         for (k, v) in &parts.headers {
-            if !is_hop_by_hop(k) && k != http::header::HOST && k != http::header::CONTENT_LENGTH {
+            // the body is already read, so `Expect: 100-continue` is answered here, not sent on
+            if !is_hop_by_hop(k)
+                && k != http::header::HOST
+                && k != http::header::CONTENT_LENGTH
+                && k != http::header::EXPECT
+            {
                 out.headers.append(k.clone(), v.clone());
             }
         }
