@@ -13,6 +13,12 @@ use portico_store::Scope;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// Stack-changing calls answer once the operation has settled or after this long, whichever
+/// comes first. AWS answers at once; the CLI's waiters then poll every 30 s (5 s for change
+/// sets), so a small stack that settles within this bound is reported complete at the waiter's
+/// first poll instead of half a minute later. What any later call sees is the same either way.
+pub(crate) const SETTLE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 pub(crate) async fn dispatch(
     engine: &Arc<Engine>,
     rc: &RequestContext,
@@ -26,9 +32,17 @@ pub(crate) async fn dispatch(
     };
     match op {
         "ValidateTemplate" => a.validate_template(&input),
-        "CreateStack" => a.create_stack(&input).await,
-        "UpdateStack" => a.update_stack(&input).await,
-        "DeleteStack" => a.delete_stack(&input),
+        "CreateStack" => a.settled(a.create_stack(&input).await).await,
+        "UpdateStack" => a.settled(a.update_stack(&input).await).await,
+        "DeleteStack" => {
+            let name = input.string("StackName").unwrap_or_default();
+            let id = a.stack(&name).ok().flatten().map(|s| s.stack_id);
+            let out = a.delete_stack(&input)?;
+            if let Some(id) = id {
+                engine.settle(&a.scope, &id, SETTLE).await;
+            }
+            Ok(out)
+        }
         "DescribeStacks" => a.describe_stacks(&input),
         "ListStacks" => a.list_stacks(&input),
         "DescribeStackEvents" => a.describe_stack_events(&input),
@@ -39,7 +53,13 @@ pub(crate) async fn dispatch(
         "GetTemplateSummary" => a.get_template_summary(&input),
         "CreateChangeSet" => a.create_change_set(&input).await,
         "DescribeChangeSet" => a.describe_change_set(&input),
-        "ExecuteChangeSet" => a.execute_change_set(&input),
+        "ExecuteChangeSet" => {
+            let out = a.execute_change_set(&input)?;
+            if let Some(id) = out.get("StackId").and_then(Value::as_str) {
+                engine.settle(&a.scope, id, SETTLE).await;
+            }
+            Ok(json!({}))
+        }
         "DeleteChangeSet" => a.delete_change_set(&input),
         "ListChangeSets" => a.list_change_sets(&input),
         "UpdateTerminationProtection" => a.update_termination_protection(&input),
@@ -202,6 +222,16 @@ const UPDATABLE: &[&str] = &[
 ];
 
 impl Api<'_> {
+    /// Waits (bounded) for the operation a call started; passes the call's answer through.
+    async fn settled(&self, out: AwsResult<Value>) -> AwsResult<Value> {
+        if let Ok(v) = &out {
+            if let Some(id) = v.get("StackId").and_then(Value::as_str) {
+                self.engine.settle(&self.scope, id, SETTLE).await;
+            }
+        }
+        out
+    }
+
     fn store(&self) -> &portico_store::Store {
         self.engine.control.store()
     }
@@ -322,6 +352,7 @@ impl Api<'_> {
                 .ok()
                 .flatten()
                 .unwrap_or(false),
+            delete_requested: false,
         };
         self.store().write(|tx| {
             if find_stack(tx, &self.scope, &name)?.is_some() {
@@ -473,6 +504,18 @@ impl Api<'_> {
                 "Invalid operation on stack [{}]. RetainResources can only be specified when the stack is in the DELETE_FAILED state",
                 s.stack_id
             )));
+        }
+        if s.status == "CREATE_IN_PROGRESS" {
+            // Cancel the create; the executor deletes the stack once it has stopped.
+            self.store().write(|tx| {
+                let mut cur = model::get_stack(tx, &self.scope, &s.stack_id)?
+                    .ok_or_else(|| not_found(&name))?;
+                cur.delete_requested = true;
+                put_stack(tx, &self.scope, &cur)
+            })?;
+            self.engine
+                .cancel(&s.stack_id, "Resource creation cancelled");
+            return Ok(json!({}));
         }
         if s.status.ends_with("_IN_PROGRESS") && s.status != "REVIEW_IN_PROGRESS" {
             return Err(validation(format!(
@@ -813,6 +856,7 @@ impl Api<'_> {
                             operation: None,
                             client_request_token: None,
                             retain_except_on_create: false,
+                            delete_requested: false,
                         }
                     }
                 };
@@ -1094,7 +1138,7 @@ impl Api<'_> {
             )?;
             self.store().write(|tx| self.mark_executed(tx, &c))?;
         }
-        Ok(json!({}))
+        Ok(json!({ "StackId": c.stack_id }))
     }
 
     fn mark_executed(&self, tx: &portico_store::Tx<'_>, c: &ChangeSet) -> AwsResult<()> {

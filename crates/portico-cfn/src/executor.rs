@@ -22,6 +22,8 @@ use tokio::task::JoinSet;
 pub(crate) struct Engine {
     pub control: Control,
     running: parking_lot::Mutex<HashSet<String>>,
+    /// Running applies by stack id: sending a reason stops scheduling and cancels waits.
+    cancels: parking_lot::Mutex<HashMap<String, watch::Sender<Option<String>>>>,
 }
 
 /// What a running operation carries around.
@@ -48,6 +50,7 @@ impl Engine {
         Arc::new(Engine {
             control,
             running: parking_lot::Mutex::new(HashSet::new()),
+            cancels: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
@@ -64,6 +67,33 @@ impl Engine {
             }
             engine.running.lock().remove(&id);
         });
+    }
+
+    /// Stops a running create or update: nothing new starts, waits are cancelled, and the
+    /// operation fails with `reason` (then rolls back, or deletes if that was requested).
+    pub(crate) fn cancel(&self, stack_id: &str, reason: &str) {
+        if let Some(tx) = self.cancels.lock().get(stack_id) {
+            let _ = tx.send(Some(reason.to_string()));
+        }
+    }
+
+    /// Waits until the stack's operation settles or `limit` passes (see `api::SETTLE`).
+    pub(crate) async fn settle(&self, scope: &Scope, id: &str, limit: std::time::Duration) {
+        let mut rx = self.control.store().watch();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match self.load(scope, id) {
+                Ok(s) if s.status.ends_with("_IN_PROGRESS") && s.status != "REVIEW_IN_PROGRESS" => {
+                }
+                _ => return,
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
     }
 
     fn load(&self, scope: &Scope, id: &str) -> AwsResult<Stack> {
@@ -136,6 +166,14 @@ impl Engine {
     }
 
     async fn create(self: &Arc<Self>, op: &Op, s: &Stack) -> AwsResult<()> {
+        let timer = s.timeout_minutes.filter(|m| *m > 0).map(|m| {
+            let engine = self.clone();
+            let id = op.stack_id.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(m as u64 * 60)).await;
+                engine.cancel(&id, "Stack creation time exceeded the specified timeout. ");
+            })
+        });
         let result = match self.prepared(s, &s.template_body, &s.params) {
             Ok(p) => match self.apply(op, &p).await {
                 Ok(()) => self.outputs(op, &p).await,
@@ -143,10 +181,21 @@ impl Engine {
             },
             Err(e) => Err(e),
         };
+        if let Some(t) = timer {
+            t.abort();
+        }
+        let s = self.load(&op.scope, &op.stack_id)?;
+        if s.delete_requested {
+            update_stack(self.control.store(), &op.scope, &op.stack_id, |s| {
+                s.operation = Some(Operation::Delete);
+                ((), vec![])
+            })?;
+            self.set_status(op, "DELETE_IN_PROGRESS", Some("User Initiated"))?;
+            return self.delete(op).await;
+        }
         let Err(reason) = result else {
             return self.set_status(op, "CREATE_COMPLETE", None);
         };
-        let s = self.load(&op.scope, &op.stack_id)?;
         match s.on_failure.as_deref() {
             Some("DO_NOTHING") => self.set_status(op, "CREATE_FAILED", Some(&reason)),
             _ if s.disable_rollback => self.set_status(op, "CREATE_FAILED", Some(&reason)),
@@ -365,13 +414,23 @@ impl Engine {
             })
             .collect();
         let (cancel_tx, cancel_rx) = watch::channel(false);
+        let (ext_tx, mut ext_rx) = watch::channel(None::<String>);
+        self.cancels.lock().insert(op.stack_id.clone(), ext_tx);
+        let _unregister = Unregister(self, &op.stack_id);
+        let mut ext_reason: Option<String> = None;
         let mut started: HashSet<String> = HashSet::new();
         let mut done: HashSet<String> = HashSet::new();
         let mut failed: Vec<String> = Vec::new();
         let mut set: JoinSet<JobResult> = JoinSet::new();
         loop {
             let mut progressed = true;
-            while failed.is_empty() && progressed {
+            if ext_reason.is_none() {
+                if let Some(r) = ext_rx.borrow().clone() {
+                    ext_reason = Some(r);
+                    let _ = cancel_tx.send(true);
+                }
+            }
+            while failed.is_empty() && ext_reason.is_none() && progressed {
                 progressed = false;
                 for id in &p.graph.order {
                     if started.contains(id) || !p.graph.deps[id].iter().all(|d| done.contains(d)) {
@@ -452,7 +511,14 @@ impl Engine {
                     });
                 }
             }
-            let Some(joined) = set.join_next().await else {
+            if set.is_empty() {
+                break;
+            }
+            let joined = tokio::select! {
+                j = set.join_next() => j,
+                _ = ext_rx.changed() => continue,
+            };
+            let Some(joined) = joined else {
                 break;
             };
             let (id, out) = match joined {
@@ -490,6 +556,11 @@ impl Engine {
         }
         if failed.is_empty() && done.len() == p.graph.order.len() {
             return Ok(());
+        }
+        if let Some(r) = ext_reason {
+            if failed.is_empty() {
+                return Err(r);
+            }
         }
         failed.sort();
         let s = self.load(&op.scope, &op.stack_id).map_err(|e| e.message)?;
@@ -570,7 +641,15 @@ impl Engine {
             tags: &op.tags,
             cancel,
         };
-        let props = rec.props.clone();
+        let mut props = rec.props.clone();
+        if let Err(reason) = dynamic_references(&self.control, &op.rc, &mut props).await {
+            let mut r = rec.clone();
+            r.physical = old.as_ref().and_then(|o| o.physical.clone());
+            if matches!(action, Action::Create) {
+                let _ = self.record(op, &r, in_progress, None, None);
+            }
+            return fail(&r, reason, false);
+        }
         match action {
             Action::Create | Action::Replace => {
                 let replacing = matches!(action, Action::Replace);
@@ -1058,6 +1137,88 @@ impl Engine {
             tracing::info!(stack = %s.stack_name, status = %s.status, "resuming interrupted stack operation");
             self.spawn(scope, s.stack_id.clone());
         }
+    }
+}
+
+/// Resolves `{{resolve:ssm:name[:version]}}` in string values through Parameter Store. Other
+/// services' references (`ssm-secure`, `secretsmanager`) fail the resource with a clear reason:
+/// a reference is never passed through as literal text.
+async fn dynamic_references(
+    control: &Control,
+    rc: &RequestContext,
+    v: &mut Value,
+) -> Result<(), String> {
+    match v {
+        Value::String(s) if s.contains("{{resolve:") => {
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("{{resolve:") {
+                out.push_str(&rest[..i]);
+                let after = &rest[i + 2..];
+                let Some(end) = after.find("}}") else {
+                    return Err(format!("Malformed dynamic reference in {s}"));
+                };
+                let inner = &after[..end];
+                let parts: Vec<&str> = inner.splitn(3, ':').collect();
+                match parts.as_slice() {
+                    ["resolve", "ssm", name_ver] => {
+                        let (name, version) = match name_ver.rsplit_once(':') {
+                            Some((n, ver)) if ver.chars().all(|c| c.is_ascii_digit()) => (n, Some(ver)),
+                            _ => (*name_ver, None),
+                        };
+                        let full = match version {
+                            Some(ver) => format!("{name}:{ver}"),
+                            None => name.to_string(),
+                        };
+                        let got = control
+                            .call(rc, Service::Ssm, "GetParameter", Input(json!({"Name": full})))
+                            .await
+                            .ok()
+                            .and_then(|o| o["Parameter"]["Value"].as_str().map(str::to_string));
+                        match got {
+                            Some(val) => out.push_str(&val),
+                            None => {
+                                return Err(format!(
+                                    "Unable to fetch parameters [{name}] from parameter store for this account."
+                                ))
+                            }
+                        }
+                    }
+                    ["resolve", svc, _] => {
+                        return Err(format!(
+                            "Dynamic references to {svc} ({{{{{inner}}}}}) are not supported by Portico"
+                        ))
+                    }
+                    _ => return Err(format!("Malformed dynamic reference {{{{{inner}}}}}")),
+                }
+                rest = &after[end + 2..];
+            }
+            out.push_str(rest);
+            *s = out;
+            Ok(())
+        }
+        Value::Array(a) => {
+            for x in a.iter_mut() {
+                Box::pin(dynamic_references(control, rc, x)).await?;
+            }
+            Ok(())
+        }
+        Value::Object(m) => {
+            for x in m.values_mut() {
+                Box::pin(dynamic_references(control, rc, x)).await?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Removes a stack's cancel handle when its apply ends.
+struct Unregister<'a>(&'a Engine, &'a str);
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.0.cancels.lock().remove(self.1);
     }
 }
 

@@ -127,6 +127,9 @@ pub(crate) struct Stack {
     pub client_request_token: Option<String>,
     #[serde(default)]
     pub retain_except_on_create: bool,
+    /// DeleteStack arrived while the create was running: delete once it has stopped.
+    #[serde(default)]
+    pub delete_requested: bool,
 }
 
 impl Stack {

@@ -30,6 +30,9 @@ impl ExternalService for FakeSsm {
             match op {
                 "PutParameter" => {
                     let v = input.string("Value").unwrap_or_default();
+                    if v == "SLOW" {
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    }
                     if v == "FAIL" {
                         return Err(AwsError::bad(
                             "ValidationException",
@@ -547,6 +550,7 @@ async fn restart_mid_create_rolls_back() {
         operation: Some(Operation::Create),
         client_request_token: None,
         retain_except_on_create: false,
+        delete_requested: false,
     };
     e.control
         .store()
@@ -561,4 +565,64 @@ async fn restart_mid_create_rolls_back() {
         ev,
         "half ROLLBACK_IN_PROGRESS [Portico restarted while the operation was in progress. Rollback requested by user.]\nFirst DELETE_IN_PROGRESS\nFirst DELETE_COMPLETE\nhalf ROLLBACK_COMPLETE"
     );
+}
+
+#[tokio::test]
+async fn dynamic_references_resolve_or_fail_clearly() {
+    let e = env();
+    e.ssm.params.lock().insert("/src".into(), "from-ssm".into());
+    let t = "Resources:\n  A:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Name: /copy\n      Type: String\n      Value: 'x-{{resolve:ssm:/src}}-y'\n";
+    e.call(
+        "CreateStack",
+        json!({"StackName": "dyn", "TemplateBody": t}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(e.settle("dyn").await, "CREATE_COMPLETE");
+    assert_eq!(
+        e.ssm.params.lock().get("/copy").cloned(),
+        Some("x-from-ssm-y".into())
+    );
+    let t = t
+        .replace(
+            "resolve:ssm:/src",
+            "resolve:secretsmanager:s:SecretString:k",
+        )
+        .replace("/copy", "/copy2");
+    e.call(
+        "CreateStack",
+        json!({"StackName": "dyn2", "TemplateBody": t}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(e.settle("dyn2").await, "ROLLBACK_COMPLETE");
+    assert!(e.events("dyn2").await.contains(
+        "A CREATE_FAILED [Dynamic references to secretsmanager ({{resolve:secretsmanager:s:SecretString:k}}) are not supported by Portico]"
+    ));
+}
+
+#[tokio::test]
+async fn delete_during_create_cancels_then_deletes() {
+    let e = env();
+    let t = "Resources:\n  A:\n    Type: AWS::SSM::Parameter\n    Properties: {Name: /a, Type: String, Value: SLOW}\n  B:\n    Type: AWS::SSM::Parameter\n    Properties: {Name: /b, Type: String, Value: !GetAtt A.Value}\n";
+    e.call(
+        "CreateStack",
+        json!({"StackName": "cancel", "TemplateBody": t}),
+    )
+    .await
+    .unwrap();
+    let d = e
+        .call("DescribeStacks", json!({"StackName": "cancel"}))
+        .await
+        .unwrap();
+    assert_eq!(d["Stacks"][0]["StackStatus"], "CREATE_IN_PROGRESS");
+    let id = d["Stacks"][0]["StackId"].as_str().unwrap().to_string();
+    e.call("DeleteStack", json!({"StackName": "cancel"}))
+        .await
+        .unwrap();
+    assert_eq!(e.settle(&id).await, "DELETE_COMPLETE");
+    assert_eq!(e.ssm_state(), "");
+    let ev = e.events(&id).await;
+    assert!(!ev.contains("B "), "{ev}");
+    assert!(ev.ends_with("cancel DELETE_IN_PROGRESS [User Initiated]\nA DELETE_IN_PROGRESS\nA DELETE_COMPLETE\ncancel DELETE_COMPLETE"), "{ev}");
 }
