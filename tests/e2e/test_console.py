@@ -29,16 +29,15 @@ EXEC_ROLE = "arn:aws:iam::000000000000:role/ecsTaskExecutionRole"
 TEMPLATE = ROOT / "templates" / "tutorial-cdk.yaml"
 WAIT = 30
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM),
-    reason=f"{CHROMIUM} is absent: run scripts/install-browser.sh (Debian's chromium and chromium-driver)",
-)
+ASSETS = ROOT / "crates" / "portico" / "src" / "console" / "assets"
 
 
 # ---------------------------------------------------------------- browser
 
 @pytest.fixture(scope="module")
 def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent: run scripts/install-browser.sh (Debian's chromium and chromium-driver)")
     os.environ["SE_OFFLINE"] = "true"  # selenium-manager must never try to download a driver
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -280,6 +279,29 @@ def api_error(fn, **kw):
 
 
 # ---------------------------------------------------------------- tests
+
+def test_console_calls_only_operations_the_aws_models_have():
+    """The console is written against the botocore models: every operation it calls exists, and
+    every API Gateway call uses the model's method and URI."""
+    import botocore.session
+
+    js = (ASSETS / "aws.js").read_text() + (ASSETS / "pages.js").read_text()
+    session = botocore.session.get_session()
+    patterns = {"cloudformation": r'AWS\.cfn\("(\w+)"', "elbv2": r'AWS\.elb\("(\w+)"', "ec2": r'AWS\.ec2\("(\w+)"',
+                "ecs": r'AWS\.ecs\("(\w+)"', "logs": r'AWS\.logs\("(\w+)"'}
+    for service, pattern in patterns.items():
+        used = set(re.findall(pattern, js))
+        assert used, service
+        assert used <= set(session.get_service_model(service).operation_names), (service, used)
+    model = session.get_service_model("apigatewayv2")
+    calls = re.findall(r'rest\("apigateway", "(\w+)", (?:`([^`]*)`|"([^"]*)").*?"(\w+)"\)', js)
+    assert len(calls) == js.count('rest("apigateway", "') and len(calls) >= 15
+    for method, tpath, qpath, op in calls:
+        path = tpath or qpath
+        http = model.operation_model(op).http
+        path = re.sub(r"\$\{seg\(\w+\)\}", "{}", path.split("${t")[0])
+        assert (method, path) == (http["method"], re.sub(r"\{\w+\}", "{}", http["requestUri"].split("?")[0])), op
+
 
 def test_console_is_served_embedded_and_small(tutorial):
     p, _ = tutorial
