@@ -488,6 +488,50 @@ def test_bad_input_shows_the_apis_own_error_and_changes_nothing(browser, tutoria
     apigw.delete_api(ApiId=api_id)
 
 
+def test_invoke_url_link_through_an_http_integration(browser, tutorial):
+    """The invoke-URL link path of Step 6 with an HTTP URI integration straight to the task (the
+    same sample app, no VPC link): $default route, integration attached from the console."""
+    p, stack = tutorial
+    c = Console(browser, p)
+    apigw, ecs = p.client("apigatewayv2"), p.client("ecs")
+    arns = ecs.list_tasks(cluster=stack["cluster"], serviceName=stack["service"])["taskArns"]
+    task = ecs.describe_tasks(cluster=stack["cluster"], tasks=arns)["tasks"][0]
+    b = task["containers"][0]["networkBindings"][0]
+    backend = f"http://{b['bindIP']}:{b['hostPort']}"
+    api_id = apigw.create_api(Name="console-http-integration", ProtocolType="HTTP")["ApiId"]
+    apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+    try:
+        c.open(f"/apigateway/apis/{api_id}")
+        c.type("#route-path", "$default")
+        c.click("#route-create-submit")
+        c.el("[data-route-key='$default']")
+        c.open(f"/apigateway/apis/{api_id}/integrations")
+        c.choose_text("#int-route", "$default")
+        c.choose("#int-type", "http")
+        c.type("#int-uri", backend)
+        c.click("#int-create-submit")
+        c.wait().until(lambda d: apigw.get_routes(ApiId=api_id)["Items"][0].get("Target"))
+        c.open(f"/apigateway/apis/{api_id}")
+        console_tab = browser.current_window_handle
+        c.click("#invoke-url")
+        c.wait().until(lambda d: len(d.window_handles) == 2)
+        browser.switch_to.window([w for w in browser.window_handles if w != console_tab][0])
+
+        def sample_page():
+            if "Amazon ECS Sample App" in browser.title:
+                return True
+            browser.refresh()
+            return False
+
+        wait_until(sample_page, timeout=15, interval=0.5, what="the sample page through the HTTP integration")
+        assert browser.current_url == f"http://{api_id}.execute-api.localhost:{p.port}/"
+        c.shot("15-invoke-url-http-integration")
+        browser.close()
+        browser.switch_to.window(console_tab)
+    finally:
+        apigw.delete_api(ApiId=api_id)
+
+
 def test_load_balancer_ecs_and_network_pages_show_the_running_stack(browser, tutorial):
     p, stack = tutorial
     c = Console(browser, p)
