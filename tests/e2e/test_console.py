@@ -149,7 +149,7 @@ class Console:
               if (!(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby')
                   && !e.closest('label')) out.push('unlabelled ' + e.tagName + '#' + e.id);
             }
-            for (const e of document.querySelectorAll('[onclick], div[tabindex], span[tabindex]')) out.push('clickable ' + e.tagName);
+            for (const e of document.querySelectorAll('[onclick], div[tabindex]:not([tabindex="-1"]), span[tabindex]:not([tabindex="-1"])')) out.push('clickable ' + e.tagName);
             for (const b of document.querySelectorAll('button, a[href]')) {
               if (!b.textContent.trim() && !b.getAttribute('aria-label')) out.push('nameless ' + b.tagName);
             }
@@ -452,6 +452,8 @@ def test_bad_input_shows_the_apis_own_error_and_changes_nothing(browser, tutoria
     c.open("/apigateway/create")
     c.click("#api-create-submit")
     assert c.error("api-error") == expected
+    # Focus lands on the message, for keyboard and screen reader users.
+    assert "alert" in browser.switch_to.active_element.get_attribute("class")
     c.shot("12-error-empty-api-name")
     assert apigw.get_apis()["Items"] == before
 

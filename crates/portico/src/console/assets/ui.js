@@ -97,7 +97,15 @@ const UI = (() => {
       what ? h("strong", what, ": ") : null,
       h("span.code", code), h("span.msg", msg));
   }
-  function showError(slot, e, what) { slot.replaceChildren(errorBox(e, what)); slot.scrollIntoView({ block: "nearest" }); }
+  /* Shows a refusal in the form's error slot and moves focus there, so keyboard and screen
+     reader users land on the API's message. */
+  function showError(slot, e, what) {
+    const box = errorBox(e, what);
+    box.tabIndex = -1;
+    slot.replaceChildren(box);
+    box.scrollIntoView({ block: "nearest" });
+    box.focus({ preventScroll: true });
+  }
   function toast(text) {
     const t = h("div.toast", text);
     const box = $("#toasts");
