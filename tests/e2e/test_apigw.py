@@ -253,3 +253,76 @@ def test_http_api_survives_kill_9(fresh_portico, backend, unique):
     # the endpoint follows the new port; the data plane serves the stored deployment again
     assert apigw.get_api(ApiId=api_id)["ApiEndpoint"] == f"http://{api_id}.execute-api.localhost:{p.port}"
     assert served(p, api_id, "GET", "/after").json()["path"] == "/after"
+
+
+def test_private_integration_through_vpc_link_to_alb(backend):
+    """The tutorial's path: HTTP API -> VPC link -> internal ALB listener -> target."""
+    from conftest import Portico
+
+    p = Portico(extra_args=["--time-scale", "0.1"]).start()
+    try:
+        ec2, elb, apigw = p.client("ec2"), p.client("elbv2"), p.client("apigatewayv2")
+        vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=f"us-east-1{z}")
+                   ["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
+        sg = ec2.create_security_group(GroupName="link", Description="link", VpcId=vpc)["GroupId"]
+        tg = elb.create_target_group(Name="svc", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip",
+                                     HealthCheckPath="/health", HealthCheckIntervalSeconds=5,
+                                     HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+        elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": backend.port}])
+        lb = elb.create_load_balancer(Name="svc-alb", Subnets=subnets, SecurityGroups=[sg], Scheme="internal",
+                                      Type="application")["LoadBalancers"][0]
+        listener = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                                       DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])["Listeners"][0]["ListenerArn"]
+
+        link = apigw.create_vpc_link(Name="link", SubnetIds=subnets, SecurityGroupIds=[sg])
+        assert link["VpcLinkStatus"] == "PENDING"
+        got = wait_until(lambda: [g for g in [apigw.get_vpc_link(VpcLinkId=link["VpcLinkId"])]
+                                  if g["VpcLinkStatus"] != "PENDING"], what="link available")[0]
+        assert (got["VpcLinkStatus"], got["VpcLinkStatusMessage"]) == ("AVAILABLE", "VPC link is ready to route traffic")
+        enis = ec2.describe_network_interfaces(Filters=[{"Name": "subnet-id", "Values": subnets}])["NetworkInterfaces"]
+        link_ips = {e["PrivateIpAddress"] for e in enis if link["VpcLinkId"] in e.get("Description", "")}
+        assert len(link_ips) == 2
+
+        api_id = apigw.create_api(Name="private", ProtocolType="HTTP")["ApiId"]
+        integ = apigw.create_integration(ApiId=api_id, IntegrationType="HTTP_PROXY", IntegrationMethod="ANY",
+                                         ConnectionType="VPC_LINK", ConnectionId=link["VpcLinkId"],
+                                         IntegrationUri=listener, PayloadFormatVersion="1.0")
+        apigw.create_route(ApiId=api_id, RouteKey="ANY /{proxy+}", Target=f"integrations/{integ['IntegrationId']}")
+        apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+        apigw.create_stage(ApiId=api_id, StageName="dev")
+        apigw.create_deployment(ApiId=api_id, StageName="dev")
+
+        # the root URL reaches the target through the ALB
+        r = served(p, api_id, "GET", "/?a=1", ok=lambda r: r.status_code == 200)
+        seen = r.json()
+        assert (seen["path"], seen["rawQuery"]) == ("/", "a=1")
+        # the client-facing host (the ALB may normalise the port away)
+        assert seen["headers"]["host"].startswith(f"{api_id}.execute-api.localhost")
+        assert seen["headers"]["x-forwarded-for"] in link_ips
+        assert seen["headers"]["via"] == "HTTP/1.1 AmazonAPIGateway"
+        assert r.headers["apigw-requestid"]
+        # a named stage's segment stays in the path sent to a private integration
+        r = served(p, api_id, "POST", "/dev/items", ok=lambda r: r.status_code == 200, data=b"abc")
+        assert (r.json()["method"], r.json()["path"], r.json()["bodyLength"]) == ("POST", "/dev/items", 3)
+        # through the same link to an NLB listener: the bytes pass through to the target
+        ntg = elb.create_target_group(Name="svc-tcp", Protocol="TCP", Port=80, VpcId=vpc, TargetType="ip",
+                                      HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                      HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+        elb.register_targets(TargetGroupArn=ntg, Targets=[{"Id": "127.0.0.1", "Port": backend.port}])
+        nlb = elb.create_load_balancer(Name="svc-nlb", Subnets=subnets, Scheme="internal",
+                                       Type="network")["LoadBalancers"][0]
+        nl = elb.create_listener(LoadBalancerArn=nlb["LoadBalancerArn"], Protocol="TCP", Port=7001,
+                                 DefaultActions=[{"Type": "forward", "TargetGroupArn": ntg}])["Listeners"][0]["ListenerArn"]
+        ninteg = apigw.create_integration(ApiId=api_id, IntegrationType="HTTP_PROXY", IntegrationMethod="ANY",
+                                          ConnectionType="VPC_LINK", ConnectionId=link["VpcLinkId"], IntegrationUri=nl)
+        apigw.create_route(ApiId=api_id, RouteKey="GET /nlb/{proxy+}", Target=f"integrations/{ninteg['IntegrationId']}")
+        r = served(p, api_id, "GET", "/nlb/a?b=c", ok=lambda r: r.status_code == 200)
+        assert (r.json()["path"], r.json()["rawQuery"]) == ("/nlb/a", "b=c")
+        assert r.json()["headers"]["host"].startswith(f"{api_id}.execute-api.localhost")
+        # no healthy target: the ALB's own 503 reaches the client
+        elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": backend.port}])
+        r = served(p, api_id, "GET", "/x", ok=lambda r: r.status_code == 503)
+        assert r.headers.get("server") == "awselb/2.0" and r.headers["apigw-requestid"]
+    finally:
+        p.stop()

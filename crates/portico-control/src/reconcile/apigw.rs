@@ -25,6 +25,11 @@ const PENDING_MS: f64 = 2000.0;
 const DELETING_MS: f64 = 1000.0;
 
 pub fn spawn(control: &Control) {
+    // VPC-link integrations hand requests to the ALB engine in-process
+    control
+        .dataplane()
+        .http_api
+        .attach_lb(control.dataplane().lb.clone());
     let mut last: Option<String> = None;
     super::spawn_loop(
         control,
@@ -198,12 +203,19 @@ pub(crate) fn step_vpc_links(control: &Control) -> AwsResult<()> {
 
 // ---------- data-plane snapshot ----------
 
+/// A VPC link as the snapshot needs it.
+#[derive(Debug, Clone)]
+struct Link {
+    status: String,
+    addresses: Vec<std::net::IpAddr>,
+}
+
 /// What the snapshot is built from, read in one transaction.
 struct Source {
     /// (api record, its stages, deployments by id)
     apis: Vec<(Record, Vec<Record>, HashMap<String, Value>)>,
-    /// (account, region, link id) -> status
-    links: HashMap<(String, String, String), String>,
+    /// (account, region, link id) -> status and ENI addresses
+    links: HashMap<(String, String, String), Link>,
     fingerprint: String,
 }
 
@@ -218,8 +230,16 @@ fn read_source(control: &Control) -> AwsResult<Source> {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
+            let mut addresses = Vec::new();
+            for e in str_list(&l.body, "_eniIds") {
+                if let Some(eni) = shared::get_eni(tx, &l.scope, &e)? {
+                    if let Ok(ip) = eni.private_ip_address.parse() {
+                        addresses.push(ip);
+                    }
+                }
+            }
             fp.push_str(&format!(
-                "L{}:{}:{}={status};",
+                "L{}:{}:{}={status}{addresses:?};",
                 l.scope.account, l.scope.region, l.id
             ));
             links.insert(
@@ -228,7 +248,7 @@ fn read_source(control: &Control) -> AwsResult<Source> {
                     l.scope.region.clone(),
                     l.id.clone(),
                 ),
-                status,
+                Link { status, addresses },
             );
         }
         let mut apis = Vec::new();
@@ -364,20 +384,24 @@ fn build(src: &Source) -> dp::Snapshot {
 fn build_integration(
     i: &Value,
     scope: &Scope,
-    links: &HashMap<(String, String, String), String>,
+    links: &HashMap<(String, String, String), Link>,
 ) -> dp::Integration {
     let s = |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let target = match (s("integrationType").as_str(), s("connectionType").as_str()) {
         ("HTTP_PROXY", "VPC_LINK") => {
             let id = s("connectionId");
-            let status = links
+            let link = links
                 .get(&(scope.account.clone(), scope.region.clone(), id.clone()))
                 .cloned()
-                .unwrap_or_else(|| "DELETED".into());
+                .unwrap_or(Link {
+                    status: "DELETED".into(),
+                    addresses: Vec::new(),
+                });
             Target::VpcLink {
                 listener_arn: s("integrationUri"),
                 vpc_link_id: id,
-                status,
+                status: link.status,
+                eni_addresses: link.addresses,
             }
         }
         ("HTTP_PROXY", _) => Target::Http {
@@ -459,7 +483,7 @@ fn build_deployment(
     id: &str,
     snap: &Value,
     scope: &Scope,
-    links: &HashMap<(String, String, String), String>,
+    links: &HashMap<(String, String, String), Link>,
 ) -> dp::Deployment {
     let list = |k: &str| {
         snap.get(k)

@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Largest request or response body an HTTP API carries (10 MB).
@@ -123,6 +124,8 @@ pub(crate) fn substitute(
 /// Serves one request for `api_id` from `snap`.
 pub(crate) async fn serve(
     client: &Client,
+    lb: Option<&crate::lb::Engine>,
+    rr: &AtomicUsize,
     snap: &Snapshot,
     api_id: &str,
     req: http::Request<Body>,
@@ -267,10 +270,11 @@ pub(crate) async fn serve(
             }
         };
         let is_default_route = matches!(sel.key, RouteKey::Default);
-        let uri = match &integration.target {
+        // where the request goes, the backend path and query, and the Host it carries
+        let (dest, path, query, host_value) = match &integration.target {
             Target::Http { uri } => {
                 let s = substitute(uri, &sel.params, &stage.variables);
-                match s.parse::<http::Uri>() {
+                let uri = match s.parse::<http::Uri>() {
                     Ok(u) if u.scheme_str() == Some("http") && u.authority().is_some() => u,
                     Ok(u) if u.scheme_str() == Some("https") => {
                         ctx.integration_error =
@@ -281,32 +285,67 @@ pub(crate) async fn serve(
                         ctx.integration_error = Some(format!("invalid integration URI {s}"));
                         break 'done gateway_response(500, "Internal Server Error", &rid);
                     }
-                }
+                };
+                let (path, query) =
+                    backend_path_and_query(&uri, is_default_route, route_path, parts.uri.query());
+                let authority = uri
+                    .authority()
+                    .map(|a| a.as_str().to_string())
+                    .unwrap_or_default();
+                (Dest::Http(authority.clone()), path, query, authority)
             }
             Target::VpcLink {
                 status,
                 vpc_link_id,
-                ..
+                listener_arn,
+                eni_addresses,
             } => {
                 if status != "AVAILABLE" {
                     ctx.integration_error = Some(format!("VPC link {vpc_link_id} is {status}"));
                     break 'done gateway_response(500, "Internal Server Error", &rid);
                 }
-                ctx.integration_error =
-                    Some("forwarding through VPC links is not available yet".into());
-                break 'done gateway_response(503, "Service Unavailable", &rid);
+                let Some(lb) = lb else {
+                    ctx.integration_error = Some("no load-balancer engine attached".into());
+                    break 'done gateway_response(500, "Internal Server Error", &rid);
+                };
+                let ip = match eni_addresses.len() {
+                    0 => std::net::IpAddr::from([127, 0, 0, 1]),
+                    n => eni_addresses[rr.fetch_add(1, Ordering::Relaxed) % n],
+                };
+                // private integrations get the full path (stage included) and the client's Host
+                let path = raw_path.to_string();
+                let query = parts.uri.query().unwrap_or("").to_string();
+                if listener_arn.contains(":listener/net/") {
+                    // an NLB passes the bytes through to a target: connect to its listener
+                    let Some(addr) = lb.local_address(listener_arn) else {
+                        ctx.integration_error =
+                            Some(format!("listener {listener_arn} is not bound"));
+                        break 'done gateway_response(500, "Internal Server Error", &rid);
+                    };
+                    (
+                        Dest::Http(addr.to_string()),
+                        path,
+                        query,
+                        client_host.clone(),
+                    )
+                } else {
+                    (
+                        Dest::Lb {
+                            lb,
+                            listener: listener_arn,
+                            ip,
+                        },
+                        path,
+                        query,
+                        client_host.clone(),
+                    )
+                }
             }
             Target::Unsupported { reason } => {
                 ctx.integration_error = Some(reason.clone());
                 break 'done gateway_response(500, "Internal Server Error", &rid);
             }
         };
-        let (path, query) =
-            backend_path_and_query(&uri, is_default_route, route_path, parts.uri.query());
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .unwrap_or_default();
         let mut out = Outgoing {
             path,
             query,
@@ -322,7 +361,7 @@ pub(crate) async fn serve(
                 out.headers.append(k.clone(), v.clone());
             }
         }
-        if let Ok(v) = HeaderValue::from_str(&authority) {
+        if let Ok(v) = HeaderValue::from_str(&host_value) {
             out.headers.insert(http::header::HOST, v);
         }
         if !integration.request_parameters.is_empty() {
@@ -358,34 +397,69 @@ pub(crate) async fn serve(
         } else {
             format!("{}?{}", out.path, out.query)
         };
-        let target = format!("http://{authority}{pq}");
-        let mut breq = http::Request::new(Full::new(body.clone()));
-        *breq.method_mut() = method;
-        *breq.uri_mut() = match target.parse() {
-            Ok(u) => u,
-            Err(_) => {
-                ctx.integration_error = Some(format!("invalid backend URL {target}"));
-                break 'done gateway_response(500, "Internal Server Error", &rid);
-            }
-        };
-        *breq.headers_mut() = out.headers;
         let int_started = Instant::now();
-        let result = tokio::time::timeout(integration.timeout, send(client, breq)).await;
-        ctx.integration_latency_ms = Some(int_started.elapsed().as_millis());
-        let (rparts, rbody) = match result {
-            Err(_) => {
-                ctx.integration_error = Some("integration timed out".into());
-                break 'done gateway_response(503, "Service Unavailable", &rid);
+        let (rparts, rbody) = match dest {
+            Dest::Http(authority) => {
+                let target = format!("http://{authority}{pq}");
+                let mut breq = http::Request::new(Full::new(body.clone()));
+                *breq.method_mut() = method;
+                *breq.uri_mut() = match target.parse() {
+                    Ok(u) => u,
+                    Err(_) => {
+                        ctx.integration_error = Some(format!("invalid backend URL {target}"));
+                        break 'done gateway_response(500, "Internal Server Error", &rid);
+                    }
+                };
+                *breq.headers_mut() = out.headers;
+                let result = tokio::time::timeout(integration.timeout, send(client, breq)).await;
+                ctx.integration_latency_ms = Some(int_started.elapsed().as_millis());
+                match result {
+                    Err(_) => {
+                        ctx.integration_error = Some("integration timed out".into());
+                        break 'done gateway_response(503, "Service Unavailable", &rid);
+                    }
+                    Ok(Err(SendError::TooLarge)) => {
+                        ctx.integration_error = Some("integration response exceeds 10 MB".into());
+                        break 'done gateway_response(500, "Internal Server Error", &rid);
+                    }
+                    Ok(Err(SendError::Failed(e))) => {
+                        ctx.integration_error = Some(e);
+                        break 'done gateway_response(503, "Service Unavailable", &rid);
+                    }
+                    Ok(Ok(x)) => x,
+                }
             }
-            Ok(Err(SendError::TooLarge)) => {
-                ctx.integration_error = Some("integration response exceeds 10 MB".into());
-                break 'done gateway_response(500, "Internal Server Error", &rid);
+            Dest::Lb { lb, listener, ip } => {
+                let mut breq = http::Request::new(full(body.clone()));
+                *breq.method_mut() = method;
+                *breq.uri_mut() = match pq.parse() {
+                    Ok(u) => u,
+                    Err(_) => {
+                        ctx.integration_error = Some(format!("invalid backend path {pq}"));
+                        break 'done gateway_response(500, "Internal Server Error", &rid);
+                    }
+                };
+                *breq.headers_mut() = out.headers;
+                let result =
+                    tokio::time::timeout(integration.timeout, send_lb(lb, listener, breq, ip))
+                        .await;
+                ctx.integration_latency_ms = Some(int_started.elapsed().as_millis());
+                match result {
+                    Err(_) => {
+                        ctx.integration_error = Some("integration timed out".into());
+                        break 'done gateway_response(503, "Service Unavailable", &rid);
+                    }
+                    Ok(Err(SendError::TooLarge)) => {
+                        ctx.integration_error = Some("integration response exceeds 10 MB".into());
+                        break 'done gateway_response(500, "Internal Server Error", &rid);
+                    }
+                    Ok(Err(SendError::Failed(e))) => {
+                        ctx.integration_error = Some(e);
+                        break 'done gateway_response(500, "Internal Server Error", &rid);
+                    }
+                    Ok(Ok(x)) => x,
+                }
             }
-            Ok(Err(SendError::Failed(e))) => {
-                ctx.integration_error = Some(e);
-                break 'done gateway_response(503, "Service Unavailable", &rid);
-            }
-            Ok(Ok(x)) => x,
         };
         ctx.integration_status = Some(rparts.status.as_u16());
         build_response(
@@ -473,6 +547,37 @@ fn read_limited(
         }
         Ok(buf.freeze())
     })
+}
+
+/// Where an integration request goes.
+enum Dest<'a> {
+    /// `HTTP_PROXY` over the internet to this `host[:port]`.
+    Http(String),
+    /// Through a VPC link to an ALB listener, from a VPC-link ENI address.
+    Lb {
+        lb: &'a crate::lb::Engine,
+        listener: &'a str,
+        ip: std::net::IpAddr,
+    },
+}
+
+/// Hands the request to the ALB engine in-process, as if it arrived on the listener's socket.
+async fn send_lb(
+    lb: &crate::lb::Engine,
+    listener: &str,
+    req: http::Request<Body>,
+    ip: std::net::IpAddr,
+) -> Result<(http::response::Parts, Bytes), SendError> {
+    let resp = lb
+        .serve_http(listener, req, ip)
+        .await
+        .ok_or_else(|| SendError::Failed(format!("listener {listener} does not exist")))?;
+    let (parts, body) = resp.into_parts();
+    match read_limited(body).await {
+        Ok(b) => Ok((parts, b)),
+        Err(ReadError::TooLarge) => Err(SendError::TooLarge),
+        Err(ReadError::Failed) => Err(SendError::Failed("load balancer response failed".into())),
+    }
 }
 
 enum SendError {

@@ -172,6 +172,8 @@ pub enum Target {
         vpc_link_id: String,
         /// The link's status when the snapshot was built (`AVAILABLE`, `PENDING`, ...).
         status: String,
+        /// The link's ENI addresses: the client address the load balancer sees (round-robin).
+        eni_addresses: Vec<std::net::IpAddr>,
     },
     /// An integration Portico cannot run yet (Lambda); the reason goes to the access log.
     Unsupported { reason: String },
@@ -191,6 +193,10 @@ pub struct Cors {
 pub struct Engine {
     snapshot: Arc<ArcSwap<Snapshot>>,
     client: forward::Client,
+    /// The load-balancer engine VPC-link integrations hand requests to (set once at start).
+    lb: Arc<std::sync::OnceLock<crate::lb::Engine>>,
+    /// Round-robin over VPC-link ENI addresses.
+    rr: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Default for Engine {
@@ -198,11 +204,18 @@ impl Default for Engine {
         Engine {
             snapshot: Arc::default(),
             client: forward::client(),
+            lb: Arc::default(),
+            rr: Arc::default(),
         }
     }
 }
 
 impl Engine {
+    /// Connects VPC-link integrations to the load-balancer engine (called once at start).
+    pub fn attach_lb(&self, lb: crate::lb::Engine) {
+        let _ = self.lb.set(lb);
+    }
+
     /// Replaces the served snapshot. Throttle buckets of routes whose limits did not change
     /// carry over, so a republish does not refill them.
     pub fn publish(&self, mut s: Snapshot) {
@@ -240,7 +253,15 @@ impl Engine {
     /// Serves one request for `api_id`.
     pub async fn handle(&self, api_id: &str, req: http::Request<Body>) -> http::Response<Body> {
         let snapshot = self.snapshot.load_full();
-        forward::serve(&self.client, &snapshot, api_id, req).await
+        forward::serve(
+            &self.client,
+            self.lb.get(),
+            &self.rr,
+            &snapshot,
+            api_id,
+            req,
+        )
+        .await
     }
 }
 
