@@ -407,18 +407,12 @@ def test_tutorial_steps_2_to_6_in_the_browser_then_delete_the_api(browser, tutor
             return False
         return True
 
-    gap = None
     try:
         wait_until(sample_page, timeout=15, interval=0.5, what="the sample page at the invoke URL")
-        assert browser.current_url == invoke
-        assert "Congratulations" in browser.page_source
     except AssertionError as e:
-        # The browser reached the API's data plane (the stage answered) but not the sample app.
-        # While API Gateway does not yet forward through VPC links, it answers 503: the rest of
-        # the flow still runs and the test reports the gap instead of passing.
-        if '{"message":"Service Unavailable"}' not in browser.page_source:
-            raise AssertionError(f"{e}; the browser shows {browser.current_url}: {browser.page_source[:400]!r}") from None
-        gap = f"the invoke URL answered 503 Service Unavailable instead of the sample page ({browser.current_url})"
+        raise AssertionError(f"{e}; the browser shows {browser.current_url}: {browser.page_source[:400]!r}") from None
+    assert browser.current_url == invoke
+    assert "Congratulations" in browser.page_source
     c.shot("09-invoke-url-sample-page")
     browser.close()
     browser.switch_to.window(console_tab)
@@ -436,8 +430,6 @@ def test_tutorial_steps_2_to_6_in_the_browser_then_delete_the_api(browser, tutor
     assert not browser.find_elements(c.By.CSS_SELECTOR, f"[data-api-id='{api_id}']")
     c.shot("11-apis-after-delete")
     assert c.js_errors() == []
-    if gap:
-        pytest.xfail(f"API Gateway does not forward through VPC links in this build: {gap}")
 
 
 def test_bad_input_shows_the_apis_own_error_and_changes_nothing(browser, tutorial):
