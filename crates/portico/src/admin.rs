@@ -32,6 +32,9 @@ pub async fn handle(
                 }
             }
         }
+        (m, p) if p == crate::console::PREFIX || p.starts_with("/_portico/console/") => {
+            crate::console::handle(m, p)
+        }
         (_, p) if p.starts_with("/_portico/execute-api/") => {
             let rest = &p["/_portico/execute-api/".len()..];
             let (api_id, tail) = rest.split_once('/').unwrap_or((rest, ""));

@@ -4,6 +4,7 @@
 
 mod admin;
 mod client;
+mod console;
 mod server;
 mod tutorial;
 
