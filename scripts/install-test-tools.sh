@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the OS packages the test suite drives Portico with, when missing:
 # - awscli (Debian's AWS CLI v2: `aws logs tail` exists only in v2; the pinned v1 lives in the venv)
+# - chromium + chromium-driver for the console's browser test (scripts/install-browser.sh)
 # Needs root (or sudo) and Debian's apt. Prints nothing when everything is there.
 set -euo pipefail
+"$(dirname "$0")/install-browser.sh" >/dev/null
 need=()
 [ -x /usr/bin/aws ] || need+=(awscli)
 [ ${#need[@]} -eq 0 ] && exit 0
