@@ -161,7 +161,8 @@ pub(crate) fn create_security_group(tx: &Tx<'_>, scope: &Scope, input: &Input) -
     }
     let tags = spec_tags(input, "security-group")?;
     let id = create_group_record(tx, scope, &vpc_id, name, description, tags.clone(), false)?;
-    let mut out = json!({"groupId": id, "securityGroupArn": arn(scope, &id)});
+    // The wire carries <return>true</return> too, as AWS documents, though the model omits it.
+    let mut out = json!({"return": true, "groupId": id, "securityGroupArn": arn(scope, &id)});
     if !tags.is_empty() {
         out["tagSet"] = Value::Array(tags);
     }
