@@ -421,3 +421,26 @@ def test_elastic_ip_association(portico):
     ec2.delete_network_interface(NetworkInterfaceId=eni)
     ec2.delete_subnet(SubnetId=subnet)
     ec2.delete_vpc(VpcId=vpc)
+
+
+def test_modify_rules_and_descriptions(portico, unique):
+    ec2 = portico.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.70.0.0/16")["Vpc"]["VpcId"]
+    g = ec2.create_security_group(GroupName=f"m-{unique}", Description="d", VpcId=vpc)["GroupId"]
+    rule = ec2.authorize_security_group_ingress(GroupId=g, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}])["SecurityGroupRules"][0]
+    ec2.update_security_group_rule_descriptions_ingress(GroupId=g, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "intranet"}]}])
+    got = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])["SecurityGroupRules"][0]
+    assert got["Description"] == "intranet"
+    ec2.modify_security_group_rules(GroupId=g, SecurityGroupRules=[{"SecurityGroupRuleId": rule["SecurityGroupRuleId"],
+        "SecurityGroupRule": {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIpv4": "10.1.0.0/16"}}])
+    perms = ec2.describe_security_groups(GroupIds=[g])["SecurityGroups"][0]["IpPermissions"]
+    assert [(p["FromPort"], p["IpRanges"]) for p in perms] == [(443, [{"CidrIp": "10.1.0.0/16"}])]
+    got = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])["SecurityGroupRules"][0]
+    assert got["FromPort"] == 443  # same rule id, new contents
+    e = err(ec2.modify_security_group_rules, GroupId=g, SecurityGroupRules=[{"SecurityGroupRuleId": "sgr-0123456789abcdef0",
+            "SecurityGroupRule": {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 1, "CidrIpv4": "10.0.0.0/8"}}])
+    assert e["Code"] == "InvalidSecurityGroupRuleId.NotFound"
+    ec2.delete_security_group(GroupId=g)
+    ec2.delete_vpc(VpcId=vpc)
