@@ -279,7 +279,21 @@ fn read_source(control: &Control) -> AwsResult<Source> {
     })
 }
 
+/// Serializes read-build-publish, so the last snapshot published is always built from the
+/// newest state (an operation's own publish and the reconciler's may race otherwise).
+static PUBLISH: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// Builds and publishes the snapshot now. API Gateway operations call this after their write
+/// commits, so a request sent right after `CreateRoute` returns already sees the route.
+pub(crate) fn publish_now(control: &Control) -> AwsResult<()> {
+    let _guard = PUBLISH.lock();
+    let src = read_source(control)?;
+    control.dataplane().http_api.publish(build(&src));
+    Ok(())
+}
+
 fn publish_if_changed(control: &Control, last: &mut Option<String>) -> AwsResult<()> {
+    let _guard = PUBLISH.lock();
     let src = read_source(control)?;
     if last.as_deref() == Some(src.fingerprint.as_str()) {
         return Ok(());

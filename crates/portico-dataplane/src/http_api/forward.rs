@@ -257,7 +257,6 @@ pub(crate) async fn serve(
         {
             break 'done gateway_response(413, "Request Entity Too Large", &rid);
         }
-        #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
         let body = if hyper::body::Body::is_end_stream(&body) {
             Bytes::new()
         } else {

@@ -147,6 +147,17 @@ pub const ROUTES: &[RestRoute] = &[
 ];
 
 pub async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Input) -> AwsResult<Value> {
+    let out = run(ctx, op, input)?;
+    if !op.starts_with("Get") {
+        // read-your-writes for the data plane: the change is served before the call returns
+        if let Err(e) = crate::reconcile::apigw::publish_now(ctx.control) {
+            tracing::error!(operation = op, error = %e, cause = ?e.cause, "apigw snapshot publish failed");
+        }
+    }
+    Ok(out)
+}
+
+fn run(ctx: &Ctx<'_>, op: &str, input: Input) -> AwsResult<Value> {
     match op {
         "CreateApi" => apis::create(ctx, &input),
         "GetApis" => apis::list(ctx, &input),
