@@ -234,6 +234,7 @@
     head.append(pageHead(name, null, [["CloudFormation", "#/cloudformation"], ["Stacks", "#/cloudformation"], [name]], [statusEl, del]));
     const renderInfo = () => {
       statusEl.replaceChildren(badge(stack.StackStatus));
+      del.disabled = /^DELETE_/.test(stack.StackStatus);
       info.replaceChildren(panel("Stack info", h("div.panel-body", kv([
         ["Stack ID", h("span.mono.small", stack.StackId)],
         ["Status", badge(stack.StackStatus)],
