@@ -662,6 +662,8 @@ def test_cloudformation_create_watch_and_delete_from_the_console(browser, tutori
     c.click("#tab-outputs")
     c.el("main table td")
     c.shot("32-cfn-outputs")
+    c.click("#tab-template")
+    c.wait().until(lambda d: "Console test stack" in c.text("pre.template"))
     c.click("#delete-stack")
     c.click("dialog #confirm-ok")
     c.el(".page-head .badge[data-status='DELETE_COMPLETE']")

@@ -281,6 +281,10 @@
       ["resources", "Resources", (c) => { c.append(panel("Resources", resBody)); return renderResources(); }],
       ["outputs", "Outputs", (c) => { c.append(panel("Outputs", outBody)); }],
       ["parameters", "Parameters", (c) => { c.append(panel("Parameters", paramBody)); }],
+      ["template", "Template", async (c) => {
+        const t = await AWS.cfn("GetTemplate", { StackName: stack.StackId || name });
+        c.append(panel("Template", h("pre.logs.template", { tabindex: "0", "aria-label": "Template body" }, t.TemplateBody || "")));
+      }],
     ]));
     every(2000, async () => {
       if (!alive()) return;

@@ -36,7 +36,8 @@ const UI = (() => {
     let stopped = false, handle;
     const tick = async () => {
       if (stopped) return;
-      try { await fn(); } catch (e) { console.warn(e); }
+      // A hidden tab does not poll; it catches up when shown again.
+      if (!document.hidden) { try { await fn(); } catch (e) { console.warn(e); } }
       if (!stopped) handle = setTimeout(tick, ms);
     };
     const t = { stop() { stopped = true; clearTimeout(handle); } };
