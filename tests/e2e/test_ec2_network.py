@@ -286,6 +286,11 @@ def test_tags_and_pagination(portico, unique):
     assert sorted((t["Key"], t["Value"]) for t in got) == [("a", "3"), ("b", "2")]
     ec2.delete_tags(Resources=[vpc], Tags=[{"Key": "a"}])
     assert ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Tags"] == [{"Key": "b", "Value": "2"}]
+    e = err(ec2.create_vpc, CidrBlock="10.21.0.0/16", TagSpecifications=spec("subnet", "x"))
+    assert e["Code"] == "InvalidParameterValue" and "taggable resource type" in e["Message"]
+    e = err(ec2.create_tags, Resources=[vpc], Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
+    assert e["Code"] == "TagLimitExceeded"
+    assert len(ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Tags"]) == 1
     e = err(ec2.create_tags, Resources=["vpc-0123456789abcdef0"], Tags=[{"Key": "a", "Value": "1"}])
     assert e["Code"] == "InvalidVpcID.NotFound"
     out = portico.aws("ec2", "describe-tags", "--filters", f"Name=resource-id,Values={vpc}")

@@ -159,7 +159,7 @@ pub(crate) fn create_security_group(tx: &Tx<'_>, scope: &Scope, input: &Input) -
             format!("The security group '{name}' already exists for VPC '{vpc_id}'"),
         ));
     }
-    let tags = spec_tags(input, "security-group");
+    let tags = spec_tags(input, "security-group")?;
     let id = create_group_record(tx, scope, &vpc_id, name, description, tags.clone(), false)?;
     let mut out = json!({"groupId": id, "securityGroupArn": arn(scope, &id)});
     if !tags.is_empty() {
@@ -620,7 +620,7 @@ pub(crate) fn authorize(
     let mut g = find_group(tx, scope, input)?;
     let wanted = wanted_rules(tx, scope, input, &g)?;
     let mut rules = rules_of(&g);
-    let tags = spec_tags(input, "security-group-rule");
+    let tags = spec_tags(input, "security-group-rule")?;
     let mut added = Vec::new();
     for w in &wanted {
         if rules.iter().any(|r| same_rule(r, egress, w)) {
