@@ -23,7 +23,8 @@ import http.server, os
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         b = os.environ['PORTICO_TASK_ID'].encode()
-        self.send_response(200)
+        sick = os.path.exists(os.path.join(os.environ.get('FLAG_DIR', '/nonexistent'), 'sick-' + b.decode()))
+        self.send_response(500 if sick else 200)
         self.send_header('Content-Length', str(len(b)))
         self.end_headers()
         self.wfile.write(b)
@@ -162,12 +163,13 @@ def test_service_runs_replaces_scales_and_cleans_up(portico, unique):
     group = f"/ecs/{td['family']}"
     want = {f"ecs/web/{t['taskArn'].rsplit('/', 1)[1]}" for t in tasks}
 
-    def shipped():
-        out = portico.aws("logs", "filter-log-events", "--log-group-name", group)
-        hits = {e["logStreamName"] for e in out["events"] if '"GET / HTTP/1.1" 200' in e["message"]}
-        return hits == want
+    def shipped(events):
+        return {e["logStreamName"] for e in events if '"GET / HTTP/1.1" 200' in e["message"]} == want
 
-    wait_until(shipped, timeout=20, what="access lines in CloudWatch Logs")
+    logs = portico.client("logs")
+    wait_until(lambda: shipped(logs.filter_log_events(logGroupName=group)["events"]), timeout=20,
+               what="access lines in CloudWatch Logs")
+    assert shipped(portico.aws("logs", "filter-log-events", "--log-group-name", group)["events"])
     cli2 = os.environ.get("PORTICO_AWS_CLI2")
     if cli2 and Path(cli2).exists():
         env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_PAGER="")
@@ -400,44 +402,52 @@ def test_bad_input_exact_errors_change_nothing(portico, unique):
 
 def test_kill9_restart_replaces_tasks_without_orphans(fresh_portico, unique):
     p = fresh_portico.start()
-    # A task whose process has a child of its own: the child outlives a `kill -9` of Portico
-    # (the parent-death signal reaches only the direct child) until the restart reaps it.
-    Path(p.state_dir, "images.json").write_text(json.dumps({"images": {"example/forks": {
-        "entryPoint": ["sh", "-c", "sleep 300 & exec python3 -m http.server $PORT --bind 127.0.0.1"]}}}))
-    ecs = p.client("ecs")
-    _, subnets, sg = network(p, unique)
-    ecs.create_cluster(clusterName="c")
-    td = sample_taskdef(ecs, "s", image="example/forks")
-    ecs.create_service(cluster="c", serviceName="web", taskDefinition=td["family"], desiredCount=1, launchType="FARGATE",
-                       networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})
-    ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
-    old = running_tasks(ecs, "c", "web")[0]
-    old_id = old["taskArn"].rsplit("/", 1)[1]
-    assert len(processes_of({old_id})) == 2
-    p.kill9()
-    # The task process dies with Portico (parent-death signal); its child is left over.
-    wait_until(lambda: not alive(pid_of(old)), timeout=10, what="task process to die with portico")
-    assert len(processes_of({old_id})) == 1
-    p.start()
-    ecs = p.client("ecs")
+    seen_ids = set()
+    try:
+        # A task whose process has a child of its own: the child outlives a `kill -9` of Portico
+        # (the parent-death signal reaches only the direct child) until the restart reaps it.
+        Path(p.state_dir, "images.json").write_text(json.dumps({"images": {"example/forks": {
+            "entryPoint": ["sh", "-c", "sleep 120 & exec python3 -m http.server $PORT --bind 127.0.0.1"]}}}))
+        ecs = p.client("ecs")
+        _, subnets, sg = network(p, unique)
+        ecs.create_cluster(clusterName="c")
+        td = sample_taskdef(ecs, "s", image="example/forks")
+        ecs.create_service(cluster="c", serviceName="web", taskDefinition=td["family"], desiredCount=1, launchType="FARGATE",
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})
+        ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
+        old = running_tasks(ecs, "c", "web")[0]
+        old_id = old["taskArn"].rsplit("/", 1)[1]
+        seen_ids.add(old_id)
+        assert len(processes_of({old_id})) == 2
+        p.kill9()
+        # The task process dies with Portico (parent-death signal); its child is left over.
+        wait_until(lambda: not alive(pid_of(old)), timeout=10, what="task process to die with portico")
+        assert len(processes_of({old_id})) == 1
+        p.start()
+        ecs = p.client("ecs")
 
-    def replaced():
-        ts = running_tasks(ecs, "c", "web")
-        return len(ts) == 1 and ts[0]["taskArn"] != old["taskArn"] and ts[0]
+        def replaced():
+            ts = running_tasks(ecs, "c", "web")
+            return len(ts) == 1 and ts[0]["taskArn"] != old["taskArn"] and ts[0]
 
-    new = wait_until(replaced, timeout=30, what="replacement after restart")
-    gone = ecs.describe_tasks(cluster="c", tasks=[old["taskArn"]])["tasks"][0]
-    assert gone["lastStatus"] == "STOPPED" and gone["stopCode"] == "EssentialContainerExited"
-    wait_until(lambda: processes_of({old_id}) == [], timeout=10, what="leftover child reaped")
-    ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
-    new_id = new["taskArn"].rsplit("/", 1)[1]
-    assert len(processes_of({new_id})) == 2
-    # Graceful stop takes the task's whole process group down.
-    p.stop()
-    wait_until(lambda: processes_of({new_id}) == [], timeout=10, what="task processes to stop with portico")
+        new = wait_until(replaced, timeout=30, what="replacement after restart")
+        gone = ecs.describe_tasks(cluster="c", tasks=[old["taskArn"]])["tasks"][0]
+        assert gone["lastStatus"] == "STOPPED" and gone["stopCode"] == "EssentialContainerExited"
+        wait_until(lambda: processes_of({old_id}) == [], timeout=10, what="leftover child reaped")
+        ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
+        new_id = new["taskArn"].rsplit("/", 1)[1]
+        seen_ids.add(new_id)
+        assert len(processes_of({new_id})) == 2
+        # Graceful stop takes the task's whole process group down.
+        p.stop()
+        wait_until(lambda: processes_of({new_id}) == [], timeout=10, what="task processes to stop with portico")
+    finally:
+        # Never leave a test's processes behind, even when an assertion above failed.
+        for pid in processes_of(seen_ids):
+            os.kill(pid, signal.SIGKILL)
 
 
-def test_alb_reaches_both_tasks(unique):
+def test_alb_reaches_both_tasks(unique, tmp_path):
     """With ELBv2: service tasks are registered in the target group, become healthy, and the
     ALB spreads traffic over both."""
     import requests
@@ -445,7 +455,8 @@ def test_alb_reaches_both_tasks(unique):
     p = Portico(extra_args=["--time-scale", "0.02"]).start()
     try:
         Path(p.state_dir, "images.json").write_text(json.dumps(
-            {"images": {"example/whoami": {"entryPoint": ["python3", "-c", WHOAMI]}}}))
+            {"images": {"example/whoami": {"entryPoint": ["python3", "-c", WHOAMI],
+                                           "environment": {"FLAG_DIR": str(tmp_path)}}}}))
         ecs, elb, ec2 = p.client("ecs"), p.client("elbv2"), p.client("ec2")
         vpc, subnets, sg = network(p, unique)
         lb = elb.create_load_balancer(Name="alb", Subnets=subnets, SecurityGroups=[sg], Scheme="internal", Type="application")["LoadBalancers"][0]
@@ -480,6 +491,21 @@ def test_alb_reaches_both_tasks(unique):
             assert r.status_code == 200
             seen.add(r.text)
         assert seen == {t["taskArn"].rsplit("/", 1)[1] for t in tasks}
+        # A task that fails its ELB health checks is replaced once the grace period is over.
+        sick = tasks[0]
+        sick_id = sick["taskArn"].rsplit("/", 1)[1]
+        (tmp_path / f"sick-{sick_id}").touch()
+        ecs.get_waiter("tasks_stopped").wait(cluster="c", tasks=[sick["taskArn"]], WaiterConfig=FAST)
+        dead = ecs.describe_tasks(cluster="c", tasks=[sick["taskArn"]])["tasks"][0]
+        assert dead["stopCode"] == "ServiceSchedulerInitiated"
+        assert dead["stoppedReason"] == f"Task failed ELB health checks in (target-group {tg})"
+        events = [e["message"] for e in ecs.describe_services(cluster="c", services=["web"])["services"][0]["events"]]
+        assert f"(service web) (port 80) is unhealthy in (target-group {tg}) due to (reason Health checks failed)." in events
+        assert "(service web) has begun draining connections on 1 tasks." in events
+        tasks = wait_until(lambda: len(running_tasks(ecs, "c", "web")) == 2 and running_tasks(ecs, "c", "web"),
+                           timeout=30, what="replacement of the unhealthy task")
+        ips = sorted({d["value"] for t in tasks for d in t["attachments"][0]["details"] if d["name"] == "privateIPv4Address"})
+        wait_until(healthy, timeout=30, what="replacement healthy")
         # Scaling in deregisters before stopping.
         ecs.update_service(cluster="c", service="web", desiredCount=1)
         ecs.get_waiter("services_stable").wait(cluster="c", services=["web"], WaiterConfig=FAST)
@@ -524,6 +550,25 @@ def test_container_health_checks_replace_unhealthy_tasks(unique, tmp_path):
         assert victim["taskArn"] not in [t["taskArn"] for t in now]
         events = [e["message"] for e in ecs.describe_services(cluster="c", services=["web"])["services"][0]["events"]]
         assert f"(service web) (task {vid}) failed container health checks." in events
+
+        # A service whose tasks never start backs off and says so, as AWS does.
+        ecs.register_task_definition(
+            family="broken", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+            containerDefinitions=[{"name": "web", "image": "nobody/nothing"}])
+        ecs.create_service(cluster="c", serviceName="broken", taskDefinition="broken", desiredCount=1, launchType="FARGATE",
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}})
+
+        def throttled():
+            s = ecs.describe_services(cluster="c", services=["broken"])["services"][0]
+            msgs = [e["message"] for e in s["events"]]
+            return "(service broken) is unable to consistently start tasks successfully." in msgs and s
+
+        s = wait_until(throttled, timeout=30, what="start throttling event")
+        assert s["deployments"][0]["failedTasks"] >= 3 and s["runningCount"] == 0
+        stopped = ecs.list_tasks(cluster="c", serviceName="broken", desiredStatus="STOPPED")["taskArns"]
+        t = ecs.describe_tasks(cluster="c", tasks=stopped[:1])["tasks"][0]
+        assert t["stopCode"] == "TaskFailedToStart" and t["stoppedReason"].startswith("CannotPullContainerError: ")
+        ecs.delete_service(cluster="c", service="broken", force=True)
     finally:
         p.stop()
 

@@ -154,6 +154,21 @@ impl Driver {
                 continue;
             }
             let scope = rec.scope.clone();
+            // A dry run first: a write would wake every reconciler, so write only on change.
+            let changes = c.store().read(|tx| {
+                let tasks: Vec<scheduler::TaskView> = tx
+                    .list_as::<TaskRec>(&scope, KIND_TASK, Some(&s.cluster_name))?
+                    .iter()
+                    .filter(|t| t.service_id.as_deref() == Some(s.id.as_str()))
+                    .map(scheduler::TaskView::of)
+                    .collect();
+                let mut dry = s.clone();
+                let plan = scheduler::step(&mut dry, &tasks, now, scale, &mut |_| String::new());
+                Ok(!plan.is_empty() || !same_ignoring_ids(&dry, &s))
+            })?;
+            if !changes {
+                continue;
+            }
             c.store().write(|tx| {
                 let Some(mut svc) = tx.get_as::<ServiceRec>(&scope, KIND_SERVICE, &s.id)? else {
                     return Ok(());
@@ -929,6 +944,18 @@ async fn elbv2(
         Input(json!({"TargetGroupArn": tg, "Targets": [{"Id": ip, "Port": port}]})),
     )
     .await
+}
+
+/// Whether a dry-run scheduler pass changed the service (event ids are random, so compare
+/// event messages, not events).
+fn same_ignoring_ids(a: &ServiceRec, b: &ServiceRec) -> bool {
+    let strip = |s: &ServiceRec| {
+        let mut s = s.clone();
+        let msgs: Vec<String> = s.events.iter().map(|e| e.message.clone()).collect();
+        s.events.clear();
+        (s, msgs)
+    };
+    strip(a) == strip(b)
 }
 
 /// `--time-scale`, as a factor in (0, 1].

@@ -498,6 +498,25 @@ mod tests {
     }
 
     #[test]
+    fn a_steady_service_is_left_alone() {
+        // The reconciler writes only when a pass changes something: a steady pass must not.
+        let mut w = World::new(service(2, 100, 200));
+        w.step();
+        w.run_all();
+        w.step();
+        let before = w.svc.clone();
+        let plan = step(
+            &mut w.svc,
+            &w.tasks,
+            w.now + 5000,
+            1.0,
+            &mut |_| unreachable!(),
+        );
+        assert!(plan.is_empty());
+        assert_eq!(w.svc, before);
+    }
+
+    #[test]
     fn rolling_deployment_honours_min_and_max() {
         // desired 2, min 50%, max 100%: stop one old task, start one new, and so on.
         let mut w = World::new(service(2, 50, 100));

@@ -614,3 +614,41 @@ impl ServiceRec {
         o
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> TaskRec {
+        serde_json::from_value(json!({
+            "taskId": "t", "taskArn": "arn:aws:ecs:us-east-1:000000000000:task/c/t",
+            "clusterName": "c", "clusterArn": "arn:aws:ecs:us-east-1:000000000000:cluster/c",
+            "taskDefinitionArn": "td", "group": "family:td", "launchType": "FARGATE",
+            "lastStatus": "PROVISIONING", "desiredStatus": "RUNNING", "healthStatus": "UNKNOWN",
+            "createdAt": 1500, "version": 1, "containers": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn last_status_only_moves_forward() {
+        let mut t = task();
+        t.advance("RUNNING");
+        assert_eq!((t.last_status.as_str(), t.version), ("RUNNING", 2));
+        t.advance("PENDING");
+        assert_eq!((t.last_status.as_str(), t.version), ("RUNNING", 2));
+        t.request_stop("UserInitiated", "first");
+        t.request_stop("ServiceSchedulerInitiated", "second");
+        assert_eq!(t.stopped_reason.as_deref(), Some("first"));
+        assert_eq!(t.version, 3);
+    }
+
+    #[test]
+    fn renders_epoch_seconds_and_omits_unset_members() {
+        let v = task().render(false);
+        assert_eq!(v["createdAt"], json!(1.5));
+        assert!(v.get("stoppedAt").is_none() && v.get("stopCode").is_none());
+        assert!(v.get("tags").is_none() && v.get("connectivity").is_none());
+        assert_eq!(v["ephemeralStorage"], json!({"sizeInGiB": 20}));
+    }
+}
