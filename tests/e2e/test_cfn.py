@@ -73,7 +73,8 @@ def settled(cfn, name, timeout=60):
 
 def events(cfn, name):
     """(logical id, status, reason) oldest first."""
-    ev = cfn.describe_stack_events(StackName=name)["StackEvents"]
+    ev = [e for page in cfn.get_paginator("describe_stack_events").paginate(StackName=name)
+          for e in page["StackEvents"]]
     return [(e["LogicalResourceId"], e["ResourceStatus"], e.get("ResourceStatusReason", "")) for e in reversed(ev)]
 
 
@@ -285,7 +286,14 @@ def test_killed_mid_create_rolls_back_after_restart(fresh_portico, unique):
     p.kill9()
     p.start()
     cfn = p.client("cloudformation")
-    assert settled(cfn, name, timeout=120) == "ROLLBACK_COMPLETE", events(cfn, name)
+    try:
+        final = settled(cfn, name, timeout=120)
+    except AssertionError:
+        busy = [(r["LogicalResourceId"], r["ResourceStatus"], r.get("ResourceStatusReason"))
+                for r in cfn.describe_stack_resources(StackName=name)["StackResources"]
+                if r["ResourceStatus"] not in ("DELETE_COMPLETE", "DELETE_SKIPPED")]
+        raise AssertionError(f"rollback did not settle; still there: {busy}") from None
+    assert final == "ROLLBACK_COMPLETE", events(cfn, name)
     ev = events(cfn, name)
     assert (name, "ROLLBACK_IN_PROGRESS",
             "Portico restarted while the operation was in progress. Rollback requested by user.") in ev

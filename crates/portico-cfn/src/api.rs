@@ -215,6 +215,9 @@ fn render_stack(s: &Stack) -> Value {
     v
 }
 
+/// DescribeStackEvents page size (AWS pages at 100).
+const EVENTS_PAGE: usize = 100;
+
 const UPDATABLE: &[&str] = &[
     "CREATE_COMPLETE",
     "UPDATE_COMPLETE",
@@ -260,6 +263,15 @@ impl Api<'_> {
     fn validate_template(&self, input: &Input) -> AwsResult<Value> {
         let body = body_of(input)?;
         let t = parsed(&body)?;
+        // References and cycles, with every resource and both branches of every Fn::If.
+        let names: std::collections::HashSet<String> =
+            section(&t, "Parameters").keys().cloned().collect();
+        crate::graph::build(
+            section(&t, "Resources"),
+            &names,
+            &Default::default(),
+            section(&t, "Outputs"),
+        )?;
         let mut out = json!({"Parameters": template_params(&t, false)});
         if let Some(d) = t.get("Description") {
             out["Description"] = json!(template::scalar_text(d));
@@ -619,7 +631,21 @@ impl Api<'_> {
                 .collect())
         })?;
         events.reverse();
-        Ok(json!({ "StackEvents": events }))
+        let start: usize = match input.str("NextToken") {
+            Some(t) => t.parse().map_err(|_| validation("Invalid NextToken"))?,
+            None => 0,
+        };
+        let page: Vec<Value> = events
+            .iter()
+            .skip(start)
+            .take(EVENTS_PAGE)
+            .cloned()
+            .collect();
+        let mut out = json!({ "StackEvents": page });
+        if start + EVENTS_PAGE < events.len() {
+            out["NextToken"] = json!((start + EVENTS_PAGE).to_string());
+        }
+        Ok(out)
     }
 
     fn resource_rows<'s>(&self, s: &'s Stack) -> Vec<&'s model::ResRec> {
@@ -1146,7 +1172,7 @@ impl Api<'_> {
             let mut other: ChangeSet =
                 serde_json::from_value(r.body).map_err(AwsError::internal)?;
             other.execution_status = if other.id == c.id {
-                "EXECUTE_COMPLETE".into()
+                "EXECUTE_IN_PROGRESS".into()
             } else {
                 "OBSOLETE".into()
             };

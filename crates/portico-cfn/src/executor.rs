@@ -104,6 +104,10 @@ impl Engine {
     }
 
     fn set_status(&self, op: &Op, status: &str, reason: Option<&str>) -> AwsResult<()> {
+        let terminal = status.ends_with("_COMPLETE") || status.ends_with("_FAILED");
+        if terminal {
+            self.finish_change_set(op, status)?;
+        }
         update_stack(self.control.store(), &op.scope, &op.stack_id, |s| {
             s.status = status.to_string();
             s.status_reason = reason.map(str::to_string);
@@ -115,6 +119,34 @@ impl Engine {
             }
             let e = stack_event(s, status, reason);
             ((), vec![e])
+        })
+    }
+
+    /// The executing change set ends EXECUTE_COMPLETE or EXECUTE_FAILED with its operation.
+    fn finish_change_set(&self, op: &Op, status: &str) -> AwsResult<()> {
+        self.control.store().write(|tx| {
+            for r in tx.list(&op.scope, model::KIND_CHANGESET, Some(&op.stack_id))? {
+                let Ok(mut c) = serde_json::from_value::<model::ChangeSet>(r.body) else {
+                    continue;
+                };
+                if c.execution_status == "EXECUTE_IN_PROGRESS" {
+                    c.execution_status = if matches!(status, "CREATE_COMPLETE" | "UPDATE_COMPLETE")
+                    {
+                        "EXECUTE_COMPLETE".into()
+                    } else {
+                        "EXECUTE_FAILED".into()
+                    };
+                    tx.put_as(
+                        &op.scope,
+                        model::KIND_CHANGESET,
+                        &c.id,
+                        Some(&op.stack_id),
+                        Some(&c.name),
+                        &c,
+                    )?;
+                }
+            }
+            Ok(())
         })
     }
 
@@ -873,9 +905,9 @@ impl Engine {
                 .and_then(|m| m.keys().next().cloned())
                 .map(|f| format!("/{f}"))
                 .unwrap_or_default();
-            let value = eval.value(&raw).map_err(|m| {
-                format!("[Error] /Outputs/{key}/Value{fname}: {m}. Rollback requested by user.")
-            })?;
+            let value = eval
+                .value(&raw)
+                .map_err(|m| format!("[Error] /Outputs/{key}/Value{fname}: {m}. "))?;
             let value = match value {
                 Value::Array(_) | Value::Object(_) | Value::Null => {
                     return Err(format!(
@@ -885,9 +917,11 @@ impl Engine {
                 v => template::scalar_text(&v),
             };
             let export = match o.get("Export").and_then(|e| e.get("Name")) {
-                Some(n) => Some(template::scalar_text(&eval.value(n).map_err(|m| {
-                    format!("[Error] /Outputs/{key}/Export/Name: {m}. Rollback requested by user.")
-                })?)),
+                Some(n) => {
+                    Some(template::scalar_text(&eval.value(n).map_err(|m| {
+                        format!("[Error] /Outputs/{key}/Export/Name: {m}. ")
+                    })?))
+                }
                 None => None,
             };
             if let Some(e) = &export {
@@ -906,7 +940,9 @@ impl Engine {
                     Ok(None)
                 });
                 if let Ok(Some(other)) = taken {
-                    return Err(format!("Export with name {e} is already exported by stack {other}. Rollback requested by user."));
+                    return Err(format!(
+                        "Export with name {e} is already exported by stack {other}. "
+                    ));
                 }
             }
             outs.push(OutputRec {

@@ -400,6 +400,11 @@ async fn change_sets_create_and_execute() {
     .await
     .unwrap();
     assert_eq!(e.settle("cs").await, "CREATE_COMPLETE");
+    let c = e
+        .call("DescribeChangeSet", json!({"ChangeSetName": cs_id}))
+        .await
+        .unwrap();
+    assert_eq!(c["ExecutionStatus"], "EXECUTE_COMPLETE");
     let err = e
         .call("ExecuteChangeSet", json!({"ChangeSetName": cs_id}))
         .await
@@ -460,6 +465,11 @@ async fn validation_errors_change_nothing() {
             "for {input}"
         );
     }
+    let err = e
+        .call("ValidateTemplate", json!({"TemplateBody": "Resources:\n  A: {Type: AWS::CDK::Metadata, Properties: {X: !Ref Nope}}\n"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "Template format error: Unresolved resource dependencies [Nope] in the Resources block of the template");
     let all = e.call("ListStacks", json!({})).await.unwrap();
     assert_eq!(all["StackSummaries"], json!([]));
     let v = e
@@ -625,4 +635,31 @@ async fn delete_during_create_cancels_then_deletes() {
     let ev = e.events(&id).await;
     assert!(!ev.contains("B "), "{ev}");
     assert!(ev.ends_with("cancel DELETE_IN_PROGRESS [User Initiated]\nA DELETE_IN_PROGRESS\nA DELETE_COMPLETE\ncancel DELETE_COMPLETE"), "{ev}");
+}
+
+#[tokio::test]
+async fn json_templates_and_output_errors_at_deploy_time() {
+    let e = env();
+    let t = json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {"P": {"Type": "AWS::SSM::Parameter",
+            "Properties": {"Name": "/j", "Type": "String", "Value": {"Fn::Base64": "hi"}}}},
+        "Outputs": {"Bad": {"Value": {"Fn::GetAtt": ["P", "Invalid"]}}}
+    });
+    e.call(
+        "CreateStack",
+        json!({"StackName": "js", "TemplateBody": t.to_string()}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(e.settle("js").await, "ROLLBACK_COMPLETE");
+    let ev = e.events("js").await;
+    assert!(ev.contains("P CREATE_COMPLETE"), "{ev}");
+    assert!(ev.contains("js ROLLBACK_IN_PROGRESS [[Error] /Outputs/Bad/Value/Fn::GetAtt: Resource type AWS::SSM::Parameter does not support attribute {Invalid}. Rollback requested by user.]"), "{ev}");
+    assert_eq!(e.ssm_state(), "");
+    let got = e
+        .call("GetTemplate", json!({"StackName": "js"}))
+        .await
+        .unwrap();
+    assert_eq!(got["TemplateBody"], t.to_string());
 }

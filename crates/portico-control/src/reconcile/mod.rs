@@ -12,9 +12,9 @@ use std::time::Duration;
 
 /// Starts every reconciler. Called once by the binary after the store is open.
 pub fn spawn_all(control: &Control) {
+    ecs::spawn(control);
     elbv2::spawn(control);
     apigw::spawn(control);
-    ecs::spawn(control);
 }
 
 /// Runs `step` now, then after every committed write and at least every `period`. Errors are
