@@ -20,8 +20,9 @@ cargo test --workspace
 step "cargo build --release"
 cargo build --release -p portico
 
-step "e2e venv (pinned clients)"
+step "e2e venv (pinned clients) and OS test tools"
 VENV=$(scripts/venv.sh)
+scripts/install-test-tools.sh
 
 step "benchmark harness smoke (each case ~1 s, so the harness cannot rot)"
 bench/run --smoke --skip-build
@@ -29,4 +30,5 @@ bench/run --smoke --skip-build
 step "e2e (pytest)"
 export PORTICO_BIN="$PWD/target/release/portico"
 export PORTICO_AWS_CLI="$VENV/bin/aws"
+export PORTICO_AWS_CLI2=/usr/bin/aws
 "$VENV/bin/pytest" tests/e2e -q -p no:cacheprovider "$@"

@@ -185,7 +185,9 @@ def sweep():
                                 if strip(child.tag) == f"{op}Result":
                                     result = child
                             items = ("item",) if model.protocol == "ec2" else ("member",)
-                            skip = {"requestId", "ResponseMetadata", f"{op}Result"}
+                            # EC2 sends <return>true</return> on many operations whose model
+                            # omits it (CreateSecurityGroup is documented with it): allowed.
+                            skip = {"requestId", "ResponseMetadata", f"{op}Result", "return"}
                             filtered = ET.Element("x")
                             for child in result:
                                 if strip(child.tag) not in skip:
