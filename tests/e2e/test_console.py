@@ -654,9 +654,16 @@ def test_cloudformation_create_watch_and_delete_from_the_console(browser, tutori
     c.el(".page-head .badge[data-status='CREATE_COMPLETE']")  # updates live
     c.el(".timeline li")
     c.shot("31-cfn-events")
+    # Tabs follow the ARIA pattern: arrow keys move between them.
+    from selenium.webdriver.common.keys import Keys
+    c.el("#tab-events").send_keys(Keys.ARROW_RIGHT)
+    assert c.el("#tab-resources").get_attribute("aria-selected") == "true"
+    assert browser.switch_to.active_element.get_attribute("id") == "tab-resources"
     c.click("#tab-outputs")
     c.el("main table td")
     c.shot("32-cfn-outputs")
+    c.click("#tab-template")
+    c.wait().until(lambda d: "Console test stack" in c.text("pre.template"))
     c.click("#delete-stack")
     c.click("dialog #confirm-ok")
     c.el(".page-head .badge[data-status='DELETE_COMPLETE']")

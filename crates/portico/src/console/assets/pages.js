@@ -234,6 +234,7 @@
     head.append(pageHead(name, null, [["CloudFormation", "#/cloudformation"], ["Stacks", "#/cloudformation"], [name]], [statusEl, del]));
     const renderInfo = () => {
       statusEl.replaceChildren(badge(stack.StackStatus));
+      del.disabled = /^DELETE_/.test(stack.StackStatus);
       info.replaceChildren(panel("Stack info", h("div.panel-body", kv([
         ["Stack ID", h("span.mono.small", stack.StackId)],
         ["Status", badge(stack.StackStatus)],
@@ -280,6 +281,10 @@
       ["resources", "Resources", (c) => { c.append(panel("Resources", resBody)); return renderResources(); }],
       ["outputs", "Outputs", (c) => { c.append(panel("Outputs", outBody)); }],
       ["parameters", "Parameters", (c) => { c.append(panel("Parameters", paramBody)); }],
+      ["template", "Template", async (c) => {
+        const t = await AWS.cfn("GetTemplate", { StackName: stack.StackId || name });
+        c.append(panel("Template", h("pre.logs.template", { tabindex: "0", "aria-label": "Template body" }, t.TemplateBody || "")));
+      }],
     ]));
     every(2000, async () => {
       if (!alive()) return;

@@ -36,7 +36,8 @@ const UI = (() => {
     let stopped = false, handle;
     const tick = async () => {
       if (stopped) return;
-      try { await fn(); } catch (e) { console.warn(e); }
+      // A hidden tab does not poll; it catches up when shown again.
+      if (!document.hidden) { try { await fn(); } catch (e) { console.warn(e); } }
       if (!stopped) handle = setTimeout(tick, ms);
     };
     const t = { stop() { stopped = true; clearTimeout(handle); } };
@@ -184,12 +185,25 @@ const UI = (() => {
     function select(id) {
       const d = defs.find((x) => x[0] === id) || defs[0];
       current = d[0];
-      buttons.forEach((b, i) => b.setAttribute("aria-selected", String(defs[i][0] === current)));
+      buttons.forEach((b, i) => {
+        const on = defs[i][0] === current;
+        b.setAttribute("aria-selected", String(on));
+        b.tabIndex = on ? 0 : -1; // roving tab stop: arrows move between tabs
+      });
       body.setAttribute("aria-labelledby", `tab-${current}`);
       body.replaceChildren();
       Promise.resolve(d[2](body)).catch((e) => body.prepend(errorBox(e)));
     }
     bar.append(...buttons);
+    bar.addEventListener("keydown", (ev) => {
+      const i = defs.findIndex((d) => d[0] === current);
+      const j = ev.key === "ArrowRight" ? (i + 1) % defs.length : ev.key === "ArrowLeft" ? (i + defs.length - 1) % defs.length
+        : ev.key === "Home" ? 0 : ev.key === "End" ? defs.length - 1 : -1;
+      if (j < 0) return;
+      ev.preventDefault();
+      select(defs[j][0]);
+      buttons[j].focus();
+    });
     const el = h("div", bar, body);
     select(initial || defs[0][0]);
     return el;
