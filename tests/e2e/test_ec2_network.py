@@ -286,6 +286,11 @@ def test_tags_and_pagination(portico, unique):
     assert sorted((t["Key"], t["Value"]) for t in got) == [("a", "3"), ("b", "2")]
     ec2.delete_tags(Resources=[vpc], Tags=[{"Key": "a"}])
     assert ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Tags"] == [{"Key": "b", "Value": "2"}]
+    e = err(ec2.create_vpc, CidrBlock="10.21.0.0/16", TagSpecifications=spec("subnet", "x"))
+    assert e["Code"] == "InvalidParameterValue" and "taggable resource type" in e["Message"]
+    e = err(ec2.create_tags, Resources=[vpc], Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
+    assert e["Code"] == "TagLimitExceeded"
+    assert len(ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Tags"]) == 1
     e = err(ec2.create_tags, Resources=["vpc-0123456789abcdef0"], Tags=[{"Key": "a", "Value": "1"}])
     assert e["Code"] == "InvalidVpcID.NotFound"
     out = portico.aws("ec2", "describe-tags", "--filters", f"Name=resource-id,Values={vpc}")
@@ -415,4 +420,27 @@ def test_elastic_ip_association(portico):
     ec2.delete_internet_gateway(InternetGatewayId=igw)
     ec2.delete_network_interface(NetworkInterfaceId=eni)
     ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=vpc)
+
+
+def test_modify_rules_and_descriptions(portico, unique):
+    ec2 = portico.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.70.0.0/16")["Vpc"]["VpcId"]
+    g = ec2.create_security_group(GroupName=f"m-{unique}", Description="d", VpcId=vpc)["GroupId"]
+    rule = ec2.authorize_security_group_ingress(GroupId=g, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}])["SecurityGroupRules"][0]
+    ec2.update_security_group_rule_descriptions_ingress(GroupId=g, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "intranet"}]}])
+    got = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])["SecurityGroupRules"][0]
+    assert got["Description"] == "intranet"
+    ec2.modify_security_group_rules(GroupId=g, SecurityGroupRules=[{"SecurityGroupRuleId": rule["SecurityGroupRuleId"],
+        "SecurityGroupRule": {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIpv4": "10.1.0.0/16"}}])
+    perms = ec2.describe_security_groups(GroupIds=[g])["SecurityGroups"][0]["IpPermissions"]
+    assert [(p["FromPort"], p["IpRanges"]) for p in perms] == [(443, [{"CidrIp": "10.1.0.0/16"}])]
+    got = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])["SecurityGroupRules"][0]
+    assert got["FromPort"] == 443  # same rule id, new contents
+    e = err(ec2.modify_security_group_rules, GroupId=g, SecurityGroupRules=[{"SecurityGroupRuleId": "sgr-0123456789abcdef0",
+            "SecurityGroupRule": {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 1, "CidrIpv4": "10.0.0.0/8"}}])
+    assert e["Code"] == "InvalidSecurityGroupRuleId.NotFound"
+    ec2.delete_security_group(GroupId=g)
     ec2.delete_vpc(VpcId=vpc)

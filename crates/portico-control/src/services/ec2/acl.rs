@@ -123,7 +123,7 @@ pub(crate) fn drop_default(tx: &Tx<'_>, scope: &Scope, vpc_id: &str) -> AwsResul
 pub(crate) fn create_network_acl(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
     let vpc_id = req(input, &["VpcId"])?;
     load_vpc(tx, scope, vpc_id)?;
-    let id = create_acl_record(tx, scope, vpc_id, false, spec_tags(input, "network-acl"))?;
+    let id = create_acl_record(tx, scope, vpc_id, false, spec_tags(input, "network-acl")?)?;
     Ok(json!({"networkAcl": public(&load(tx, scope, &id)?)}))
 }
 

@@ -115,7 +115,7 @@ pub(crate) fn add_route(tx: &Tx<'_>, scope: &Scope, rtb: &str, route: Value) -> 
 pub(crate) fn create_route_table(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
     let vpc_id = req(input, &["VpcId"])?;
     let vpc = load_vpc(tx, scope, vpc_id)?;
-    let id = create_route_table_record(tx, scope, &vpc, false, spec_tags(input, "route-table"))?;
+    let id = create_route_table_record(tx, scope, &vpc, false, spec_tags(input, "route-table")?)?;
     let body = load(tx, scope, KIND_RTB, &id, rtb_not_found)?;
     Ok(json!({"routeTable": render_rtb(tx, scope, &body)?}))
 }
@@ -457,7 +457,7 @@ pub(crate) fn create_internet_gateway(
     scope: &Scope,
     input: &Input,
 ) -> AwsResult<Value> {
-    let id = create_igw_record(tx, scope, spec_tags(input, "internet-gateway"))?;
+    let id = create_igw_record(tx, scope, spec_tags(input, "internet-gateway")?)?;
     let body = load(tx, scope, KIND_IGW, &id, igw_not_found)?;
     Ok(json!({"internetGateway": public(&body)}))
 }
@@ -602,7 +602,7 @@ pub(crate) fn allocate_address(tx: &Tx<'_>, scope: &Scope, input: &Input) -> Aws
     let ip = next_public_ip(tx, scope)?;
     let body = json!({
         "allocationId": id, "publicIp": ip, "domain": "vpc", "publicIpv4Pool": "amazon",
-        "networkBorderGroup": scope.region, "tagSet": spec_tags(input, "elastic-ip"),
+        "networkBorderGroup": scope.region, "tagSet": spec_tags(input, "elastic-ip")?,
     });
     tx.put(scope, KIND_EIP, &id, None, Some(&ip), &body)?;
     Ok(
@@ -892,7 +892,7 @@ pub(crate) fn create_nat_gateway(tx: &Tx<'_>, scope: &Scope, input: &Input) -> A
     let mut body = json!({
         "natGatewayId": id, "subnetId": subnet_id, "vpcId": subnet.vpc_id,
         "createTime": time::iso_millis(now), "connectivityType": connectivity,
-        "natGatewayAddressSet": [address], "tagSet": spec_tags(input, "natgateway"),
+        "natGatewayAddressSet": [address], "tagSet": spec_tags(input, "natgateway")?,
         "_createdAt": now, "_eni": eni.network_interface_id,
     });
     if connectivity == "public" && igw_of_vpc(tx, scope, &subnet.vpc_id)?.is_none() {

@@ -61,6 +61,13 @@ fn lookup(op: &str) -> Option<(Op, bool)> {
         "RevokeSecurityGroupIngress" => (|t, s, i| sg::revoke(t, s, i, false), true),
         "RevokeSecurityGroupEgress" => (|t, s, i| sg::revoke(t, s, i, true), true),
         "DescribeSecurityGroupRules" => (sg::describe_security_group_rules, false),
+        "ModifySecurityGroupRules" => (sg::modify_security_group_rules, true),
+        "UpdateSecurityGroupRuleDescriptionsIngress" => {
+            (|t, s, i| sg::update_descriptions(t, s, i, false), true)
+        }
+        "UpdateSecurityGroupRuleDescriptionsEgress" => {
+            (|t, s, i| sg::update_descriptions(t, s, i, true), true)
+        }
         "CreateRouteTable" => (gateways::create_route_table, true),
         "DescribeRouteTables" => (gateways::describe_route_tables, false),
         "DeleteRouteTable" => (gateways::delete_route_table, true),

@@ -159,9 +159,10 @@ pub(crate) fn create_security_group(tx: &Tx<'_>, scope: &Scope, input: &Input) -
             format!("The security group '{name}' already exists for VPC '{vpc_id}'"),
         ));
     }
-    let tags = spec_tags(input, "security-group");
+    let tags = spec_tags(input, "security-group")?;
     let id = create_group_record(tx, scope, &vpc_id, name, description, tags.clone(), false)?;
-    let mut out = json!({"groupId": id, "securityGroupArn": arn(scope, &id)});
+    // The wire carries <return>true</return> too, as AWS documents, though the model omits it.
+    let mut out = json!({"return": true, "groupId": id, "securityGroupArn": arn(scope, &id)});
     if !tags.is_empty() {
         out["tagSet"] = Value::Array(tags);
     }
@@ -620,7 +621,7 @@ pub(crate) fn authorize(
     let mut g = find_group(tx, scope, input)?;
     let wanted = wanted_rules(tx, scope, input, &g)?;
     let mut rules = rules_of(&g);
-    let tags = spec_tags(input, "security-group-rule");
+    let tags = spec_tags(input, "security-group-rule")?;
     let mut added = Vec::new();
     for w in &wanted {
         if rules.iter().any(|r| same_rule(r, egress, w)) {
@@ -709,6 +710,180 @@ pub(crate) fn revoke(tx: &Tx<'_>, scope: &Scope, input: &Input, egress: bool) ->
         })
         .collect();
     Ok(json!({"return": true, "revokedSecurityGroupRuleSet": revoked}))
+}
+
+/// ModifySecurityGroupRules: replaces rules in place, keeping their ids.
+pub(crate) fn modify_security_group_rules(
+    tx: &Tx<'_>,
+    scope: &Scope,
+    input: &Input,
+) -> AwsResult<Value> {
+    let mut g = find_group(tx, scope, input)?;
+    let mut rules = rules_of(&g);
+    let updates = list_any(input, &["SecurityGroupRule", "SecurityGroupRules"]);
+    if updates.is_empty() {
+        return Err(util::missing("SecurityGroupRule"));
+    }
+    for u in updates {
+        let id = util::req(&u, &["SecurityGroupRuleId"])?;
+        let pos = rules
+            .iter()
+            .position(|r| r.get("securityGroupRuleId").and_then(Value::as_str) == Some(id))
+            .ok_or_else(|| {
+                AwsError::bad(
+                    "InvalidSecurityGroupRuleId.NotFound",
+                    format!("The security group rule ID '{id}' does not exist"),
+                )
+            })?;
+        let req = u.sub("SecurityGroupRule");
+        let proto = normalise_protocol(
+            &req.string("IpProtocol")
+                .ok_or_else(|| util::missing("IpProtocol"))?,
+        )?;
+        let (from, to) = ports(
+            &proto,
+            util::int_member(&req, "FromPort")?,
+            util::int_member(&req, "ToPort")?,
+        )?;
+        let peer = match (
+            req.str("CidrIpv4"),
+            req.str("CidrIpv6"),
+            req.str("ReferencedGroupId"),
+            req.str("PrefixListId"),
+        ) {
+            (Some(c), None, None, None) => Peer::Cidr(
+                c.parse::<ipnet::Ipv4Net>()
+                    .map_err(|_| {
+                        AwsError::bad(
+                            "InvalidParameterValue",
+                            format!("CIDR block {c} is malformed"),
+                        )
+                    })?
+                    .trunc()
+                    .to_string(),
+            ),
+            (None, Some(c), None, None) => Peer::Cidr6(c.to_string()),
+            (None, None, Some(gid), None) => {
+                let peer = shared::get_security_group(tx, scope, gid)?
+                    .ok_or_else(|| shared::group_not_found(gid))?;
+                if peer.vpc_id != g.vpc_id {
+                    return Err(AwsError::bad(
+                        "InvalidGroup.NotFound",
+                        "You have specified two resources that belong to different networks.",
+                    ));
+                }
+                Peer::Group(gid.to_string())
+            }
+            (None, None, None, Some(pl)) => Peer::PrefixList(pl.to_string()),
+            _ => {
+                return Err(AwsError::bad(
+                    "InvalidParameterCombination",
+                    "Exactly one of CidrIpv4, CidrIpv6, ReferencedGroupId or PrefixListId must be given",
+                ))
+            }
+        };
+        let egress = rules[pos].get("isEgress").and_then(Value::as_bool) == Some(true);
+        let w = Wanted {
+            proto: proto.clone(),
+            from,
+            to,
+            peer: peer.clone(),
+            description: req.string("Description"),
+        };
+        let dup = rules
+            .iter()
+            .enumerate()
+            .any(|(i, r)| i != pos && same_rule(r, egress, &w));
+        if dup {
+            return Err(AwsError::bad(
+                "InvalidPermission.Duplicate",
+                format!(
+                    "the specified rule \"{}\" already exists",
+                    describe_wanted(&w)
+                ),
+            ));
+        }
+        let mut r = rule(
+            scope,
+            &g.group_id,
+            egress,
+            &proto,
+            from,
+            to,
+            peer,
+            w.description,
+        );
+        r["securityGroupRuleId"] = json!(id);
+        r["tagSet"] = rules[pos].get("tagSet").cloned().unwrap_or(json!([]));
+        rules[pos] = r;
+    }
+    g.rest.insert("_rules".into(), Value::Array(rules));
+    save(tx, scope, &g)?;
+    Ok(json!({"return": true}))
+}
+
+/// UpdateSecurityGroupRuleDescriptionsIngress/Egress: by rule id or by matching permissions.
+pub(crate) fn update_descriptions(
+    tx: &Tx<'_>,
+    scope: &Scope,
+    input: &Input,
+    egress: bool,
+) -> AwsResult<Value> {
+    let mut g = find_group(tx, scope, input)?;
+    let mut rules = rules_of(&g);
+    let by_id = list_any(
+        input,
+        &[
+            "SecurityGroupRuleDescription",
+            "SecurityGroupRuleDescriptions",
+        ],
+    );
+    if !by_id.is_empty() {
+        for d in by_id {
+            let id = util::req(&d, &["SecurityGroupRuleId"])?;
+            let r = rules
+                .iter_mut()
+                .find(|r| {
+                    r.get("securityGroupRuleId").and_then(Value::as_str) == Some(id)
+                        && r.get("isEgress").and_then(Value::as_bool) == Some(egress)
+                })
+                .ok_or_else(|| {
+                    AwsError::bad(
+                        "InvalidSecurityGroupRuleId.NotFound",
+                        format!("The security group rule ID '{id}' does not exist"),
+                    )
+                })?;
+            set_description(r, d.string("Description"));
+        }
+    } else {
+        for w in wanted_rules(tx, scope, input, &g)? {
+            let r = rules
+                .iter_mut()
+                .find(|r| same_rule(r, egress, &w))
+                .ok_or_else(|| {
+                    AwsError::bad(
+                        "InvalidPermission.NotFound",
+                        "The specified rule does not exist in this security group.",
+                    )
+                })?;
+            set_description(r, w.description.clone());
+        }
+    }
+    g.rest.insert("_rules".into(), Value::Array(rules));
+    save(tx, scope, &g)?;
+    Ok(json!({"return": true}))
+}
+
+fn set_description(r: &mut Value, d: Option<String>) {
+    match (d, r.as_object_mut()) {
+        (Some(d), Some(o)) if !d.is_empty() => {
+            o.insert("description".into(), json!(d));
+        }
+        (_, Some(o)) => {
+            o.remove("description");
+        }
+        _ => {}
+    }
 }
 
 pub(crate) fn describe_security_group_rules(

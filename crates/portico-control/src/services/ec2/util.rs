@@ -194,15 +194,20 @@ pub(crate) fn tag_list(items: &[Input]) -> Vec<Value> {
 }
 
 /// Tags a Create* call asks for through `TagSpecification.N` for `resource_type`.
-pub(crate) fn spec_tags(input: &Input, resource_type: &str) -> Vec<Value> {
+/// A specification for another resource type is AWS's InvalidParameterValue.
+pub(crate) fn spec_tags(input: &Input, resource_type: &str) -> AwsResult<Vec<Value>> {
     let mut out = Vec::new();
     for spec in list_any(input, &["TagSpecification", "TagSpecifications"]) {
         let rt = spec.str("ResourceType").unwrap_or(resource_type);
-        if rt == resource_type {
-            out.extend(tag_list(&list_any(&spec, &["Tag", "Tags"])));
+        if rt != resource_type {
+            return Err(AwsError::bad(
+                "InvalidParameterValue",
+                format!("'{rt}' is not a valid taggable resource type for this operation."),
+            ));
         }
+        out.extend(tag_list(&list_any(&spec, &["Tag", "Tags"])));
     }
-    out
+    Ok(out)
 }
 
 /// Merges `add` into a tagSet (same key replaces the value).

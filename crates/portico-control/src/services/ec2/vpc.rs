@@ -218,7 +218,7 @@ pub(crate) fn create_vpc(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult
     if !matches!(tenancy, "default" | "dedicated") {
         return Err(util::invalid_value(tenancy, "instanceTenancy"));
     }
-    let tags = spec_tags(input, "vpc");
+    let tags = spec_tags(input, "vpc")?;
     let mut vpc = create_vpc_record(tx, scope, cidr, false, tags)?;
     if tenancy != "default" {
         vpc.rest.insert("instanceTenancy".into(), json!(tenancy));
@@ -671,7 +671,7 @@ pub(crate) fn create_subnet(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsRes
         cidr,
         &zone,
         false,
-        spec_tags(input, "subnet"),
+        spec_tags(input, "subnet")?,
     )?;
     Ok(
         json!({"subnet": render_subnet(tx, scope, &serde_json::to_value(&s).map_err(AwsError::internal)?)?}),
@@ -958,6 +958,13 @@ pub(crate) fn create_tags(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResul
     let tags = util::tag_list(&list_any(input, &["Tag", "Tags"]));
     for t in &tags {
         let k = t.get("key").and_then(Value::as_str).unwrap_or_default();
+        let v = t.get("value").and_then(Value::as_str).unwrap_or_default();
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return Err(AwsError::bad(
+                "InvalidParameterValue",
+                format!("Tag keys must be 1-128 characters and values at most 256 characters (key '{k}')"),
+            ));
+        }
         if k.starts_with("aws:") {
             return Err(AwsError::bad(
                 "InvalidParameterValue",
@@ -974,6 +981,12 @@ pub(crate) fn create_tags(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResul
             .cloned()
             .unwrap_or_default();
         util::merge_tags(&mut set, &tags);
+        if set.len() > 50 {
+            return Err(AwsError::bad(
+                "TagLimitExceeded",
+                "The maximum number of Tags for a resource has been reached.",
+            ));
+        }
         rec.body["tagSet"] = Value::Array(set);
         tx.put(
             scope,
@@ -1207,7 +1220,7 @@ pub(crate) fn create_network_interface(
         &scope.account,
         fixed,
     )?;
-    let tags = spec_tags(input, "network-interface");
+    let tags = spec_tags(input, "network-interface")?;
     eni.status = "available".into();
     eni.rest.insert("tagSet".into(), Value::Array(tags));
     tx.put_as(
