@@ -501,3 +501,28 @@ def test_lifecycle_and_mutators(p, net):
     finally:
         one.stop()
         two.stop()
+
+
+def test_listener_address_survives_restart(fresh_portico):
+    p = fresh_portico.start()
+    ec2, elb = p.client("ec2"), p.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=f"us-east-1{z}")
+               ["Subnet"]["SubnetId"] for i, z in [(1, "a"), (2, "b")]]
+    backend = Backend("R")
+    try:
+        tg = make_tg(elb, "restart-tg", vpc)
+        elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": backend.port}])
+        lb = elb.create_load_balancer(Name="restart-alb", Subnets=subnets, Scheme="internal")["LoadBalancers"][0]
+        lst = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                                  DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])["Listeners"][0]["ListenerArn"]
+        addr = wait_until(lambda: local_address(elb, lst), what="listener bound")
+        assert requests.get(f"http://{addr}/").json()["name"] == "R"
+        p.kill9()
+        p.start()
+        elb = p.client("elbv2")
+        assert wait_until(lambda: local_address(elb, lst), what="listener bound again") == addr
+        wait_until(lambda: requests.get(f"http://{addr}/", timeout=2).json()["name"] == "R", what="serving again")
+        assert elb.describe_load_balancers(Names=["restart-alb"])["LoadBalancers"][0]["State"]["Code"] == "active"
+    finally:
+        backend.stop()

@@ -82,7 +82,22 @@ fn tg_spec(c: &Control, tg: &TargetGroup, in_use: bool) -> dp::TargetGroupSpec {
                 .unwrap_or(86400),
         )
     });
+    let live = tg
+        .targets
+        .iter()
+        .filter(|t| t.draining_until_ms.is_none())
+        .count();
+    let by_count: usize =
+        attr("target_group_health.unhealthy_state_routing.minimum_healthy_targets.count")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+    let by_percent =
+        attr("target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage")
+            .and_then(|v| v.parse::<usize>().ok())
+            .map(|p| (live * p).div_ceil(100))
+            .unwrap_or(0);
     dp::TargetGroupSpec {
+        min_healthy: by_count.max(by_percent),
         arn: tg.arn.clone(),
         protocol: tg.protocol.clone(),
         health,

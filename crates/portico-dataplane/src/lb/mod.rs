@@ -108,6 +108,10 @@ pub struct TargetGroupSpec {
     /// Target stickiness (`AWSALB` cookie) duration, when `stickiness.enabled`.
     pub stickiness: Option<Duration>,
     pub targets: Vec<TargetSpec>,
+    /// Fail open (route to every non-draining target) when fewer targets than this are
+    /// healthy: `target_group_health.unhealthy_state_routing.minimum_healthy_targets.*`, as a
+    /// count (the percentage already converted by the control plane). AWS's default is 1.
+    pub min_healthy: usize,
 }
 
 pub use health::{HealthProtocol, HealthSpec};
@@ -374,7 +378,7 @@ impl GroupRt {
             .copied()
             .filter(|t| t.state.health.load(Ordering::Relaxed) == HealthState::Healthy as u8)
             .collect();
-        if healthy.is_empty() {
+        if healthy.len() < self.spec.min_healthy.max(1) {
             live
         } else {
             healthy
@@ -478,6 +482,7 @@ mod tests {
                 in_use: true,
                 stickiness: None,
                 targets,
+                min_healthy: 1,
             }],
         }
     }
@@ -575,5 +580,46 @@ mod tests {
             &book,
         );
         assert_eq!(get(&e, "/").await.0, 503);
+    }
+
+    #[test]
+    fn fail_open_below_minimum_healthy() {
+        let target = |port, health: HealthState, draining| {
+            let state = Arc::new(TargetState::default());
+            state.health.store(health as u8, Ordering::Relaxed);
+            TargetRt {
+                ip: "10.0.0.1".parse().unwrap(),
+                port,
+                draining,
+                state,
+            }
+        };
+        let mut g = GroupRt {
+            spec: snapshot(vec![]).target_groups.remove(0),
+            targets: vec![
+                target(1, HealthState::Healthy, false),
+                target(2, HealthState::Unhealthy, false),
+                target(3, HealthState::Initial, false),
+                target(4, HealthState::Healthy, true),
+            ],
+            rr: Arc::default(),
+        };
+        g.spec.health = Some(HealthSpec {
+            protocol: HealthProtocol::Http,
+            port: None,
+            path: "/".into(),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            healthy_threshold: 2,
+            unhealthy_threshold: 2,
+            matcher: vec![(200, 200)],
+        });
+        let ports = |g: &GroupRt| g.eligible().iter().map(|t| t.port).collect::<Vec<_>>();
+        assert_eq!(ports(&g), vec![1]);
+        g.spec.min_healthy = 2;
+        assert_eq!(ports(&g), vec![1, 2, 3]);
+        g.spec.min_healthy = 1;
+        g.targets[0] = target(1, HealthState::Unhealthy, false);
+        assert_eq!(ports(&g), vec![1, 2, 3]);
     }
 }

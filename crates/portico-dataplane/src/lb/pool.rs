@@ -103,6 +103,7 @@ impl Pool {
         up.idle_since = Instant::now();
         let mut idle = self.idle.lock();
         let list = idle.entry(addr).or_default();
+        list.retain(|u| u.idle_since.elapsed() <= IDLE_EXPIRY);
         if list.len() < MAX_IDLE_PER_TARGET {
             list.push(up);
         }

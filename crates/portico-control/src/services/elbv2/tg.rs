@@ -114,6 +114,7 @@ fn check_attribute(k: &str, v: &str) -> AwsResult<()> {
         }
         k if k.ends_with(".enabled") => model::bool_attr(k, v),
         k if k.ends_with(".count") => model::int_attr(k, v, 1, 1000),
+        k if k.ends_with(".percentage") && v != "off" => model::int_attr(k, v, 1, 100),
         _ => Ok(()),
     }
 }
