@@ -34,6 +34,8 @@ struct Op {
     stack_name: String,
     rc: RequestContext,
     tags: Vec<(String, String)>,
+    /// Values of NoEcho parameters: shown as `****` in events' ResourceProperties.
+    secrets: Vec<String>,
 }
 
 /// How one resource is brought to its desired state.
@@ -158,6 +160,14 @@ impl Engine {
             stack_name: s.stack_name.clone(),
             rc: RequestContext::new(&scope.account, &scope.region),
             tags: s.tags.clone(),
+            secrets: s
+                .params
+                .iter()
+                .filter(|p| p.no_echo)
+                .flat_map(|p| [Some(p.value.clone()), p.resolved.clone()])
+                .flatten()
+                .filter(|v| !v.is_empty())
+                .collect(),
         };
         match (s.operation, s.status.as_str()) {
             (Some(Operation::Create), "CREATE_IN_PROGRESS") => self.create(&op, &s).await,
@@ -623,6 +633,7 @@ impl Engine {
         rec.status = status.to_string();
         rec.reason = reason.map(str::to_string);
         rec.updated_ms = time::now_millis();
+        let shown = props.map(|p| mask(p, &op.secrets));
         update_stack(self.control.store(), &op.scope, &op.stack_id, |s| {
             let e = resource_event(
                 s,
@@ -631,7 +642,7 @@ impl Engine {
                 rec.physical.as_deref().unwrap_or(""),
                 status,
                 reason,
-                props,
+                shown.as_ref(),
             );
             s.resources.insert(rec.logical.clone(), rec);
             ((), vec![e])
@@ -1246,6 +1257,26 @@ async fn dynamic_references(
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// `v` with every NoEcho parameter value replaced by `****`.
+fn mask(v: &Value, secrets: &[String]) -> Value {
+    match v {
+        Value::String(s) => {
+            let mut out = s.clone();
+            for secret in secrets {
+                out = out.replace(secret.as_str(), "****");
+            }
+            Value::String(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| mask(x, secrets)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), mask(x, secrets)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 

@@ -663,3 +663,23 @@ async fn json_templates_and_output_errors_at_deploy_time() {
         .unwrap();
     assert_eq!(got["TemplateBody"], t.to_string());
 }
+
+#[tokio::test]
+async fn no_echo_values_are_masked() {
+    let e = env();
+    let t = "Parameters:\n  Secret: {Type: String, NoEcho: true}\nResources:\n  A:\n    Type: AWS::SSM::Parameter\n    Properties: {Name: /s, Type: String, Value: !Sub 'pw=${Secret}'}\n";
+    e.call("CreateStack", json!({"StackName": "ne", "TemplateBody": t, "Parameters": [{"ParameterKey": "Secret", "ParameterValue": "hunter2"}]})).await.unwrap();
+    assert_eq!(e.settle("ne").await, "CREATE_COMPLETE");
+    let d = e
+        .call("DescribeStacks", json!({"StackName": "ne"}))
+        .await
+        .unwrap();
+    assert_eq!(d["Stacks"][0]["Parameters"][0]["ParameterValue"], "****");
+    let ev = e
+        .call("DescribeStackEvents", json!({"StackName": "ne"}))
+        .await
+        .unwrap()
+        .to_string();
+    assert!(!ev.contains("hunter2") && ev.contains("pw=****"), "{ev}");
+    assert_eq!(e.ssm_state(), "/s=pw=hunter2");
+}
