@@ -43,6 +43,9 @@ enum Action {
     Create,
     Update,
     Replace,
+    /// An update rollback finds the physical resource an update replaced, still waiting for
+    /// cleanup with exactly the wanted properties: it becomes current again.
+    SwapBack(Box<ResRec>),
 }
 
 type JobResult = (String, Result<(), (String, bool)>);
@@ -518,7 +521,12 @@ impl Engine {
                                 continue;
                             }
                             Ok(pv) if providers::needs_replacement(&ty, &x.props, pv) => {
-                                Action::Replace
+                                match stack.orphans.iter().find(|o| {
+                                    o.logical == *id && o.type_name == ty && o.props == *pv
+                                }) {
+                                    Some(o) => Action::SwapBack(Box::new(o.clone())),
+                                    None => Action::Replace,
+                                }
                             }
                             _ => Action::Update,
                         },
@@ -660,6 +668,33 @@ impl Engine {
         props_err: Option<String>,
         cancel: watch::Receiver<bool>,
     ) -> Result<(), (String, bool)> {
+        if let Action::SwapBack(orig) = &action {
+            let current = old.clone();
+            let deps = rec.deps.clone();
+            return update_stack(self.control.store(), &op.scope, &op.stack_id, |s| {
+                s.orphans
+                    .retain(|o| !(o.logical == orig.logical && o.physical == orig.physical));
+                if let Some(mut c) = current.filter(|c| c.physical.is_some()) {
+                    c.status = "UPDATE_COMPLETE".into();
+                    s.orphans.push(c);
+                }
+                let mut r = (**orig).clone();
+                r.status = "UPDATE_COMPLETE".into();
+                r.reason = None;
+                r.updated_ms = time::now_millis();
+                r.deps = deps;
+                let physical = r.physical.clone().unwrap_or_default();
+                let events = ["UPDATE_IN_PROGRESS", "UPDATE_COMPLETE"]
+                    .iter()
+                    .map(|st| {
+                        resource_event(s, &r.logical, &r.type_name, &physical, st, None, None)
+                    })
+                    .collect();
+                s.resources.insert(r.logical.clone(), r);
+                ((), events)
+            })
+            .map_err(|e| (e.message, false));
+        }
         let (in_progress, complete, failed) = match action {
             Action::Create => ("CREATE_IN_PROGRESS", "CREATE_COMPLETE", "CREATE_FAILED"),
             _ => ("UPDATE_IN_PROGRESS", "UPDATE_COMPLETE", "UPDATE_FAILED"),
@@ -770,6 +805,7 @@ impl Engine {
                 self.record(op, &rec, complete, None, None)
                     .map_err(|m| (m, false))
             }
+            Action::SwapBack(_) => Ok(()),
             Action::Update => {
                 let Some(o) = old else {
                     return fail(&rec, "nothing to update".into(), false);
