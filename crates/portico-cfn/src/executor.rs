@@ -21,7 +21,9 @@ use tokio::task::JoinSet;
 
 pub(crate) struct Engine {
     pub control: Control,
-    running: parking_lot::Mutex<HashSet<String>>,
+    /// Stacks with a task running; `true` when another operation was started meanwhile and the
+    /// task must look at the stack again before it ends.
+    running: parking_lot::Mutex<HashMap<String, bool>>,
     /// Running applies by stack id: sending a reason stops scheduling and cancels waits.
     cancels: parking_lot::Mutex<HashMap<String, watch::Sender<Option<String>>>>,
 }
@@ -54,23 +56,37 @@ impl Engine {
     pub(crate) fn new(control: Control) -> Arc<Engine> {
         Arc::new(Engine {
             control,
-            running: parking_lot::Mutex::new(HashSet::new()),
+            running: parking_lot::Mutex::new(HashMap::new()),
             cancels: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
     /// Starts (or resumes) the operation a stack records, unless one is already running.
     pub(crate) fn spawn(self: &Arc<Self>, scope: Scope, stack_id: String) {
-        if !self.running.lock().insert(stack_id.clone()) {
-            return;
+        {
+            let mut running = self.running.lock();
+            if let Some(again) = running.get_mut(&stack_id) {
+                // The running task is finishing the previous operation: it runs this one next.
+                *again = true;
+                return;
+            }
+            running.insert(stack_id.clone(), false);
         }
         let engine = self.clone();
         tokio::spawn(async move {
-            let id = stack_id.clone();
-            if let Err(e) = engine.run(scope, stack_id).await {
-                tracing::error!(stack = %id, error = %e, cause = ?e.cause, "stack operation failed");
+            loop {
+                if let Err(e) = engine.run(scope.clone(), stack_id.clone()).await {
+                    tracing::error!(stack = %stack_id, error = %e, cause = ?e.cause, "stack operation failed");
+                }
+                let mut running = engine.running.lock();
+                match running.get_mut(&stack_id) {
+                    Some(again) if *again => *again = false,
+                    _ => {
+                        running.remove(&stack_id);
+                        break;
+                    }
+                }
             }
-            engine.running.lock().remove(&id);
         });
     }
 
