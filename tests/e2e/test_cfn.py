@@ -8,9 +8,20 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import wait_until
+from conftest import Portico, wait_until
 
 TEMPLATES = Path("/work/shared/templates")
+
+# Deleting an ECS service behind an ALB waits for target draining (300 s deregistration delay,
+# as on AWS); the tutorial tests run their own Portico with AWS's waits scaled down.
+FAST = ["--time-scale", "0.02"]
+
+
+@pytest.fixture
+def fast_portico():
+    p = Portico(extra_args=FAST).start()
+    yield p
+    p.stop()
 
 SMALL = """
 Description: small stack for the e2e suite
@@ -180,30 +191,31 @@ def test_failing_resource_rolls_back_with_reason(portico, unique):
     settled(cfn, stack_res["Logs"]["StackId"])
 
 
-def test_tutorial_cdk_stack_serves_the_sample_page_and_deletes_clean(portico, unique):
+def test_tutorial_full_stack_serves_the_sample_page_and_deletes_clean(fast_portico, unique):
     """tutorial-cdk-full.yaml (tutorial-cdk.yaml plus the HTTP API, VPC link, integration and
-    route): every resource is created through the services' own operations."""
+    route): every resource is created through the services' own operations, and the Output
+    InvokeUrl serves the sample page through API -> VPC link -> ALB -> task."""
     name = f"tut-{unique}"
-    portico.aws("cloudformation", "create-stack", "--stack-name", name,
+    fast_portico.aws("cloudformation", "create-stack", "--stack-name", name,
                 "--template-body", f"file://{TEMPLATES / 'tutorial-cdk-full.yaml'}", "--capabilities", "CAPABILITY_IAM")
-    cfn = portico.client("cloudformation")
+    cfn = fast_portico.client("cloudformation")
     assert settled(cfn, name, timeout=120) == "CREATE_COMPLETE", events(cfn, name)
     stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
     assert stack["Parameters"] == [{"ParameterKey": "BootstrapVersion",
                                     "ParameterValue": "/cdk-bootstrap/hnb659fds/version",
                                     "ResolvedValue": stack["Parameters"][0]["ResolvedValue"]}]
     dns = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}["PrivateIntegrationsTutorialServiceLoadBalancerDNSCBE42D83"]
-    r = wait_until(lambda: (x := portico.http("GET", "/", host=dns)).status_code == 200 and x,
+    r = wait_until(lambda: (x := fast_portico.http("GET", "/", host=dns)).status_code == 200 and x,
                    timeout=30, what="sample page through the ALB")
     assert "Amazon ECS Sample App" in r.text
     res = {r["LogicalResourceId"]: r["PhysicalResourceId"]
            for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]}
     assert res["PrivateIntegrationsTutorialVPCVPCGW514A8E2A"] == f"IGW|{res['PrivateIntegrationsTutorialVPCD20D58E8']}"
-    ecs = portico.client("ecs")
+    ecs = fast_portico.client("ecs")
     svc = ecs.describe_services(cluster=res["EcsDefaultClusterMnL3mNNYNPrivateIntegrationsTutorialVPCA5BD92E9"],
                                 services=[res["PrivateIntegrationsTutorialService73010F72"]])["services"][0]
     assert svc["runningCount"] == 1
-    apigw = portico.client("apigatewayv2")
+    apigw = fast_portico.client("apigatewayv2")
     api_id = res["PrivateIntegrationsTutorialHttpApi57DF36F1"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     assert outputs["InvokeUrl"] == apigw.get_api(ApiId=api_id)["ApiEndpoint"]
@@ -214,6 +226,11 @@ def test_tutorial_cdk_stack_serves_the_sample_page_and_deletes_clean(portico, un
     assert (route["RouteKey"], integration["ConnectionType"], integration["IntegrationUri"]) == (
         "ANY /{proxy+}", "VPC_LINK", res["PrivateIntegrationsTutorialServiceLBPublicListener2554FECD"])
     assert apigw.get_stage(ApiId=api_id, StageName="$default")["AutoDeploy"] is True
+    # The tutorial's point: HTTP API -> VPC link -> internal ALB -> ECS task.
+    invoke_host = outputs["InvokeUrl"].split("://", 1)[1]
+    r = wait_until(lambda: (x := fast_portico.http("GET", "/index.html", host=invoke_host)).status_code == 200 and x,
+                   timeout=30, what="sample page through the HTTP API and the VPC link")
+    assert "Amazon ECS Sample App" in r.text
 
     # Update through a change set (as `cdk deploy` and `aws cloudformation deploy` do): two
     # tasks instead of one and a narrower route, both in place.
@@ -240,25 +257,25 @@ def test_tutorial_cdk_stack_serves_the_sample_page_and_deletes_clean(portico, un
     after = {r["LogicalResourceId"]: r["PhysicalResourceId"]
              for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]}
     assert after == res, "an in-place update keeps every physical id"
-    assert "Amazon ECS Sample App" in portico.http("GET", "/", host=dns).text
+    assert "Amazon ECS Sample App" in fast_portico.http("GET", "/", host=dns).text
 
     stack_id = stack["StackId"]
-    portico.aws("cloudformation", "delete-stack", "--stack-name", name)
+    fast_portico.aws("cloudformation", "delete-stack", "--stack-name", name)
     assert settled(cfn, stack_id, timeout=120) == "DELETE_COMPLETE", events(cfn, stack_id)
     ev = events(cfn, stack_id)
     assert ("PrivateIntegrationsTutorialServiceTaskDefwebLogGroupBA8BE497", "DELETE_SKIPPED", "") in ev
-    ec2 = portico.client("ec2")
+    ec2 = fast_portico.client("ec2")
     vpcs = [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]]
     assert res["PrivateIntegrationsTutorialVPCD20D58E8"] not in vpcs
     assert not [n for n in ec2.describe_nat_gateways()["NatGateways"]
                 if n["NatGatewayId"] in res.values() and n["State"] != "deleted"]
     cluster = res["EcsDefaultClusterMnL3mNNYNPrivateIntegrationsTutorialVPCA5BD92E9"]
     assert not [c for c in ecs.list_clusters()["clusterArns"] if c.endswith("/" + cluster)]
-    elb = portico.client("elbv2")
+    elb = fast_portico.client("elbv2")
     assert all(lb["LoadBalancerArn"] != res["PrivateIntegrationsTutorialServiceLB8E9ECEA5"]
                for lb in elb.describe_load_balancers()["LoadBalancers"])
     with pytest.raises(requests.RequestException):
-        r = portico.http("GET", "/", host=dns, timeout=5)
+        r = fast_portico.http("GET", "/", host=dns, timeout=5)
         if r.status_code != 200:
             raise requests.RequestException(f"{r.status_code}")
     assert all(a["ApiId"] != api_id for a in apigw.get_apis()["Items"])
@@ -266,15 +283,22 @@ def test_tutorial_cdk_stack_serves_the_sample_page_and_deletes_clean(portico, un
         v["VpcLinkId"] != res["PrivateIntegrationsTutorialVpcLinkCA17831A"] or v["VpcLinkStatus"] == "DELETING"
         for v in apigw.get_vpc_links()["Items"])
     # The retained log group stays, as on AWS.
-    logs = portico.client("logs")
+    logs = fast_portico.client("logs")
     assert logs.describe_log_groups(
         logGroupNamePrefix=res["PrivateIntegrationsTutorialServiceTaskDefwebLogGroupBA8BE497"])["logGroups"]
 
 
-def test_killed_mid_create_rolls_back_after_restart(fresh_portico, unique):
+def test_killed_mid_create_rolls_back_after_restart(unique):
     """kill -9 while the tutorial stack is being created: the restarted Portico rolls it back
     (ROLLBACK_COMPLETE, everything it had created deleted), never leaving it in progress."""
-    p = fresh_portico.start()
+    p = Portico(extra_args=FAST).start()
+    try:
+        crash_and_recover(p, unique)
+    finally:
+        p.stop()
+
+
+def crash_and_recover(p, unique):
     name = f"crash-{unique}"
     cfn = p.client("cloudformation")
     cfn.create_stack(StackName=name, TemplateBody=(TEMPLATES / "tutorial-cdk.yaml").read_text(),

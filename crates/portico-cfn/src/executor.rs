@@ -21,7 +21,9 @@ use tokio::task::JoinSet;
 
 pub(crate) struct Engine {
     pub control: Control,
-    running: parking_lot::Mutex<HashSet<String>>,
+    /// Stacks with a task running; `true` when another operation was started meanwhile and the
+    /// task must look at the stack again before it ends.
+    running: parking_lot::Mutex<HashMap<String, bool>>,
     /// Running applies by stack id: sending a reason stops scheduling and cancels waits.
     cancels: parking_lot::Mutex<HashMap<String, watch::Sender<Option<String>>>>,
 }
@@ -34,6 +36,8 @@ struct Op {
     stack_name: String,
     rc: RequestContext,
     tags: Vec<(String, String)>,
+    /// Values of NoEcho parameters: shown as `****` in events' ResourceProperties.
+    secrets: Vec<String>,
 }
 
 /// How one resource is brought to its desired state.
@@ -41,6 +45,9 @@ enum Action {
     Create,
     Update,
     Replace,
+    /// An update rollback finds the physical resource an update replaced, still waiting for
+    /// cleanup with exactly the wanted properties: it becomes current again.
+    SwapBack(Box<ResRec>),
 }
 
 type JobResult = (String, Result<(), (String, bool)>);
@@ -49,23 +56,37 @@ impl Engine {
     pub(crate) fn new(control: Control) -> Arc<Engine> {
         Arc::new(Engine {
             control,
-            running: parking_lot::Mutex::new(HashSet::new()),
+            running: parking_lot::Mutex::new(HashMap::new()),
             cancels: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
     /// Starts (or resumes) the operation a stack records, unless one is already running.
     pub(crate) fn spawn(self: &Arc<Self>, scope: Scope, stack_id: String) {
-        if !self.running.lock().insert(stack_id.clone()) {
-            return;
+        {
+            let mut running = self.running.lock();
+            if let Some(again) = running.get_mut(&stack_id) {
+                // The running task is finishing the previous operation: it runs this one next.
+                *again = true;
+                return;
+            }
+            running.insert(stack_id.clone(), false);
         }
         let engine = self.clone();
         tokio::spawn(async move {
-            let id = stack_id.clone();
-            if let Err(e) = engine.run(scope, stack_id).await {
-                tracing::error!(stack = %id, error = %e, cause = ?e.cause, "stack operation failed");
+            loop {
+                if let Err(e) = engine.run(scope.clone(), stack_id.clone()).await {
+                    tracing::error!(stack = %stack_id, error = %e, cause = ?e.cause, "stack operation failed");
+                }
+                let mut running = engine.running.lock();
+                match running.get_mut(&stack_id) {
+                    Some(again) if *again => *again = false,
+                    _ => {
+                        running.remove(&stack_id);
+                        break;
+                    }
+                }
             }
-            engine.running.lock().remove(&id);
         });
     }
 
@@ -158,6 +179,14 @@ impl Engine {
             stack_name: s.stack_name.clone(),
             rc: RequestContext::new(&scope.account, &scope.region),
             tags: s.tags.clone(),
+            secrets: s
+                .params
+                .iter()
+                .filter(|p| p.no_echo)
+                .flat_map(|p| [Some(p.value.clone()), p.resolved.clone()])
+                .flatten()
+                .filter(|v| !v.is_empty())
+                .collect(),
         };
         match (s.operation, s.status.as_str()) {
             (Some(Operation::Create), "CREATE_IN_PROGRESS") => self.create(&op, &s).await,
@@ -508,7 +537,12 @@ impl Engine {
                                 continue;
                             }
                             Ok(pv) if providers::needs_replacement(&ty, &x.props, pv) => {
-                                Action::Replace
+                                match stack.orphans.iter().find(|o| {
+                                    o.logical == *id && o.type_name == ty && o.props == *pv
+                                }) {
+                                    Some(o) => Action::SwapBack(Box::new(o.clone())),
+                                    None => Action::Replace,
+                                }
                             }
                             _ => Action::Update,
                         },
@@ -623,6 +657,7 @@ impl Engine {
         rec.status = status.to_string();
         rec.reason = reason.map(str::to_string);
         rec.updated_ms = time::now_millis();
+        let shown = props.map(|p| mask(p, &op.secrets));
         update_stack(self.control.store(), &op.scope, &op.stack_id, |s| {
             let e = resource_event(
                 s,
@@ -631,7 +666,7 @@ impl Engine {
                 rec.physical.as_deref().unwrap_or(""),
                 status,
                 reason,
-                props,
+                shown.as_ref(),
             );
             s.resources.insert(rec.logical.clone(), rec);
             ((), vec![e])
@@ -649,6 +684,33 @@ impl Engine {
         props_err: Option<String>,
         cancel: watch::Receiver<bool>,
     ) -> Result<(), (String, bool)> {
+        if let Action::SwapBack(orig) = &action {
+            let current = old.clone();
+            let deps = rec.deps.clone();
+            return update_stack(self.control.store(), &op.scope, &op.stack_id, |s| {
+                s.orphans
+                    .retain(|o| !(o.logical == orig.logical && o.physical == orig.physical));
+                if let Some(mut c) = current.filter(|c| c.physical.is_some()) {
+                    c.status = "UPDATE_COMPLETE".into();
+                    s.orphans.push(c);
+                }
+                let mut r = (**orig).clone();
+                r.status = "UPDATE_COMPLETE".into();
+                r.reason = None;
+                r.updated_ms = time::now_millis();
+                r.deps = deps;
+                let physical = r.physical.clone().unwrap_or_default();
+                let events = ["UPDATE_IN_PROGRESS", "UPDATE_COMPLETE"]
+                    .iter()
+                    .map(|st| {
+                        resource_event(s, &r.logical, &r.type_name, &physical, st, None, None)
+                    })
+                    .collect();
+                s.resources.insert(r.logical.clone(), r);
+                ((), events)
+            })
+            .map_err(|e| (e.message, false));
+        }
         let (in_progress, complete, failed) = match action {
             Action::Create => ("CREATE_IN_PROGRESS", "CREATE_COMPLETE", "CREATE_FAILED"),
             _ => ("UPDATE_IN_PROGRESS", "UPDATE_COMPLETE", "UPDATE_FAILED"),
@@ -759,6 +821,7 @@ impl Engine {
                 self.record(op, &rec, complete, None, None)
                     .map_err(|m| (m, false))
             }
+            Action::SwapBack(_) => Ok(()),
             Action::Update => {
                 let Some(o) = old else {
                     return fail(&rec, "nothing to update".into(), false);
@@ -1246,6 +1309,26 @@ async fn dynamic_references(
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// `v` with every NoEcho parameter value replaced by `****`.
+fn mask(v: &Value, secrets: &[String]) -> Value {
+    match v {
+        Value::String(s) => {
+            let mut out = s.clone();
+            for secret in secrets {
+                out = out.replace(secret.as_str(), "****");
+            }
+            Value::String(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| mask(x, secrets)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), mask(x, secrets)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 

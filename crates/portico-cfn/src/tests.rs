@@ -663,3 +663,64 @@ async fn json_templates_and_output_errors_at_deploy_time() {
         .unwrap();
     assert_eq!(got["TemplateBody"], t.to_string());
 }
+
+#[tokio::test]
+async fn no_echo_values_are_masked() {
+    let e = env();
+    let t = "Parameters:\n  Secret: {Type: String, NoEcho: true}\nResources:\n  A:\n    Type: AWS::SSM::Parameter\n    Properties: {Name: /s, Type: String, Value: !Sub 'pw=${Secret}'}\n";
+    e.call("CreateStack", json!({"StackName": "ne", "TemplateBody": t, "Parameters": [{"ParameterKey": "Secret", "ParameterValue": "hunter2"}]})).await.unwrap();
+    assert_eq!(e.settle("ne").await, "CREATE_COMPLETE");
+    let d = e
+        .call("DescribeStacks", json!({"StackName": "ne"}))
+        .await
+        .unwrap();
+    assert_eq!(d["Stacks"][0]["Parameters"][0]["ParameterValue"], "****");
+    let ev = e
+        .call("DescribeStackEvents", json!({"StackName": "ne"}))
+        .await
+        .unwrap()
+        .to_string();
+    assert!(!ev.contains("hunter2") && ev.contains("pw=****"), "{ev}");
+    assert_eq!(e.ssm_state(), "/s=pw=hunter2");
+}
+
+#[tokio::test]
+async fn update_rollback_restores_a_replaced_resource() {
+    let e = env();
+    let t1 = "Resources:\n  P:\n    Type: AWS::SSM::Parameter\n    Properties: {Name: /p1, Type: String, Value: one}\n";
+    e.call(
+        "CreateStack",
+        json!({"StackName": "rep", "TemplateBody": t1}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(e.settle("rep").await, "CREATE_COMPLETE");
+    // The name is create-only: the update replaces P, then Q fails and the update rolls back.
+    let t2 = "Resources:\n  P:\n    Type: AWS::SSM::Parameter\n    Properties: {Name: /p2, Type: String, Value: one}\n  Q:\n    Type: AWS::SSM::Parameter\n    DependsOn: P\n    Properties: {Name: /q, Type: String, Value: FAIL}\n";
+    e.call(
+        "UpdateStack",
+        json!({"StackName": "rep", "TemplateBody": t2}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(e.settle("rep").await, "UPDATE_ROLLBACK_COMPLETE");
+    assert_eq!(e.ssm_state(), "/p1=one");
+    let r = e
+        .call(
+            "DescribeStackResource",
+            json!({"StackName": "rep", "LogicalResourceId": "P"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["StackResourceDetail"]["PhysicalResourceId"], "/p1");
+    let ev = e.events("rep").await;
+    assert!(ev.contains("P UPDATE_IN_PROGRESS [Requested update requires the creation of a new physical resource; hence creating one.]"), "{ev}");
+    let listed = e
+        .call("ListStackResources", json!({"StackName": "rep"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["StackResourceSummaries"].as_array().map(Vec::len),
+        Some(1)
+    );
+}
