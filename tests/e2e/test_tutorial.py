@@ -32,8 +32,19 @@ def run_tutorial(*args, timeout=300):
     return r
 
 
-def test_tutorial_then_cleanup_leaves_nothing(fresh_portico):
-    p = fresh_portico.start()
+# AWS's waits (the ALB's 300 s deregistration delay on stack delete) shortened 50x.
+FAST = ["--time-scale", "0.02"]
+
+
+def test_tutorial_then_cleanup_leaves_nothing():
+    p = Portico(extra_args=FAST).start()
+    try:
+        tutorial_then_cleanup(p)
+    finally:
+        p.stop()
+
+
+def tutorial_then_cleanup(p):
     before = set(sample_app_processes())
     r = run_tutorial("--endpoint", p.endpoint)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -105,8 +116,15 @@ def walkthrough():
     return block.split("```sh", 1)[1].rsplit("```", 1)[0]
 
 
-def test_readme_walkthrough_runs(fresh_portico):
-    p = fresh_portico.start()
+def test_readme_walkthrough_runs():
+    p = Portico(extra_args=FAST).start()
+    try:
+        walkthrough_runs(p)
+    finally:
+        p.stop()
+
+
+def walkthrough_runs(p):
     script = walkthrough().replace("http://localhost:4566", p.endpoint)
     assert p.endpoint in script, "the walkthrough must set AWS_ENDPOINT_URL"
     cli_dir = str(Path(os.environ.get("PORTICO_AWS_CLI", Path(os.sys.executable).parent / "aws")).parent)

@@ -93,8 +93,9 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTICO_AWS_ENDPOINTS")]
     pub aws_endpoints: bool,
     /// Multiply AWS's waits (deregistration delay, health-check intervals) by this factor.
-    #[arg(long, env = "PORTICO_TIME_SCALE", default_value_t = 1.0)]
-    pub time_scale: f64,
+    /// Default 1 (AWS's timing) for `serve`; `tutorial` starts its own Portico at 0.01.
+    #[arg(long, env = "PORTICO_TIME_SCALE")]
+    pub time_scale: Option<f64>,
 }
 
 fn init_logging(level: &str) {
@@ -140,6 +141,11 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The time scale `portico tutorial` gives the Portico it starts: the tutorial is about seeing
+/// the architecture work in seconds, and AWS's waits (deregistration delay 300 s, health checks
+/// every 30 s) would make its cleanup take minutes.
+const TUTORIAL_TIME_SCALE: f64 = 0.01;
+
 async fn healthy(endpoint: &str) -> bool {
     let c = client::AwsClient::new(endpoint, "us-east-1");
     matches!(c.send("GET", "/_portico/health", None, &[], Default::default()).await, Ok(r) if r.status == 200)
@@ -168,11 +174,15 @@ async fn run_tutorial(args: TutorialArgs) -> anyhow::Result<()> {
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let stop = Arc::new(tokio::sync::Notify::new());
-        let handle = tokio::spawn(server::run(
-            args.serve.clone(),
-            Some(tx),
-            Some(stop.clone()),
-        ));
+        let mut serve = args.serve.clone();
+        if serve.time_scale.is_none() {
+            serve.time_scale = Some(TUTORIAL_TIME_SCALE);
+            println!(
+                "AWS's waits run {}x faster here (the ALB's 300 s deregistration delay takes 3 s); pass --time-scale 1 for AWS's timing",
+                (1.0 / TUTORIAL_TIME_SCALE).round()
+            );
+        }
+        let handle = tokio::spawn(server::run(serve, Some(tx), Some(stop.clone())));
         let bound = match rx.await {
             Ok(a) => a,
             Err(_) => {

@@ -82,7 +82,7 @@ pub async fn run(
         default_region: args.region.clone(),
         public_host: "localhost".into(),
         port: bound.port(),
-        time_scale: args.time_scale,
+        time_scale: args.time_scale.unwrap_or(1.0),
         state_dir: args.state_dir.clone(),
         aws_endpoints: args.aws_endpoints,
     };
