@@ -327,3 +327,26 @@ def crash_and_recover(p, unique):
     assert left == [], left
     vpcs = p.client("ec2").describe_vpcs()["Vpcs"]
     assert all(v["IsDefault"] for v in vpcs), vpcs
+
+
+def test_executed_change_set_name_can_be_reused(portico, unique):
+    """Executing a change set removes the stack's change sets on AWS; `aws cloudformation
+    deploy` names change sets by the second, so two quick deploys reuse a name."""
+    cfn = portico.client("cloudformation")
+    stack = f"reuse-{unique}"
+
+    def template(value):
+        return (
+            "Resources:\n  P:\n    Type: AWS::SSM::Parameter\n    Properties:\n"
+            f"      Type: String\n      Name: /{stack}/p\n      Value: {value}\n"
+        )
+
+    for kind, value in (("CREATE", "one"), ("UPDATE", "two")):
+        cs = cfn.create_change_set(StackName=stack, ChangeSetName="same-name", ChangeSetType=kind, TemplateBody=template(value))
+        cfn.get_waiter("change_set_create_complete").wait(ChangeSetName=cs["Id"], WaiterConfig={"Delay": 1})
+        cfn.execute_change_set(ChangeSetName="same-name", StackName=stack)
+        waiter = "stack_create_complete" if kind == "CREATE" else "stack_update_complete"
+        cfn.get_waiter(waiter).wait(StackName=stack, WaiterConfig={"Delay": 1})
+        assert portico.client("ssm").get_parameter(Name=f"/{stack}/p")["Parameter"]["Value"] == value
+    cfn.delete_stack(StackName=stack)
+    cfn.get_waiter("stack_delete_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})

@@ -945,7 +945,13 @@ impl Api<'_> {
         };
         self.store().write(|tx| {
             for other in tx.list(&self.scope, model::KIND_CHANGESET, Some(&stack.stack_id))? {
-                if other.name.as_deref() == Some(cs_name.as_str()) {
+                // Executing a change set removes every change set of the stack on AWS, so the
+                // names of executed and obsolete ones are free again (`aws cloudformation
+                // deploy` names its change sets by the second and reuses a name quickly).
+                let spent = other.body.get("execution_status").and_then(Value::as_str).is_some_and(|st| {
+                    st.starts_with("EXECUTE_") || st == "OBSOLETE"
+                });
+                if other.name.as_deref() == Some(cs_name.as_str()) && !spent {
                     return Err(AwsError::bad(
                         "AlreadyExistsException",
                         format!("ChangeSet {cs_name} already exists"),
@@ -1061,7 +1067,12 @@ impl Api<'_> {
                 ));
             };
             let s = find_stack(tx, &self.scope, stack)?.ok_or_else(nf)?;
-            for r in tx.list(&self.scope, model::KIND_CHANGESET, Some(&s.stack_id))? {
+            // The newest change set of that name: an executed one's name can be reused.
+            for r in tx
+                .list(&self.scope, model::KIND_CHANGESET, Some(&s.stack_id))?
+                .into_iter()
+                .rev()
+            {
                 if r.name.as_deref() == Some(name_or_id) {
                     return serde_json::from_value(r.body).map_err(AwsError::internal);
                 }
