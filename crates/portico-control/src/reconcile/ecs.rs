@@ -1007,6 +1007,11 @@ async fn ship_logs(c: Control, mut rx: mpsc::UnboundedReceiver<Shipment>) {
         }
         let mut by_stream: Vec<(StreamKey, bool, Vec<Value>)> = Vec::new();
         for s in batch {
+            // PutLogEvents refuses empty messages (and with them the whole batch); the awslogs
+            // driver skips empty lines too.
+            if s.line.line.is_empty() {
+                continue;
+            }
             let key = (s.scope, s.group, s.stream);
             let ev = json!({"timestamp": s.line.at_ms, "message": s.line.line});
             match by_stream.iter_mut().find(|(k, _, _)| *k == key) {
@@ -1049,18 +1054,74 @@ async fn ship_logs(c: Control, mut rx: mpsc::UnboundedReceiver<Shipment>) {
                 }
                 created.insert(key.clone());
             }
-            if let Err(e) = c
-                .call(
-                    &rc,
-                    Service::Logs,
-                    "PutLogEvents",
-                    Input(json!({"logGroupName": group, "logStreamName": stream, "logEvents": events})),
-                )
-                .await
-            {
-                tracing::debug!(group = %group, error = %e, "PutLogEvents failed");
-                created.remove(&key);
+            for chunk in log_batches(events) {
+                if let Err(e) = c
+                    .call(
+                        &rc,
+                        Service::Logs,
+                        "PutLogEvents",
+                        Input(json!({"logGroupName": group, "logStreamName": stream, "logEvents": chunk})),
+                    )
+                    .await
+                {
+                    tracing::debug!(group = %group, error = %e, "PutLogEvents failed");
+                    created.remove(&key);
+                    break;
+                }
             }
         }
+    }
+}
+
+/// Splits one stream's events into PutLogEvents batches as CloudWatch Logs accepts them: in
+/// timestamp order (stdout and stderr are read apart and may interleave out of order), at most
+/// 10,000 events and 1,048,576 bytes (each event counts its message plus 26 bytes) each.
+fn log_batches(mut events: Vec<Value>) -> Vec<Vec<Value>> {
+    const MAX_EVENTS: usize = 10_000;
+    const MAX_BYTES: usize = 1_048_576;
+    events.sort_by_key(|e| e.get("timestamp").and_then(Value::as_i64).unwrap_or(0));
+    let mut out: Vec<Vec<Value>> = Vec::new();
+    let mut bytes = 0;
+    for e in events {
+        let size = e.get("message").and_then(Value::as_str).map_or(0, str::len) + 26;
+        match out.last_mut() {
+            Some(last) if last.len() < MAX_EVENTS && bytes + size <= MAX_BYTES => {
+                bytes += size;
+                last.push(e);
+            }
+            _ => {
+                bytes = size;
+                out.push(vec![e]);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod log_batch_tests {
+    use super::log_batches;
+    use serde_json::json;
+
+    #[test]
+    fn sorted_and_split_by_count_and_size() {
+        let evs = vec![
+            json!({"timestamp": 3, "message": "c"}),
+            json!({"timestamp": 1, "message": "a"}),
+        ];
+        let b = log_batches(evs);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0][0]["message"], "a");
+        let many: Vec<_> = (0..10_001)
+            .map(|i| json!({"timestamp": i, "message": "x"}))
+            .collect();
+        let b = log_batches(many);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![10_000, 1]);
+        let big = "y".repeat(600_000);
+        let b = log_batches(vec![
+            json!({"timestamp": 1, "message": big}),
+            json!({"timestamp": 2, "message": big}),
+        ]);
+        assert_eq!(b.len(), 2);
     }
 }
