@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Portico, wait_until
+from conftest import ROOT, Portico, wait_until
 
-TEMPLATES = Path("/work/shared/templates")
+TEMPLATES = ROOT / "templates"  # vendored copies of shared/templates
 
 # Deleting an ECS service behind an ALB waits for target draining (300 s deregistration delay,
 # as on AWS); the tutorial tests run their own Portico with AWS's waits scaled down.
@@ -350,3 +350,13 @@ def test_executed_change_set_name_can_be_reused(portico, unique):
         assert portico.client("ssm").get_parameter(Name=f"/{stack}/p")["Parameter"]["Value"] == value
     cfn.delete_stack(StackName=stack)
     cfn.get_waiter("stack_delete_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})
+
+
+def test_vendored_templates_match_shared():
+    """templates/ carries copies of shared/templates (the binary embeds them); when shared/ is
+    beside the repository, they must be identical."""
+    shared = ROOT.parent / "shared" / "templates"
+    if not shared.is_dir():
+        pytest.skip("shared/templates is not beside this checkout")
+    for name in ("tutorial-cdk.yaml", "tutorial-cdk-full.yaml"):
+        assert (TEMPLATES / name).read_bytes() == (shared / name).read_bytes(), name
