@@ -203,8 +203,12 @@ pub(super) async fn stabilize(cx: &Pcx<'_>, ty: &str, done: &mut Done) -> PResul
             .find(|d| fstr(d, "status").as_deref() == Some("PRIMARY"))
             .cloned()
             .unwrap_or(Value::Null);
+        let desired = field(&svc, "desiredCount").and_then(Value::as_i64).unwrap_or(0);
+        let running = field(&svc, "runningCount").and_then(Value::as_i64).unwrap_or(-1);
         match fstr(&primary, "rolloutState").as_deref() {
-            Some("COMPLETED") => return Ok(Some(())),
+            // A desiredCount change makes no new deployment: the PRIMARY one stays COMPLETED
+            // from before, so steady also needs the running count to have caught up.
+            Some("COMPLETED") => return Ok((deployments.len() == 1 && running == desired).then_some(())),
             Some("FAILED") => {
                 return Err(Failure::msg(format!(
                     "Resource handler returned message: \"Error occurred during operation 'ECS Deployment Circuit Breaker was triggered'. {}\" (RequestToken: {}, HandlerErrorCode: GeneralServiceException)",
@@ -214,8 +218,6 @@ pub(super) async fn stabilize(cx: &Pcx<'_>, ty: &str, done: &mut Done) -> PResul
             }
             _ => {}
         }
-        let desired = field(&svc, "desiredCount").and_then(Value::as_i64).unwrap_or(0);
-        let running = field(&svc, "runningCount").and_then(Value::as_i64).unwrap_or(-1);
         Ok((deployments.len() == 1 && running == desired && fstr(&primary, "rolloutState").is_none()).then_some(()))
     })
     .await
