@@ -712,3 +712,49 @@ def test_memory_limit_kills_with_out_of_memory(portico, unique):
     c = t["containers"][0]
     assert t["stopCode"] == "EssentialContainerExited" and c["exitCode"] == 137
     assert c["reason"] == "OutOfMemoryError: Container killed due to memory usage"
+
+
+def test_secrets_from_parameter_store_reach_the_container(portico, unique):
+    """`secrets` with an SSM parameter (by name or ARN) become environment variables, as on AWS;
+    a secret that cannot be fetched stops the task with ResourceInitializationError."""
+    ecs = portico.client("ecs")
+    ssm = portico.client("ssm")
+    _, subnets, sg = network(portico, unique)
+    cluster = f"sec-{unique}"
+    ecs.create_cluster(clusterName=cluster)
+    net = {"awsvpcConfiguration": {"subnets": subnets[:1], "securityGroups": [sg]}}
+    ssm.put_parameter(Name=f"/sec/{unique}/db", Value="s3cr3t", Type="SecureString")
+    ssm.put_parameter(Name=f"plain-{unique}", Value="p1ain", Type="String")
+    catalog = Path(portico.state_dir) / "images.json"
+    images = json.loads(catalog.read_text()) if catalog.exists() else {"images": {}}
+    images["images"][f"example/env-{unique}"] = {"entryPoint": ["sh", "-c"], "command": ["echo db=$DB plain=$PLAIN"]}
+    catalog.write_text(json.dumps(images))
+
+    def run(family, secrets):
+        ecs.register_task_definition(
+            family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+            executionRoleArn=EXEC_ROLE,
+            containerDefinitions=[{"name": "app", "image": f"example/env-{unique}", "secrets": secrets,
+                                   "logConfiguration": {"logDriver": "awslogs", "options": {
+                                       "awslogs-group": f"/sec/{unique}", "awslogs-region": "us-east-1",
+                                       "awslogs-stream-prefix": "s", "awslogs-create-group": "true"}}}])
+        arn = ecs.run_task(cluster=cluster, taskDefinition=family, launchType="FARGATE",
+                           networkConfiguration=net)["tasks"][0]["taskArn"]
+        ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+        return arn, ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+
+    arn, t = run(f"sec-ok-{unique}", [
+        {"name": "DB", "valueFrom": f"arn:aws:ssm:us-east-1:000000000000:parameter/sec/{unique}/db"},
+        {"name": "PLAIN", "valueFrom": f"plain-{unique}"},
+    ])
+    assert t["stopCode"] == "EssentialContainerExited", t
+    stream = f"s/app/{arn.rsplit('/', 1)[1]}"
+    logs = portico.client("logs")
+    messages = wait_until(lambda: [e["message"] for e in logs.get_log_events(
+        logGroupName=f"/sec/{unique}", logStreamName=stream)["events"]], what="the container's output")
+    assert messages == ["db=s3cr3t plain=p1ain"]
+
+    _, t = run(f"sec-missing-{unique}", [{"name": "DB", "valueFrom": f"/sec/{unique}/nope"}])
+    assert t["stopCode"] == "TaskFailedToStart"
+    assert t["stoppedReason"].startswith("ResourceInitializationError: unable to pull secrets")
+    assert "ParameterNotFound" in t["stoppedReason"]

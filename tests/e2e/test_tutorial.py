@@ -64,6 +64,7 @@ def tutorial_then_cleanup(p):
     assert page.status_code == 200
     assert "<title>Amazon ECS Sample App</title>" in page.text
     assert set(sample_app_processes()) - before, "no task process runs the sample app"
+    assert p.http("GET", "/_portico/health").json()["tasks_running"] >= 1
 
     # the resources the tutorial names exist, as the AWS CLI sees them
     apis = p.aws("apigatewayv2", "get-apis")["Items"]
@@ -86,7 +87,7 @@ def tutorial_then_cleanup(p):
     # Step 7
     c = run_tutorial("cleanup", "--endpoint", p.endpoint)
     assert c.returncode == 0, c.stdout + c.stderr
-    assert "remaining: 0 tasks, 0 load balancers, 0 stacks, 0 APIs, 0 VPC links" in c.stdout
+    assert "remaining: 0 tasks, 0 load balancers, 0 stacks, 0 APIs, 0 VPC links, 0 task processes" in c.stdout
     gone = p.http("GET", "/", host=f"{api_id}.execute-api.localhost:{p.port}")
     assert gone.status_code == 404
     wait_until(lambda: not (set(sample_app_processes()) - before), timeout=20, what="task processes to exit")

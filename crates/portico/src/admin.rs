@@ -15,8 +15,15 @@ pub async fn handle(
     let path = req.uri().path().to_string();
     match (req.method().as_str(), path.as_str()) {
         ("GET", "/_portico/health") => {
+            let runtime = app.control.runtime();
+            let tasks_running = runtime
+                .task_ids()
+                .iter()
+                .filter(|id| runtime.status(id).is_some_and(|s| !s.all_exited()))
+                .count();
             let body = serde_json::json!({
                 "status": "running",
+                "tasks_running": tasks_running,
                 "version": env!("CARGO_PKG_VERSION"),
                 "services": portico_core::Service::ALL.iter().map(|s| s.model_name()).collect::<Vec<_>>(),
             });

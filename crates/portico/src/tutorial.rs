@@ -603,7 +603,13 @@ impl Tutorial {
                 println!("   deleted stack {name}   (aws cloudformation delete-stack --stack-name {name})");
             }
         }
-        let remaining = self.remaining().await?;
+        // Task processes exit a moment after their tasks stop: give them a few seconds.
+        let mut remaining = self.remaining().await?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while remaining.processes > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            remaining = self.remaining().await?;
+        }
         self.done("cleanup", since, &remaining.to_string());
         Ok(remaining)
     }
@@ -713,6 +719,8 @@ pub struct Remaining {
     pub stacks: usize,
     pub apis: usize,
     pub vpc_links: usize,
+    /// Task processes Portico still runs (from `/_portico/health`).
+    pub processes: usize,
 }
 
 impl Remaining {
@@ -725,8 +733,8 @@ impl std::fmt::Display for Remaining {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "remaining: {} tasks, {} load balancers, {} stacks, {} APIs, {} VPC links",
-            self.tasks, self.load_balancers, self.stacks, self.apis, self.vpc_links
+            "remaining: {} tasks, {} load balancers, {} stacks, {} APIs, {} VPC links, {} task processes",
+            self.tasks, self.load_balancers, self.stacks, self.apis, self.vpc_links, self.processes
         )
     }
 }
@@ -750,7 +758,7 @@ mod tests {
         assert!(r.is_empty());
         assert_eq!(
             r.to_string(),
-            "remaining: 0 tasks, 0 load balancers, 0 stacks, 0 APIs, 0 VPC links"
+            "remaining: 0 tasks, 0 load balancers, 0 stacks, 0 APIs, 0 VPC links, 0 task processes"
         );
     }
 }

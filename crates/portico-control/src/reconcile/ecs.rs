@@ -298,11 +298,25 @@ impl Driver {
                             t.pull_stopped_at = Some(now);
                             t.request_stop("TaskFailedToStart", &reason);
                         }
-                        None => {
-                            let spec = self.task_spec(c, scope, &t)?;
-                            let sink = self.log_sink(c, scope, &t)?;
-                            c.runtime().launch(spec, sink);
-                        }
+                        None => match self.secrets(c, scope, &t).await? {
+                            Err(reason) => {
+                                t.pull_stopped_at = Some(now);
+                                t.request_stop("TaskFailedToStart", &reason);
+                            }
+                            Ok(secrets) => {
+                                let mut spec = self.task_spec(c, scope, &t)?;
+                                for (container, name, value) in secrets {
+                                    if let Some(cs) =
+                                        spec.containers.iter_mut().find(|cs| cs.name == container)
+                                    {
+                                        cs.environment.retain(|(k, _)| *k != name);
+                                        cs.environment.push((name, value));
+                                    }
+                                }
+                                let sink = self.log_sink(c, scope, &t)?;
+                                c.runtime().launch(spec, sink);
+                            }
+                        },
                     },
                     Some(TaskStatus {
                         phase: TaskPhase::Starting,
@@ -610,6 +624,76 @@ impl Driver {
 
     /// An awslogs group that does not exist and that the task may not create (AWS fails the
     /// task with ResourceInitializationError). `None` when Logs cannot tell.
+    /// Each container's `secrets`, fetched as the task starts: SSM parameters (by name or ARN)
+    /// through Parameter Store, decrypted. `Err` is the task's stop reason when one cannot be
+    /// fetched (AWS stops the task with ResourceInitializationError): a missing parameter, a
+    /// Secrets Manager secret (not emulated), or `environmentFiles` (they live in S3, which is
+    /// not emulated either).
+    async fn secrets(
+        &self,
+        c: &Control,
+        scope: &Scope,
+        t: &TaskRec,
+    ) -> AwsResult<Result<Vec<(String, String, String)>, String>> {
+        let td = c
+            .store()
+            .read(|tx| taskdefs::resolve(tx, scope, &t.task_definition_arn))?
+            .ok_or_else(|| portico_core::AwsError::internal("task definition is gone"))?;
+        let mut out = Vec::new();
+        for cd in td.containers() {
+            let container = cd["name"].as_str().unwrap_or("").to_string();
+            if cd["environmentFiles"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+            {
+                return Ok(Err(format!(
+                    "ResourceInitializationError: failed to download env files: container {container}: environment files live in Amazon S3, which Portico does not emulate"
+                )));
+            }
+            for sec in cd["secrets"].as_array().into_iter().flatten() {
+                let (Some(name), Some(from)) = (sec["name"].as_str(), sec["valueFrom"].as_str())
+                else {
+                    continue;
+                };
+                // `arn:…:parameter/a/b` names `/a/b`; `arn:…:parameter/name` names `name`.
+                let parameter = if let Some((_, p)) = from.split_once(":parameter/") {
+                    if p.contains('/') {
+                        format!("/{p}")
+                    } else {
+                        p.to_string()
+                    }
+                } else if from.starts_with("arn:") {
+                    return Ok(Err(format!(
+                        "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time(s): the secret {from} is in AWS Secrets Manager, which Portico does not emulate (use an SSM parameter)"
+                    )));
+                } else {
+                    from.to_string()
+                };
+                let got = c
+                    .call(
+                        &rc_of(scope),
+                        Service::Ssm,
+                        "GetParameter",
+                        Input(json!({"Name": parameter, "WithDecryption": true})),
+                    )
+                    .await;
+                match got {
+                    Ok(v) => {
+                        let value = v["Parameter"]["Value"].as_str().unwrap_or("").to_string();
+                        out.push((container.clone(), name.to_string(), value));
+                    }
+                    Err(e) => {
+                        return Ok(Err(format!(
+                            "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secrets from ssm: service call has been retried 1 time(s): {}: {}",
+                            e.code, e.message
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(Ok(out))
+    }
+
     async fn missing_log_group(
         &self,
         c: &Control,
