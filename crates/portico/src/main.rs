@@ -130,14 +130,30 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(&cli.log_level);
+    // The control plane (API calls, reconcilers, health checks) runs on a multi-threaded
+    // runtime; data-plane connections on their own single-threaded workers.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    portico_dataplane::workers::start(dataplane_threads())?;
     match cli.command {
         Command::Serve(args) => rt.block_on(server::run(args, None, None)),
         Command::Tutorial(args) => rt.block_on(run_tutorial(args)),
         Command::SampleApp { .. } => Ok(()),
     }
+}
+
+/// Data-plane worker threads: `PORTICO_DATAPLANE_THREADS` (0 serves connections on the control
+/// plane's runtime), else one per core.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the binary is where the environment is read"
+)]
+fn dataplane_threads() -> usize {
+    std::env::var("PORTICO_DATAPLANE_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 async fn healthy(endpoint: &str) -> bool {

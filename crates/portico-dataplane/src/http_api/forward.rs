@@ -9,6 +9,7 @@ use super::mapping::{self, Outgoing, Sources};
 use super::routing::{split_path, RouteKey};
 use super::{cors, gateway_response, Auth, ClientAddr, Integration, Snapshot, Target};
 use crate::body::{full, Body};
+use crate::lb::pool::{Failure as PoolFailure, Pool};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use http_body_util::{BodyExt, Full, Limited};
@@ -24,16 +25,53 @@ pub(crate) const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
 /// Largest request line plus header values (10240 bytes).
 pub(crate) const MAX_REQUEST_HEAD: usize = 10240;
 
-pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+/// How integration requests reach their backends.
+#[derive(Clone)]
+pub(crate) struct Client {
+    /// Backends named by IP address: keep-alive connections per thread, driven in the task that
+    /// serves the request (no connection task, no cross-thread wake-up per request).
+    pool: std::sync::Arc<Pool>,
+    /// Backends named by host name: hyper's pooled client, which resolves names.
+    hyper: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+}
 
-/// The pooled client every integration request goes through.
+/// The pooled clients every integration request goes through.
 pub(crate) fn client() -> Client {
     let mut c = HttpConnector::new();
     c.set_nodelay(true);
     c.enforce_http(true);
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(c)
+    Client {
+        pool: std::sync::Arc::default(),
+        hyper: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(c),
+    }
+}
+
+/// An integration request, by how it is sent.
+enum Backend {
+    Pooled(std::net::SocketAddr, http::Request<Body>),
+    Named(http::Request<Full<Bytes>>),
+}
+
+/// The socket address of an `http://` URI whose host is an IP address (port 80 by default).
+fn socket_addr(uri: &http::Uri) -> Option<std::net::SocketAddr> {
+    let host = uri.host()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    Some(std::net::SocketAddr::new(ip, uri.port_u16().unwrap_or(80)))
+}
+
+/// `/path?query` of an absolute URI, as sent on the wire to the backend.
+fn origin_form(uri: &http::Uri) -> http::Uri {
+    let pq = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    http::Uri::from(pq)
 }
 
 /// Characters escaped when a path value is substituted into an integration URI.
@@ -400,17 +438,46 @@ pub(crate) async fn serve(
         let (rparts, rbody) = match dest {
             Dest::Http(authority) => {
                 let target = format!("http://{authority}{pq}");
-                let mut breq = http::Request::new(Full::new(body.clone()));
-                *breq.method_mut() = method;
-                *breq.uri_mut() = match target.parse() {
+                let uri: http::Uri = match target.parse() {
                     Ok(u) => u,
                     Err(_) => {
                         ctx.integration_error = Some(format!("invalid backend URL {target}"));
                         break 'done gateway_response(500, "Internal Server Error", &rid);
                     }
                 };
-                *breq.headers_mut() = out.headers;
-                let result = tokio::time::timeout(integration.timeout, send(client, breq)).await;
+                let backend = match socket_addr(&uri) {
+                    // an IP address: our own per-thread pool, driven in this task
+                    Some(addr) => {
+                        let mut breq = http::Request::new(full(body.clone()));
+                        *breq.method_mut() = method;
+                        *breq.uri_mut() = origin_form(&uri);
+                        *breq.headers_mut() = out.headers;
+                        if !breq.headers().contains_key(http::header::HOST) {
+                            if let Some(h) = uri
+                                .authority()
+                                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                            {
+                                breq.headers_mut().insert(http::header::HOST, h);
+                            }
+                        }
+                        Backend::Pooled(addr, breq)
+                    }
+                    // a host name: hyper's client resolves it
+                    None => {
+                        let mut breq = http::Request::new(Full::new(body.clone()));
+                        *breq.method_mut() = method;
+                        *breq.uri_mut() = uri;
+                        *breq.headers_mut() = out.headers;
+                        Backend::Named(breq)
+                    }
+                };
+                let exchange = async move {
+                    match backend {
+                        Backend::Pooled(addr, breq) => send_pooled(&client.pool, addr, breq).await,
+                        Backend::Named(breq) => send(&client.hyper, breq).await,
+                    }
+                };
+                let result = tokio::time::timeout(integration.timeout, exchange).await;
                 ctx.integration_latency_ms = Some(int_started.elapsed().as_millis());
                 match result {
                     Err(_) => {
@@ -584,8 +651,36 @@ enum SendError {
     Failed(String),
 }
 
+/// Sends over the per-thread pool and reads the whole response (at most 10 MB); the connection
+/// goes back to the pool once the body has been read.
+async fn send_pooled(
+    pool: &std::sync::Arc<Pool>,
+    addr: std::net::SocketAddr,
+    req: http::Request<Body>,
+) -> Result<(http::response::Parts, Bytes), SendError> {
+    let unreachable = |what: &str| SendError::Failed(format!("integration unreachable: {what}"));
+    let up = match pool.checkout(addr).await {
+        Ok(up) => up,
+        Err(PoolFailure::Timeout) => return Err(unreachable("connect timed out")),
+        Err(PoolFailure::Bad) => return Err(unreachable("connection refused")),
+    };
+    let (resp, up) = up
+        .send(req)
+        .await
+        .map_err(|_| unreachable("connection failed"))?;
+    let (parts, body) = resp.into_parts();
+    let body = up.body(pool, addr, body, ());
+    match read_limited(body).await {
+        Ok(b) => Ok((parts, b)),
+        Err(ReadError::TooLarge) => Err(SendError::TooLarge),
+        Err(ReadError::Failed) => Err(SendError::Failed(
+            "integration response failed: the connection broke".into(),
+        )),
+    }
+}
+
 async fn send(
-    client: &Client,
+    client: &hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
     req: http::Request<Full<Bytes>>,
 ) -> Result<(http::response::Parts, Bytes), SendError> {
     let resp = client

@@ -101,7 +101,7 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
         let _ = stream.set_nodelay(true);
         let engine = engine.clone();
         let arn = arn.clone();
-        tokio::spawn(async move {
+        crate::workers::spawn_connection(stream, move |stream| async move {
             let svc =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let engine = engine.clone();

@@ -12,7 +12,7 @@ mod alb;
 mod health;
 mod listen;
 mod nlb;
-mod pool;
+pub(crate) mod pool;
 pub mod rules;
 
 use crate::addr::AddressBook;
