@@ -9,6 +9,12 @@ mod server;
 mod tutorial;
 
 use clap::{Args, Parser, Subcommand};
+
+/// mimalloc: the data plane allocates a few small objects per request (hyper's header maps,
+/// bodies, futures); mimalloc's thread-local free lists make those cheaper than glibc's malloc
+/// (see docs/dataplane-performance.md for the numbers).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::net::IpAddr;
 use std::path::PathBuf;
 

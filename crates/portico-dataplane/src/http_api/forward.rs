@@ -109,7 +109,14 @@ fn trace_id(now_ms: i64) -> String {
     let mut b = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut b);
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = format!("Root=1-{:08x}-", now_ms / 1000);
+    const PREFIX: &str = "Root=1-";
+    let mut out = String::with_capacity(PREFIX.len() + 8 + 1 + 24);
+    out.push_str(PREFIX);
+    let secs = (now_ms / 1000) as u32;
+    for shift in (0..8).rev() {
+        out.push(HEX[((secs >> (shift * 4)) & 0xf) as usize] as char);
+    }
+    out.push('-');
     for x in b {
         out.push(HEX[usize::from(x >> 4)] as char);
         out.push(HEX[usize::from(x & 0xf)] as char);
@@ -601,17 +608,32 @@ fn read_limited(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, ReadError>> + Send>> {
     Box::pin(async move {
         let mut body = body;
+        // The first data frame is kept as is: a body of one frame (the usual case) is never
+        // copied.
+        let mut first: Option<Bytes> = None;
         let mut buf = bytes::BytesMut::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|_| ReadError::Failed)?;
             if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > MAX_PAYLOAD {
+                let len = first.as_ref().map_or(0, Bytes::len) + buf.len();
+                if len + data.len() > MAX_PAYLOAD {
                     return Err(ReadError::TooLarge);
                 }
-                buf.extend_from_slice(&data);
+                match &first {
+                    None if buf.is_empty() => first = Some(data),
+                    _ => {
+                        if let Some(f) = first.take() {
+                            buf.extend_from_slice(&f);
+                        }
+                        buf.extend_from_slice(&data);
+                    }
+                }
             }
         }
-        Ok(buf.freeze())
+        Ok(match first {
+            Some(f) => f,
+            None => buf.freeze(),
+        })
     })
 }
 
@@ -707,7 +729,7 @@ async fn send(
 )]
 fn build_response(
     integration: &Integration,
-    rparts: http::response::Parts,
+    mut rparts: http::response::Parts,
     rbody: Bytes,
     ctx: &RequestContext,
     stage: &super::Stage,
@@ -718,17 +740,31 @@ fn build_response(
     req_body: &[u8],
 ) -> http::Response<Body> {
     let mut status = rparts.status.as_u16();
-    let mut headers = HeaderMap::with_capacity(rparts.headers.len() + 2);
-    for (k, v) in &rparts.headers {
-        if !is_hop_by_hop(k) {
-            headers.append(k.clone(), v.clone());
-        }
-    }
-    if let Some((_, rp)) = integration
+    let mapping = integration
         .response_parameters
         .iter()
-        .find(|(c, _)| *c == status)
-    {
+        .find(|(c, _)| *c == status);
+    let mut headers = match mapping {
+        // the backend's headers stay the mapping's source: copy them
+        Some(_) => {
+            let mut headers = HeaderMap::with_capacity(rparts.headers.len() + 2);
+            for (k, v) in &rparts.headers {
+                if !is_hop_by_hop(k) {
+                    headers.append(k.clone(), v.clone());
+                }
+            }
+            headers
+        }
+        // else take them, minus the hop-by-hop ones
+        None => {
+            let mut headers = std::mem::take(&mut rparts.headers);
+            while let Some(k) = headers.keys().find(|k| is_hop_by_hop(k)).cloned() {
+                headers.remove(&k);
+            }
+            headers
+        }
+    };
+    if let Some((_, rp)) = mapping {
         let src = Sources {
             headers: req_headers,
             query: req_query,
@@ -754,6 +790,14 @@ fn build_response(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn trace_id_shape() {
+        let t = trace_id(1_738_318_530_123);
+        assert_eq!(&t[..16], "Root=1-679ca2c2-");
+        assert_eq!(t.len(), 16 + 24);
+        assert!(t[16..].bytes().all(|b| b.is_ascii_hexdigit()));
+    }
 
     #[test]
     fn uri_substitution() {

@@ -1,4 +1,4 @@
-//! Listener sockets: one bound socket per listener, on the load balancer's own loopback address
+//! HOT PATH. Listener sockets: one bound socket per listener, on the load balancer's own loopback address
 //! and the listener's port when that can be bound, else on an allocated port. Accept loops look
 //! up their listener in the current snapshot for every connection (NLB) or request (ALB), so a
 //! snapshot swap never closes a socket. Removing a listener stops its accept loop; connections
