@@ -1,4 +1,4 @@
-//! The address book: where a VPC private address lives on this machine. Tasks, load-balancer
+//! HOT PATH. The address book: where a VPC private address lives on this machine. Tasks, load-balancer
 //! nodes and VPC-link ENIs get private IPs from their subnets (the control plane allocates them);
 //! the process behind an address listens on loopback. The engines resolve (private IP, port) to
 //! a loopback socket address here. Addresses in 127.0.0.0/8 resolve to themselves.

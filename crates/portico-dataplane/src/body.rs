@@ -1,4 +1,4 @@
-//! Body types shared by the engines and the servers.
+//! HOT PATH. Body types shared by the engines and the servers.
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};

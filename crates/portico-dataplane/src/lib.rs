@@ -11,6 +11,7 @@ pub mod addr;
 pub mod body;
 pub mod http_api;
 pub mod lb;
+pub mod workers;
 
 /// Every engine, shared by the control plane (which publishes) and the servers (which serve).
 #[derive(Clone, Default)]

@@ -9,6 +9,12 @@ mod server;
 mod tutorial;
 
 use clap::{Args, Parser, Subcommand};
+
+/// mimalloc: the data plane allocates a few small objects per request (hyper's header maps,
+/// bodies, futures); mimalloc's thread-local free lists make those cheaper than glibc's malloc
+/// (see docs/dataplane-performance.md for the numbers).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -131,9 +137,12 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(&cli.log_level);
+    // The control plane (API calls, reconcilers, health checks) runs on a multi-threaded
+    // runtime; data-plane connections on their own single-threaded workers.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    portico_dataplane::workers::start(dataplane_threads())?;
     match cli.command {
         Command::Serve(args) => rt.block_on(server::run(args, None, None)),
         Command::Tutorial(args) => rt.block_on(run_tutorial(args)),
@@ -145,6 +154,19 @@ fn main() -> anyhow::Result<()> {
 /// the architecture work in seconds, and AWS's waits (deregistration delay 300 s, health checks
 /// every 30 s) would make its cleanup take minutes.
 const TUTORIAL_TIME_SCALE: f64 = 0.01;
+
+/// Data-plane worker threads: `PORTICO_DATAPLANE_THREADS` (0 serves connections on the control
+/// plane's runtime), else one per core.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the binary is where the environment is read"
+)]
+fn dataplane_threads() -> usize {
+    std::env::var("PORTICO_DATAPLANE_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
 
 async fn healthy(endpoint: &str) -> bool {
     let c = client::AwsClient::new(endpoint, "us-east-1");

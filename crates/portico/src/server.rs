@@ -110,6 +110,9 @@ pub async fn run(
         }
     };
     tokio::pin!(shutdown);
+    // The control plane runs here; connections are served on the data-plane workers (when
+    // started, see `portico_dataplane::workers`), which hand API calls back to this runtime.
+    let control_rt = tokio::runtime::Handle::current();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -119,10 +122,12 @@ pub async fn run(
                 };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
-                tokio::spawn(async move {
+                let control_rt = control_rt.clone();
+                portico_dataplane::workers::spawn_connection(stream, move |stream| async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let app = app.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(app, req, remote).await) }
+                        let control_rt = control_rt.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(app, &control_rt, req, remote).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)
@@ -163,8 +168,11 @@ fn execute_api_host(req: &http::Request<Incoming>) -> Option<String> {
         .then(|| id.to_ascii_lowercase())
 }
 
+/// One request on the main port. Data-plane requests are served right here (on the thread that
+/// serves the connection); everything else runs on the control plane's runtime `control_rt`.
 pub async fn handle(
     app: Arc<App>,
+    control_rt: &tokio::runtime::Handle,
     mut req: http::Request<Incoming>,
     remote: SocketAddr,
 ) -> http::Response<Body> {
@@ -185,10 +193,22 @@ pub async fn handle(
         let r = app.dataplane.lb.serve_http(&l, req, remote.ip()).await;
         return r.unwrap_or_else(|| plain(503, "text/plain", "load balancer listener is gone"));
     }
-    if req.uri().path().starts_with("/_portico/") {
+    if req.uri().path().starts_with("/_portico/execute-api/") {
         return crate::admin::handle(&app, req, remote).await;
     }
-    aws_api(app, req).await
+    let control = control_rt.spawn(async move {
+        if req.uri().path().starts_with("/_portico/") {
+            return crate::admin::handle(&app, req, remote).await;
+        }
+        aws_api(app, req).await
+    });
+    match control.await {
+        Ok(r) => r,
+        Err(e) => {
+            let e = AwsError::internal(format!("request handler failed: {e}"));
+            to_body(encode_error(None, &portico_core::ids::uuid(), &e))
+        }
+    }
 }
 
 fn to_body(r: http::Response<Bytes>) -> http::Response<Body> {

@@ -9,6 +9,7 @@ use super::mapping::{self, Outgoing, Sources};
 use super::routing::{split_path, RouteKey};
 use super::{cors, gateway_response, Auth, ClientAddr, Integration, Snapshot, Target};
 use crate::body::{full, Body};
+use crate::lb::pool::{Failure as PoolFailure, Pool};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use http_body_util::{BodyExt, Full, Limited};
@@ -24,16 +25,53 @@ pub(crate) const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
 /// Largest request line plus header values (10240 bytes).
 pub(crate) const MAX_REQUEST_HEAD: usize = 10240;
 
-pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+/// How integration requests reach their backends.
+#[derive(Clone)]
+pub(crate) struct Client {
+    /// Backends named by IP address: keep-alive connections per thread, driven in the task that
+    /// serves the request (no connection task, no cross-thread wake-up per request).
+    pool: std::sync::Arc<Pool>,
+    /// Backends named by host name: hyper's pooled client, which resolves names.
+    hyper: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+}
 
-/// The pooled client every integration request goes through.
+/// The pooled clients every integration request goes through.
 pub(crate) fn client() -> Client {
     let mut c = HttpConnector::new();
     c.set_nodelay(true);
     c.enforce_http(true);
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(c)
+    Client {
+        pool: std::sync::Arc::default(),
+        hyper: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(c),
+    }
+}
+
+/// An integration request, by how it is sent.
+enum Backend {
+    Pooled(std::net::SocketAddr, http::Request<Body>),
+    Named(http::Request<Full<Bytes>>),
+}
+
+/// The socket address of an `http://` URI whose host is an IP address (port 80 by default).
+fn socket_addr(uri: &http::Uri) -> Option<std::net::SocketAddr> {
+    let host = uri.host()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    Some(std::net::SocketAddr::new(ip, uri.port_u16().unwrap_or(80)))
+}
+
+/// `/path?query` of an absolute URI, as sent on the wire to the backend.
+fn origin_form(uri: &http::Uri) -> http::Uri {
+    let pq = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    http::Uri::from(pq)
 }
 
 /// Characters escaped when a path value is substituted into an integration URI.
@@ -71,7 +109,14 @@ fn trace_id(now_ms: i64) -> String {
     let mut b = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut b);
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = format!("Root=1-{:08x}-", now_ms / 1000);
+    const PREFIX: &str = "Root=1-";
+    let mut out = String::with_capacity(PREFIX.len() + 8 + 1 + 24);
+    out.push_str(PREFIX);
+    let secs = (now_ms / 1000) as u32;
+    for shift in (0..8).rev() {
+        out.push(HEX[((secs >> (shift * 4)) & 0xf) as usize] as char);
+    }
+    out.push('-');
     for x in b {
         out.push(HEX[usize::from(x >> 4)] as char);
         out.push(HEX[usize::from(x & 0xf)] as char);
@@ -400,17 +445,46 @@ pub(crate) async fn serve(
         let (rparts, rbody) = match dest {
             Dest::Http(authority) => {
                 let target = format!("http://{authority}{pq}");
-                let mut breq = http::Request::new(Full::new(body.clone()));
-                *breq.method_mut() = method;
-                *breq.uri_mut() = match target.parse() {
+                let uri: http::Uri = match target.parse() {
                     Ok(u) => u,
                     Err(_) => {
                         ctx.integration_error = Some(format!("invalid backend URL {target}"));
                         break 'done gateway_response(500, "Internal Server Error", &rid);
                     }
                 };
-                *breq.headers_mut() = out.headers;
-                let result = tokio::time::timeout(integration.timeout, send(client, breq)).await;
+                let backend = match socket_addr(&uri) {
+                    // an IP address: our own per-thread pool, driven in this task
+                    Some(addr) => {
+                        let mut breq = http::Request::new(full(body.clone()));
+                        *breq.method_mut() = method;
+                        *breq.uri_mut() = origin_form(&uri);
+                        *breq.headers_mut() = out.headers;
+                        if !breq.headers().contains_key(http::header::HOST) {
+                            if let Some(h) = uri
+                                .authority()
+                                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                            {
+                                breq.headers_mut().insert(http::header::HOST, h);
+                            }
+                        }
+                        Backend::Pooled(addr, breq)
+                    }
+                    // a host name: hyper's client resolves it
+                    None => {
+                        let mut breq = http::Request::new(Full::new(body.clone()));
+                        *breq.method_mut() = method;
+                        *breq.uri_mut() = uri;
+                        *breq.headers_mut() = out.headers;
+                        Backend::Named(breq)
+                    }
+                };
+                let exchange = async move {
+                    match backend {
+                        Backend::Pooled(addr, breq) => send_pooled(&client.pool, addr, breq).await,
+                        Backend::Named(breq) => send(&client.hyper, breq).await,
+                    }
+                };
+                let result = tokio::time::timeout(integration.timeout, exchange).await;
                 ctx.integration_latency_ms = Some(int_started.elapsed().as_millis());
                 match result {
                     Err(_) => {
@@ -534,17 +608,32 @@ fn read_limited(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, ReadError>> + Send>> {
     Box::pin(async move {
         let mut body = body;
+        // The first data frame is kept as is: a body of one frame (the usual case) is never
+        // copied.
+        let mut first: Option<Bytes> = None;
         let mut buf = bytes::BytesMut::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|_| ReadError::Failed)?;
             if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > MAX_PAYLOAD {
+                let len = first.as_ref().map_or(0, Bytes::len) + buf.len();
+                if len + data.len() > MAX_PAYLOAD {
                     return Err(ReadError::TooLarge);
                 }
-                buf.extend_from_slice(&data);
+                match &first {
+                    None if buf.is_empty() => first = Some(data),
+                    _ => {
+                        if let Some(f) = first.take() {
+                            buf.extend_from_slice(&f);
+                        }
+                        buf.extend_from_slice(&data);
+                    }
+                }
             }
         }
-        Ok(buf.freeze())
+        Ok(match first {
+            Some(f) => f,
+            None => buf.freeze(),
+        })
     })
 }
 
@@ -584,8 +673,36 @@ enum SendError {
     Failed(String),
 }
 
+/// Sends over the per-thread pool and reads the whole response (at most 10 MB); the connection
+/// goes back to the pool once the body has been read.
+async fn send_pooled(
+    pool: &std::sync::Arc<Pool>,
+    addr: std::net::SocketAddr,
+    req: http::Request<Body>,
+) -> Result<(http::response::Parts, Bytes), SendError> {
+    let unreachable = |what: &str| SendError::Failed(format!("integration unreachable: {what}"));
+    let up = match pool.checkout(addr).await {
+        Ok(up) => up,
+        Err(PoolFailure::Timeout) => return Err(unreachable("connect timed out")),
+        Err(PoolFailure::Bad) => return Err(unreachable("connection refused")),
+    };
+    let (resp, up) = up
+        .send(req)
+        .await
+        .map_err(|_| unreachable("connection failed"))?;
+    let (parts, body) = resp.into_parts();
+    let body = up.body(pool, addr, body, ());
+    match read_limited(body).await {
+        Ok(b) => Ok((parts, b)),
+        Err(ReadError::TooLarge) => Err(SendError::TooLarge),
+        Err(ReadError::Failed) => Err(SendError::Failed(
+            "integration response failed: the connection broke".into(),
+        )),
+    }
+}
+
 async fn send(
-    client: &Client,
+    client: &hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
     req: http::Request<Full<Bytes>>,
 ) -> Result<(http::response::Parts, Bytes), SendError> {
     let resp = client
@@ -612,7 +729,7 @@ async fn send(
 )]
 fn build_response(
     integration: &Integration,
-    rparts: http::response::Parts,
+    mut rparts: http::response::Parts,
     rbody: Bytes,
     ctx: &RequestContext,
     stage: &super::Stage,
@@ -623,17 +740,31 @@ fn build_response(
     req_body: &[u8],
 ) -> http::Response<Body> {
     let mut status = rparts.status.as_u16();
-    let mut headers = HeaderMap::with_capacity(rparts.headers.len() + 2);
-    for (k, v) in &rparts.headers {
-        if !is_hop_by_hop(k) {
-            headers.append(k.clone(), v.clone());
-        }
-    }
-    if let Some((_, rp)) = integration
+    let mapping = integration
         .response_parameters
         .iter()
-        .find(|(c, _)| *c == status)
-    {
+        .find(|(c, _)| *c == status);
+    let mut headers = match mapping {
+        // the backend's headers stay the mapping's source: copy them
+        Some(_) => {
+            let mut headers = HeaderMap::with_capacity(rparts.headers.len() + 2);
+            for (k, v) in &rparts.headers {
+                if !is_hop_by_hop(k) {
+                    headers.append(k.clone(), v.clone());
+                }
+            }
+            headers
+        }
+        // else take them, minus the hop-by-hop ones
+        None => {
+            let mut headers = std::mem::take(&mut rparts.headers);
+            while let Some(k) = headers.keys().find(|k| is_hop_by_hop(k)).cloned() {
+                headers.remove(&k);
+            }
+            headers
+        }
+    };
+    if let Some((_, rp)) = mapping {
         let src = Sources {
             headers: req_headers,
             query: req_query,
@@ -659,6 +790,14 @@ fn build_response(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn trace_id_shape() {
+        let t = trace_id(1_738_318_530_123);
+        assert_eq!(&t[..16], "Root=1-679ca2c2-");
+        assert_eq!(t.len(), 16 + 24);
+        assert!(t[16..].bytes().all(|b| b.is_ascii_hexdigit()));
+    }
 
     #[test]
     fn uri_substitution() {

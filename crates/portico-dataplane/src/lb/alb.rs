@@ -51,33 +51,48 @@ pub(crate) async fn serve_on(
     }
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
+/// Hop-by-hop headers, as names (removing by `&str` would parse the name every time).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
 ];
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // Headers named by `Connection` are hop-by-hop too.
-    let named: Vec<HeaderName> = h
+    // Headers named by `Connection` are hop-by-hop too. The usual values (`keep-alive`,
+    // `close`) name nothing else, so the common case allocates nothing.
+    let names_others = h
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
+        .map(str::trim)
+        .any(|n| !n.eq_ignore_ascii_case("keep-alive") && !n.eq_ignore_ascii_case("close"));
+    if names_others {
+        let named: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            h.remove(n);
+        }
     }
-    for n in HOP_BY_HOP {
-        h.remove(n);
+    for n in &HOP_BY_HOP {
+        if h.contains_key(n) {
+            h.remove(n);
+        }
     }
-    h.remove(header::TRANSFER_ENCODING);
+    if h.contains_key(header::TRANSFER_ENCODING) {
+        h.remove(header::TRANSFER_ENCODING);
+    }
 }
 
 pub(crate) async fn serve(
@@ -150,10 +165,14 @@ pub(crate) async fn serve(
                         .iter()
                         .position(|(arn, w)| *w > 0 && token(arn) == v)
                 });
-            let weights: Vec<u32> = fwd.groups.iter().map(|g| g.1).collect();
-            let idx = match cookie_tg {
-                Some(i) => Some(i),
-                None => rules::pick_weighted(&weights, rand::random::<u64>()),
+            let idx = match (cookie_tg, fwd.groups.as_slice()) {
+                (Some(i), _) => Some(i),
+                // one group: no draw needed
+                (None, [(_, w)]) => (*w > 0).then_some(0),
+                (None, groups) => {
+                    let weights: Vec<u32> = groups.iter().map(|g| g.1).collect();
+                    rules::pick_weighted(&weights, rand::random::<u64>())
+                }
             };
             let Some(idx) = idx else { return page(503) };
             let tg_arn = &fwd.groups[idx].0;
@@ -239,16 +258,14 @@ async fn forward(
     };
     let lb = &l.lb;
     let (mut parts, body) = req.into_parts();
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
     // Origin form (`/path?query`) on the wire to the target.
-    let uri = match http::Uri::builder().path_and_query(pq).build() {
-        Ok(u) => u,
-        Err(_) => return page(400),
-    };
+    let uri = http::Uri::from(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
     let authority = parts.uri.authority().map(|a| a.to_string());
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
@@ -306,9 +323,7 @@ async fn forward(
         "http"
     };
     h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
-    if let Ok(v) = HeaderValue::from_str(&l.spec.port.to_string()) {
-        h.insert("x-forwarded-port", v);
-    }
+    h.insert("x-forwarded-port", HeaderValue::from(l.spec.port));
     let trace = trace_id(h.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()));
     if let Ok(v) = HeaderValue::from_str(&trace) {
         h.insert("x-amzn-trace-id", v);

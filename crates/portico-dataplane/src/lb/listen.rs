@@ -1,4 +1,4 @@
-//! Listener sockets: one bound socket per listener, on the load balancer's own loopback address
+//! HOT PATH. Listener sockets: one bound socket per listener, on the load balancer's own loopback address
 //! and the listener's port when that can be bound, else on an allocated port. Accept loops look
 //! up their listener in the current snapshot for every connection (NLB) or request (ALB), so a
 //! snapshot swap never closes a socket. Removing a listener stops its accept loop; connections
@@ -101,7 +101,7 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
         let _ = stream.set_nodelay(true);
         let engine = engine.clone();
         let arn = arn.clone();
-        tokio::spawn(async move {
+        crate::workers::spawn_connection(stream, move |stream| async move {
             let svc =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let engine = engine.clone();

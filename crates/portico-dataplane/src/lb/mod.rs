@@ -1,4 +1,4 @@
-//! The load-balancer engine: ALB and NLB listeners. The control plane publishes a [`Snapshot`]
+//! HOT PATH. The load-balancer engine: ALB and NLB listeners. The control plane publishes a [`Snapshot`]
 //! (load balancers, listeners with their rules, target groups with their targets) and asks the
 //! engine to bind listener sockets ([`Engine::bind`]); the engine serves traffic from the
 //! snapshot alone, health-checks the targets of target groups in use, and reports target health
@@ -12,7 +12,7 @@ mod alb;
 mod health;
 mod listen;
 mod nlb;
-mod pool;
+pub(crate) mod pool;
 pub mod rules;
 
 use crate::addr::AddressBook;

@@ -43,10 +43,20 @@ impl Upstream {
     }
 }
 
-/// Idle connections per target address.
+/// Idle connections per (thread, target address). A connection is only reused on the thread
+/// that opened it: its socket is registered with that thread's reactor (see `crate::workers`),
+/// so using it elsewhere would turn every readiness event into a cross-thread wake-up.
 #[derive(Default)]
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Upstream>>>,
+    idle: Mutex<HashMap<(usize, SocketAddr), Vec<Upstream>>>,
+}
+
+/// A small number naming the current thread (cheaper than `std::thread::current().id()`).
+fn thread_key() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local!(static KEY: usize = NEXT.fetch_add(1, Ordering::Relaxed));
+    KEY.with(|k| *k)
 }
 
 const MAX_IDLE_PER_TARGET: usize = 64;
@@ -67,7 +77,7 @@ impl Pool {
         loop {
             let candidate = {
                 let mut idle = self.idle.lock();
-                idle.get_mut(&addr).and_then(Vec::pop)
+                idle.get_mut(&(thread_key(), addr)).and_then(Vec::pop)
             };
             let Some(mut up) = candidate else { break };
             if up.idle_since.elapsed() > IDLE_EXPIRY {
@@ -102,7 +112,7 @@ impl Pool {
         }
         up.idle_since = Instant::now();
         let mut idle = self.idle.lock();
-        let list = idle.entry(addr).or_default();
+        let list = idle.entry((thread_key(), addr)).or_default();
         list.retain(|u| u.idle_since.elapsed() <= IDLE_EXPIRY);
         if list.len() < MAX_IDLE_PER_TARGET {
             list.push(up);
