@@ -557,7 +557,7 @@ def scale(levels, routes, tgs, rounds, duration, backend_port, budget_s):
         for level in levels:
             t = time.time()
             while len(built) < level and time.time() < deadline:  # chunks, so the budget holds
-                built += build_apis(portico.port, backend_port, len(built), min(50, level - len(built)), routes)
+                built += build_apis(portico.port, backend_port, len(built), min(4, level - len(built)), routes)
             setup_s = time.time() - t
             if len(built) < level:
                 notes["scale"] = f"stopped at {len(built)} APIs (of {level}): fixture setup over the {budget_s} s budget"
@@ -844,7 +844,7 @@ def main():
             try:
                 levels = [1, 10] if smoke else [10, 100, 1000]
                 out, n = scale(levels, 10 if smoke else 100, 20 if smoke else 200, args.rounds if not smoke else 1,
-                               1 if smoke else 2, backend_port, 30 if smoke else 360)
+                               1 if smoke else 2, backend_port, 30 if smoke else 270)
                 results.update(out)
                 notes.update(n)
             except Exception as e:  # noqa: BLE001
