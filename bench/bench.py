@@ -511,7 +511,7 @@ def build_apis(port, backend_port, start, count, routes):
     """APIs [start, start+count) with `routes` routes each (plus `GET /zz/{id}`), a $default stage each."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(n):
+    def one(n, routes=routes):
         raw = Raw(port)
         a = raw.post("/v2/apis", {"name": f"scale{n}", "protocolType": "HTTP"})["apiId"]
         i = raw.post(f"/v2/apis/{a}/integrations", {"integrationType": "HTTP_PROXY", "integrationMethod": "ANY",
@@ -524,6 +524,8 @@ def build_apis(port, backend_port, start, count, routes):
         raw.post(f"/v2/apis/{a}/stages", {"stageName": "$default", "autoDeploy": True})
         return a, i
 
+    if isinstance(routes, list):  # one API per route count
+        return [one(start + k, r) for k, r in enumerate(routes)]
     with ThreadPoolExecutor(max_workers=4) as ex:
         return list(ex.map(one, range(start, start + count)))
 
@@ -541,7 +543,28 @@ def poll_route(port, host, path, timeout=10):
     raise RuntimeError(f"{path} never answered 200")
 
 
-def scale(levels, routes, tgs, rounds, duration, backend_port, budget_s):
+def route_count_scale(portico, backend_port, counts, rounds, duration):
+    """Route selection against the number of routes IN the API: one API per count, wrk on its
+    last route (`GET /zz/{id}`). Built first, while the store is small."""
+    apis = build_apis(portico.port, backend_port, 100000, len(counts), counts)
+    out = {}
+    for n, (a, _) in zip(counts, apis):
+        host = f"{a}.execute-api.localhost:{portico.port}"
+        wait_ok(portico.port, host, path="/zz/42")
+        out[n] = host
+    raw = {n: {"rps": [], "cpu_us_per_req": []} for n in counts}
+    for _ in range(rounds):
+        for n in counts:
+            pids = portico.pids()
+            c0 = cpu_ticks(pids)
+            w = wrk(portico.port, duration, out[n], path="/zz/42")
+            cpu = (cpu_ticks(pids) - c0) * 1e6 / TICK
+            raw[n]["rps"].append(w["rps"])
+            raw[n]["cpu_us_per_req"].append(cpu / w["requests"] if w["requests"] else None)
+    return {f"routes-{n}": {"routes": n, **{k: summarize(v) for k, v in r.items()}} for n, r in raw.items()}
+
+
+def scale(levels, routes, tgs, rounds, duration, backend_port, budget_s, route_counts=()):
     """Route selection (CPU per request, req/s through an API with `routes` routes) and snapshot
     rebuild time (CreateRoute returned -> new route answers) at each API count."""
     out = {}
@@ -552,6 +575,8 @@ def scale(levels, routes, tgs, rounds, duration, backend_port, budget_s):
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         for k in range(tgs):
             elb.create_target_group(Name=f"scale{k}", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")
+        if route_counts:
+            out.update(route_count_scale(portico, backend_port, list(route_counts), rounds, duration))
         built = []
         deadline = time.time() + budget_s
         for level in levels:
@@ -844,7 +869,8 @@ def main():
             try:
                 levels = [1, 10] if smoke else [10, 100, 1000]
                 out, n = scale(levels, 10 if smoke else 100, 20 if smoke else 200, args.rounds if not smoke else 1,
-                               1 if smoke else 2, backend_port, 30 if smoke else 270)
+                               1 if smoke else 2, backend_port, 30 if smoke else 270,
+                               route_counts=[10, 30] if smoke else [10, 100, 1000])
                 results.update(out)
                 notes.update(n)
             except Exception as e:  # noqa: BLE001
@@ -979,6 +1005,12 @@ def report(results, notes, args, duration, elapsed):
             row(label, "req/s", fmt(v["rps"]), first_label, ratio(med(k, "rps"), med(first, "rps")))
             row(label, "rebuild after CreateRoute ms", fmt(v["rebuild_ms"], 1), first_label, ratio(med(k, "rebuild_ms"), med(first, "rebuild_ms")))
             row(label, "setup s / RSS MB", f"{v['setup_s']} / {v['rss_mb']}")
+    rcs = sorted((v["routes"], k) for k, v in results.items() if k.startswith("routes-"))
+    for n, k in rcs:
+        first = rcs[0][1]
+        row(f"1 API, {n} routes", "route selection CPU us/req", fmt(results[k]["cpu_us_per_req"], 1), f"{rcs[0][0]} routes",
+            ratio(med(k, "cpu_us_per_req"), med(first, "cpu_us_per_req")))
+        row(f"1 API, {n} routes", "req/s", fmt(results[k]["rps"]), f"{rcs[0][0]} routes", ratio(med(k, "rps"), med(first, "rps")))
     if "scale" in notes:
         row("scale", "-", notes["scale"])
     for name in ["deploy-portico", "deploy-moto"]:
