@@ -216,6 +216,8 @@ def test_service_runs_replaces_scales_and_cleans_up(portico, unique):
     s = ecs.describe_services(cluster=cluster, services=["web"])["services"][0]
     assert s["runningCount"] == 0 and s["desiredCount"] == 0
     wait_until(lambda: not any(alive(pid_of(t)) for t in three), timeout=10, what="scaled-in processes gone")
+    # exit codes are recorded once each task reaches STOPPED, a moment after its process exits
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[t["taskArn"] for t in three], WaiterConfig=FAST)
     stopped = ecs.describe_tasks(cluster=cluster, tasks=[t["taskArn"] for t in three])["tasks"]
     assert {t["stopCode"] for t in stopped} == {"ServiceSchedulerInitiated"}
     assert all(t["stoppedReason"].startswith("Scaling activity initiated by (deployment ecs-svc/") for t in stopped)
