@@ -366,14 +366,27 @@ impl Tx<'_> {
         Ok(out)
     }
 
-    /// Counts resources of a kind in a scope (optionally under one parent).
+    /// Counts resources of a kind in a scope (optionally under one parent), without reading
+    /// their bodies.
     pub fn count(
         &self,
         scope: &Scope,
         kind: &str,
         parent: Option<&str>,
     ) -> Result<usize, StoreError> {
-        Ok(self.list(scope, kind, parent)?.len())
+        let n: i64 = match parent {
+            Some(p) => self.tx.query_row(
+                "SELECT COUNT(*) FROM resources WHERE account=?1 AND region=?2 AND kind=?3 AND parent=?4",
+                params![scope.account, scope.region, kind, p],
+                |r| r.get(0),
+            )?,
+            None => self.tx.query_row(
+                "SELECT COUNT(*) FROM resources WHERE account=?1 AND region=?2 AND kind=?3",
+                params![scope.account, scope.region, kind],
+                |r| r.get(0),
+            )?,
+        };
+        Ok(n as usize)
     }
 
     /// Atomically increments a named counter and returns its new value (starting at 1).
@@ -443,6 +456,22 @@ mod tests {
             s.read(|tx| Ok(tx.list(&scope(), "k", Some("p"))?.len()))
                 .unwrap(),
             1
+        );
+        assert_eq!(
+            s.read(|tx| Ok(tx.count(&scope(), "k", Some("p"))?))
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.read(|tx| Ok(tx.count(&scope(), "k", Some("q"))?))
+                .unwrap(),
+            0
+        );
+        assert_eq!(s.read(|tx| Ok(tx.count(&scope(), "k", None)?)).unwrap(), 1);
+        assert_eq!(
+            s.read(|tx| Ok(tx.count(&Scope::new("1", "x"), "k", None)?))
+                .unwrap(),
+            0
         );
         assert_eq!(s.write(|tx| Ok(tx.next_counter("c")?)).unwrap(), 3);
         let _ = std::fs::remove_dir_all(&dir);
