@@ -38,6 +38,23 @@ OUT = ROOT / "target" / "bench"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+# Every child dies with the harness, even when the harness is SIGKILLed (children run in their
+# own sessions so that stop() can kill a whole group, which also puts them out of reach of a
+# terminal's Ctrl-C). SIGTERM rather than SIGKILL so that a master process (nginx) takes its
+# workers down with it and Portico stops its tasks.
+_HARNESS_PID = os.getpid()
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_harness():
+    """preexec_fn for every child: ask the kernel for SIGTERM when the harness dies."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != _HARNESS_PID:  # the harness died before prctl took effect
+        os._exit(1)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,7 +101,7 @@ def rss_kb(pid):
 class Proc:
     def __init__(self, args, **kw):
         kw.setdefault("stderr", subprocess.DEVNULL)
-        self.p = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True, **kw)
+        self.p = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_harness, **kw)
 
     def pids(self):
         return [self.p.pid] + children(self.p.pid)
@@ -157,7 +174,7 @@ class Portico:
         self.t0 = time.perf_counter()
         self.p = subprocess.Popen(
             [str(BIN), "serve", "--port", str(port), "--state-dir", self.state, "--log-level", "warn", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_harness,
         )
         line = self.p.stdout.readline().decode()
         m = re.search(r"listening on http://127.0.0.1:(\d+)", line)
@@ -189,7 +206,7 @@ def wrk(port, duration, host=None, path="/bench", connections=32):
     args = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}{path}"]
     if host:
         args[1:1] = ["-H", f"Host: {host}"]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=duration + 30).stdout
+    out = subprocess.run(args, capture_output=True, text=True, timeout=duration + 30, preexec_fn=die_with_harness).stdout
     reqs = re.search(r"(\d+) requests in", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
@@ -275,7 +292,8 @@ def startup_once():
     body = b"Action=GetCallerIdentity&Version=2011-06-15"
     t0 = time.perf_counter()
     p = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--state-dir", state, "--log-level", "warn"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                         preexec_fn=die_with_harness)
     try:
         while True:
             try:
@@ -309,7 +327,7 @@ def openloop(port, host, rate, duration, path="/bench", connections=32):
         OUT.mkdir(parents=True, exist_ok=True)
         subprocess.run(["cc", "-O2", "-o", str(OPENLOOP), str(ROOT / "bench" / "openloop.c")], check=True)
     out = subprocess.run([str(OPENLOOP), host or "localhost", str(port), path, f"{rate:.0f}", str(duration), str(connections)],
-                         capture_output=True, text=True, timeout=duration + 30)
+                         capture_output=True, text=True, timeout=duration + 30, preexec_fn=die_with_harness)
     if out.returncode != 0:
         raise RuntimeError(f"openloop failed: {out.stderr.strip()}")
     return json.loads(out.stdout)
@@ -375,7 +393,8 @@ def restart_once(state, port, host):
     """Exec a Portico over a state dir with the tutorial deployed; ms until the invoke URL answers 200."""
     t0 = time.perf_counter()
     p = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--state-dir", state, "--log-level", "warn"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                         preexec_fn=die_with_harness)
     try:
         while True:
             try:
