@@ -151,6 +151,19 @@ impl Control {
         services::dispatch(&ctx, service, op, input).await
     }
 
+    /// Calls like [`Control::call`], as CloudFormation acting for a stack: the service accepts the
+    /// `aws:cloudformation:*` tags (stack name and id, logical id) that clients may not set. Only
+    /// portico-cfn calls this; no wire request reaches it.
+    pub async fn call_as_cloudformation(
+        &self,
+        rc: &RequestContext,
+        service: Service,
+        op: &str,
+        input: Input,
+    ) -> AwsResult<Value> {
+        services::tags::as_cloudformation(self.call(rc, service, op, input)).await
+    }
+
     /// restJson1: the operation a method and raw path name, its path labels, and its success
     /// status. `None` when no operation matches.
     pub fn rest_route(

@@ -12,11 +12,9 @@ use std::time::Duration;
 /// How long a NAT gateway or a dependent deletion may take before the resource fails.
 const STABILISE: Duration = Duration::from_secs(300);
 
+/// Every EC2 type these providers create carries CloudFormation's own tags, as in AWS.
 fn tag_spec(cx: &Pcx<'_>, props: &Value, resource_type: &str) -> Value {
-    let tags = cx.tag_list(props);
-    if tags.is_empty() {
-        return json!([]);
-    }
+    let tags = cx.auto_tag_list(props);
     let tags: Vec<Value> = tags
         .iter()
         .map(|t| json!({"Key": t.get("Key").map(text).unwrap_or_default(), "Value": t.get("Value").map(text).unwrap_or_default()}))

@@ -14,9 +14,15 @@ const KEEP: &[&str] = &["Options", "DockerLabels", "Labels", "DriverOpts"];
 /// to three hours; a local task that does not start in ten minutes will not start).
 const STEADY: Duration = Duration::from_secs(600);
 
-fn ecs_tags(cx: &Pcx<'_>, props: &Value) -> Vec<Value> {
-    cx.tag_list(props)
-        .iter()
+/// ECS's `[{key, value}]`. Only clusters get CloudFormation's own tags: AWS does not tag services
+/// or task definitions (cloudformation-coverage-roadmap issues 2062, 2063).
+fn ecs_tags(cx: &Pcx<'_>, props: &Value, auto: bool) -> Vec<Value> {
+    let list = if auto {
+        cx.auto_tag_list(props)
+    } else {
+        cx.tag_list(props)
+    };
+    list.iter()
         .map(|t| json!({"key": t.get("Key").map(text).unwrap_or_default(), "value": t.get("Value").map(text).unwrap_or_default()}))
         .collect()
 }
@@ -103,8 +109,7 @@ pub(super) async fn create(cx: &Pcx<'_>, ty: &str, props: &Value) -> PResult<Don
             {
                 input["settings"] = s;
             }
-            let tags = ecs_tags(cx, props);
-            input["tags"] = json!(tags);
+            input["tags"] = json!(ecs_tags(cx, props, true));
             let out = cx.call(Service::Ecs, "CreateCluster", input).await?;
             let arn = field(&out, "cluster")
                 .and_then(|c| fstr(c, "clusterArn"))
@@ -126,7 +131,7 @@ pub(super) async fn create(cx: &Pcx<'_>, ty: &str, props: &Value) -> PResult<Don
                     input[k] = json!(text(&v));
                 }
             }
-            let tags = ecs_tags(cx, props);
+            let tags = ecs_tags(cx, props, false);
             if !tags.is_empty() {
                 input["tags"] = json!(tags);
             }
@@ -153,7 +158,7 @@ pub(super) async fn create(cx: &Pcx<'_>, ty: &str, props: &Value) -> PResult<Don
             {
                 input["desiredCount"] = json!(1);
             }
-            let tags = ecs_tags(cx, props);
+            let tags = ecs_tags(cx, props, false);
             if !tags.is_empty() {
                 input["tags"] = json!(tags);
             }

@@ -105,10 +105,7 @@ pub(super) async fn create(cx: &Pcx<'_>, ty: &str, props: &Value) -> PResult<Don
                     "IpAddressType",
                 ],
             );
-            let tags = cx.tag_list(props);
-            if !tags.is_empty() {
-                input["Tags"] = json!(tags);
-            }
+            input["Tags"] = json!(cx.auto_tag_list(props));
             let out = cx.call(Service::Elbv2, "CreateLoadBalancer", input).await?;
             let lb = first_of(&out, "LoadBalancers");
             let arn = fstr(&lb, "LoadBalancerArn").unwrap_or_default();
@@ -190,10 +187,7 @@ pub(super) async fn create(cx: &Pcx<'_>, ty: &str, props: &Value) -> PResult<Don
                 ],
             );
             copy(props, &mut input, TG_HEALTH);
-            let tags = cx.tag_list(props);
-            if !tags.is_empty() {
-                input["Tags"] = json!(tags);
-            }
+            input["Tags"] = json!(cx.auto_tag_list(props));
             let out = cx.call(Service::Elbv2, "CreateTargetGroup", input).await?;
             let tg = first_of(&out, "TargetGroups");
             let arn = fstr(&tg, "TargetGroupArn").unwrap_or_default();

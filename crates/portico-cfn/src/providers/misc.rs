@@ -25,10 +25,7 @@ pub(super) async fn create(cx: &Pcx<'_>, ty: &str, props: &Value) -> PResult<Don
         "AWS::Logs::LogGroup" => {
             let name = prop_str(props, "LogGroupName").unwrap_or_else(|| cx.name(512));
             let mut input = json!({ "logGroupName": name });
-            let tags = tag_map(&cx.tag_list(props));
-            if !tags.is_empty() {
-                input["tags"] = Value::Object(tags);
-            }
+            input["tags"] = Value::Object(tag_map(&cx.auto_tag_list(props)));
             if let Some(k) = prop_str(props, "KmsKeyId") {
                 input["kmsKeyId"] = json!(k);
             }

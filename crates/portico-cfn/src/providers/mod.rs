@@ -352,6 +352,7 @@ pub(crate) struct Pcx<'a> {
     pub control: &'a Control,
     pub rc: &'a RequestContext,
     pub stack_name: &'a str,
+    pub stack_id: &'a str,
     pub logical: &'a str,
     pub tags: &'a [(String, String)],
     pub cancel: tokio::sync::watch::Receiver<bool>,
@@ -395,10 +396,10 @@ pub(crate) fn is_gone(e: &AwsError) -> bool {
 }
 
 impl Pcx<'_> {
-    /// Calls one operation; a failure becomes the status reason CloudFormation shows.
+    /// Calls one operation (as CloudFormation: the service accepts the `aws:cloudformation:*`
+    /// tags); a failure becomes the status reason CloudFormation shows.
     pub(crate) async fn call(&self, svc: Service, op: &str, input: Value) -> PResult<Value> {
-        self.control
-            .call(self.rc, svc, op, Input(input))
+        self.call_raw(svc, op, input)
             .await
             .map_err(|e| Failure::msg(self.reason(svc, &e)))
     }
@@ -410,7 +411,9 @@ impl Pcx<'_> {
         op: &str,
         input: Value,
     ) -> Result<Value, AwsError> {
-        self.control.call(self.rc, svc, op, Input(input)).await
+        self.control
+            .call_as_cloudformation(self.rc, svc, op, Input(input))
+            .await
     }
 
     /// A delete call where "already gone" counts as success.
@@ -489,6 +492,23 @@ impl Pcx<'_> {
             {
                 out.push(serde_json::json!({"Key": k, "Value": v}));
             }
+        }
+        out
+    }
+
+    /// For the resource types CloudFormation tags itself: [`Pcx::tag_list`] plus
+    /// `aws:cloudformation:stack-name`, `stack-id` and `logical-id` (replacing any the template
+    /// names).
+    pub(crate) fn auto_tag_list(&self, props: &Value) -> Vec<Value> {
+        let [name, id, logical] = portico_control::services::tags::CLOUDFORMATION_KEYS;
+        let mut out = self.tag_list(props);
+        for (k, v) in [
+            (name, self.stack_name),
+            (id, self.stack_id),
+            (logical, self.logical),
+        ] {
+            out.retain(|t| t.get("Key").and_then(Value::as_str) != Some(k));
+            out.push(serde_json::json!({"Key": k, "Value": v}));
         }
         out
     }

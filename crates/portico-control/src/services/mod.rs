@@ -10,6 +10,7 @@ pub mod iam;
 pub mod logs;
 pub mod ssm;
 pub mod sts;
+pub mod tags;
 
 use crate::Ctx;
 use portico_core::{AwsResult, Input, Service};

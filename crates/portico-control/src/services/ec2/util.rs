@@ -194,7 +194,8 @@ pub(crate) fn tag_list(items: &[Input]) -> Vec<Value> {
 }
 
 /// Tags a Create* call asks for through `TagSpecification.N` for `resource_type`.
-/// A specification for another resource type is AWS's InvalidParameterValue.
+/// A specification for another resource type is AWS's InvalidParameterValue; a reserved `aws:`
+/// key (unless CloudFormation sets its own) is InvalidTagKey.Malformed.
 pub(crate) fn spec_tags(input: &Input, resource_type: &str) -> AwsResult<Vec<Value>> {
     let mut out = Vec::new();
     for spec in list_any(input, &["TagSpecification", "TagSpecifications"]) {
@@ -206,6 +207,16 @@ pub(crate) fn spec_tags(input: &Input, resource_type: &str) -> AwsResult<Vec<Val
             ));
         }
         out.extend(tag_list(&list_any(&spec, &["Tag", "Tags"])));
+    }
+    if let Some(k) = out
+        .iter()
+        .filter_map(|t| t.get("key").and_then(Value::as_str))
+        .find(|k| crate::services::tags::refused(k))
+    {
+        return Err(AwsError::bad(
+            "InvalidTagKey.Malformed",
+            format!("The tag key '{k}' is not valid. Tag keys starting with 'aws:' are reserved for internal use."),
+        ));
     }
     Ok(out)
 }

@@ -965,7 +965,7 @@ pub(crate) fn create_tags(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResul
                 format!("Tag keys must be 1-128 characters and values at most 256 characters (key '{k}')"),
             ));
         }
-        if k.starts_with("aws:") {
+        if crate::services::tags::refused(k) {
             return Err(AwsError::bad(
                 "InvalidParameterValue",
                 format!("Value ({k}) for parameter key is invalid. Tag keys starting with 'aws:' are reserved for internal use"),

@@ -155,7 +155,7 @@ pub(crate) fn tags_of(input: &Input, key: &str) -> AwsResult<Vec<Value>> {
         if k.is_empty() || k.len() > 128 || v.len() > 256 {
             return Err(invalid("The specified tags are not valid."));
         }
-        if k.to_ascii_lowercase().starts_with("aws:") {
+        if crate::services::tags::refused(k) {
             return Err(invalid("Tag keys beginning with 'aws:' are reserved."));
         }
         out.push(json!({"key": k, "value": v}));

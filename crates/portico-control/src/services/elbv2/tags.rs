@@ -31,6 +31,7 @@ pub(crate) fn parse_tags(input: &Input) -> AwsResult<Vec<Tag>> {
                 "Member must have length less than or equal to 256",
             ));
         }
+        crate::services::tags::check_elbv2_key(&key)?;
         if out.iter().any(|o| o.key == key) {
             return Err(AwsError::bad(
                 "DuplicateTagKeys",
