@@ -10,12 +10,17 @@ fn valid_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn includes(input: &Input, what: &str) -> bool {
-    input
-        .str_list("include")
-        .unwrap_or_default()
-        .iter()
-        .any(|i| i == what)
+/// Writes the cluster and answers with it, as every cluster write operation does.
+fn save(tx: &Tx<'_>, scope: &Scope, c: &ClusterRec) -> AwsResult<Value> {
+    tx.put_as(
+        scope,
+        KIND_CLUSTER,
+        &c.cluster_name,
+        None,
+        Some(&c.cluster_name),
+        c,
+    )?;
+    Ok(json!({"cluster": render(tx, scope, c, true)?}))
 }
 
 pub(crate) fn render(tx: &Tx<'_>, scope: &Scope, c: &ClusterRec, tags: bool) -> AwsResult<Value> {
@@ -107,8 +112,7 @@ pub(crate) fn create(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
             default_capacity_provider_strategy: strategy,
             service_connect_defaults: input.get("serviceConnectDefaults").cloned(),
         };
-        tx.put_as(&ctx.scope, KIND_CLUSTER, &name, None, Some(&name), &c)?;
-        Ok(json!({"cluster": render(tx, &ctx.scope, &c, true)?}))
+        save(tx, &ctx.scope, &c)
     })
 }
 
@@ -171,15 +175,7 @@ pub(crate) fn delete(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
             ));
         }
         c.status = "INACTIVE".into();
-        tx.put_as(
-            &ctx.scope,
-            KIND_CLUSTER,
-            &c.cluster_name,
-            None,
-            Some(&c.cluster_name),
-            &c,
-        )?;
-        Ok(json!({"cluster": render(tx, &ctx.scope, &c, true)?}))
+        save(tx, &ctx.scope, &c)
     })
 }
 
@@ -196,15 +192,7 @@ pub(crate) fn update(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
         if let Some(x) = input.get("serviceConnectDefaults") {
             c.service_connect_defaults = Some(x.clone());
         }
-        tx.put_as(
-            &ctx.scope,
-            KIND_CLUSTER,
-            &c.cluster_name,
-            None,
-            Some(&c.cluster_name),
-            &c,
-        )?;
-        Ok(json!({"cluster": render(tx, &ctx.scope, &c, true)?}))
+        save(tx, &ctx.scope, &c)
     })
 }
 
@@ -217,15 +205,7 @@ pub(crate) fn update_settings(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
             c.settings.retain(|e| e.get("name") != name.as_ref());
             c.settings.push(s.0);
         }
-        tx.put_as(
-            &ctx.scope,
-            KIND_CLUSTER,
-            &c.cluster_name,
-            None,
-            Some(&c.cluster_name),
-            &c,
-        )?;
-        Ok(json!({"cluster": render(tx, &ctx.scope, &c, true)?}))
+        save(tx, &ctx.scope, &c)
     })
 }
 
@@ -236,15 +216,7 @@ pub(crate) fn put_capacity_providers(ctx: &Ctx<'_>, input: Input) -> AwsResult<V
         let mut c = active_cluster(tx, &ctx.scope, &input)?;
         c.capacity_providers = cps;
         c.default_capacity_provider_strategy = strategy;
-        tx.put_as(
-            &ctx.scope,
-            KIND_CLUSTER,
-            &c.cluster_name,
-            None,
-            Some(&c.cluster_name),
-            &c,
-        )?;
-        Ok(json!({"cluster": render(tx, &ctx.scope, &c, true)?}))
+        save(tx, &ctx.scope, &c)
     })
 }
 

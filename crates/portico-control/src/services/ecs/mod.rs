@@ -146,6 +146,15 @@ pub(crate) fn put_task(tx: &Tx<'_>, scope: &Scope, t: &TaskRec) -> AwsResult<()>
     Ok(())
 }
 
+/// Whether `include` asks for `what` (`TAGS`, `SETTINGS`, ...).
+pub(crate) fn includes(input: &Input, what: &str) -> bool {
+    input
+        .str_list("include")
+        .unwrap_or_default()
+        .iter()
+        .any(|i| i == what)
+}
+
 /// Validated `tags` (`[{key, value}]`).
 pub(crate) fn tags_of(input: &Input, key: &str) -> AwsResult<Vec<Value>> {
     let mut out = Vec::new();

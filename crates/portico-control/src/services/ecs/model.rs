@@ -5,7 +5,8 @@
 //! - `ecs.service`  id = random, parent = cluster name, name = service name, body [`ServiceRec`]
 //! - `ecs.task`     id = task id (32 hex), parent = cluster name, body [`TaskRec`]
 //!
-//! Timestamps are stored as epoch milliseconds and rendered as epoch seconds.
+//! Timestamps are stored as epoch milliseconds and rendered as epoch seconds. A member missing
+//! from a stored body takes its default (`#[serde(default)]` on the record structs).
 
 use portico_core::time::epoch_seconds;
 use serde::{Deserialize, Serialize};
@@ -32,23 +33,17 @@ pub fn ts(ms: i64) -> Value {
     json!(epoch_seconds(ms))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ClusterRec {
     pub cluster_arn: String,
     pub cluster_name: String,
     pub status: String,
-    #[serde(default)]
     pub tags: Vec<Value>,
-    #[serde(default)]
     pub settings: Vec<Value>,
-    #[serde(default)]
     pub configuration: Option<Value>,
-    #[serde(default)]
     pub capacity_providers: Vec<String>,
-    #[serde(default)]
     pub default_capacity_provider_strategy: Vec<Value>,
-    #[serde(default)]
     pub service_connect_defaults: Option<Value>,
 }
 
@@ -92,24 +87,19 @@ impl TaskDefRec {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
 pub struct Deployment {
     pub id: String,
     pub status: String,
     pub task_definition: String,
     pub desired_count: i64,
-    #[serde(default)]
     pub failed_tasks: i64,
     pub created_at: i64,
     pub updated_at: i64,
-    #[serde(default)]
     pub launch_type: Option<String>,
-    #[serde(default)]
     pub capacity_provider_strategy: Option<Value>,
-    #[serde(default)]
     pub platform_version: Option<String>,
-    #[serde(default)]
     pub network_configuration: Option<Value>,
     pub rollout_state: String,
     pub rollout_state_reason: String,
@@ -123,8 +113,8 @@ pub struct Event {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ServiceRec {
     /// Store id (a service name may be reused once the old service is INACTIVE).
     pub id: String,
@@ -134,54 +124,37 @@ pub struct ServiceRec {
     pub cluster_arn: String,
     pub status: String,
     pub desired_count: i64,
-    #[serde(default)]
     pub launch_type: Option<String>,
-    #[serde(default)]
     pub capacity_provider_strategy: Option<Value>,
-    #[serde(default)]
     pub platform_version: Option<String>,
     pub task_definition: String,
     pub deployment_configuration: Value,
     pub deployments: Vec<Deployment>,
-    #[serde(default)]
     pub events: Vec<Event>,
-    #[serde(default)]
     pub load_balancers: Vec<Value>,
-    #[serde(default)]
     pub network_configuration: Option<Value>,
-    #[serde(default)]
     pub health_check_grace_period_seconds: Option<i64>,
     pub scheduling_strategy: String,
     pub deployment_controller: Value,
     pub created_at: i64,
     pub created_by: String,
-    #[serde(default)]
     pub enable_ecs_managed_tags: bool,
     pub propagate_tags: String,
-    #[serde(default)]
     pub enable_execute_command: bool,
-    #[serde(default)]
     pub tags: Vec<Value>,
     pub role_arn: String,
-    #[serde(default)]
     pub placement_constraints: Vec<Value>,
-    #[serde(default)]
     pub placement_strategy: Vec<Value>,
     /// The last steady-state event was emitted and nothing has changed since.
-    #[serde(default)]
     pub steady: bool,
     /// Launch back-off for tasks that never reach RUNNING (epoch ms).
-    #[serde(default)]
     pub backoff_until: Option<i64>,
     /// Round-robin cursor over the service's subnets.
-    #[serde(default)]
     pub next_subnet: usize,
     /// Tasks already counted in a deployment's `failedTasks`.
-    #[serde(default)]
     pub counted_failures: Vec<String>,
     /// The last deployment that completed: (id, task definition), the circuit breaker's
     /// rollback target.
-    #[serde(default)]
     pub last_completed: Option<(String, String)>,
 }
 
@@ -287,8 +260,8 @@ pub struct Registration {
     pub port: u16,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
 pub struct TaskRec {
     pub task_id: String,
     pub task_arn: String,
@@ -296,64 +269,41 @@ pub struct TaskRec {
     pub cluster_arn: String,
     pub task_definition_arn: String,
     pub group: String,
-    #[serde(default)]
     pub started_by: Option<String>,
     /// The service (store id) that owns it.
-    #[serde(default)]
     pub service_id: Option<String>,
     /// The deployment that started it (service tasks).
-    #[serde(default)]
     pub deployment_id: Option<String>,
     pub launch_type: String,
-    #[serde(default)]
     pub platform_version: Option<String>,
-    #[serde(default)]
     pub cpu: Option<String>,
-    #[serde(default)]
     pub memory: Option<String>,
     pub last_status: String,
     pub desired_status: String,
     pub health_status: String,
     pub created_at: i64,
-    #[serde(default)]
     pub pull_started_at: Option<i64>,
-    #[serde(default)]
     pub pull_stopped_at: Option<i64>,
-    #[serde(default)]
     pub started_at: Option<i64>,
-    #[serde(default)]
     pub connectivity_at: Option<i64>,
-    #[serde(default)]
     pub stopping_at: Option<i64>,
-    #[serde(default)]
     pub execution_stopped_at: Option<i64>,
-    #[serde(default)]
     pub stopped_at: Option<i64>,
-    #[serde(default)]
     pub stop_code: Option<String>,
-    #[serde(default)]
     pub stopped_reason: Option<String>,
     pub version: i64,
-    #[serde(default)]
     pub attachment: Option<EniAttachment>,
-    #[serde(default)]
     pub availability_zone: Option<String>,
     pub containers: Vec<ContainerRec>,
-    #[serde(default)]
     pub overrides: Value,
-    #[serde(default)]
     pub tags: Vec<Value>,
-    #[serde(default)]
     pub registrations: Vec<Registration>,
     /// Deregistered targets still draining in their target group.
-    #[serde(default)]
     pub draining: Vec<Registration>,
     /// Health of its targets: `Some(true)` when all are healthy, `Some(false)` when one is
     /// unhealthy, `None` before the load balancer has a verdict (or without targets).
-    #[serde(default)]
     pub lb_healthy: Option<bool>,
     /// It reached RUNNING at some point.
-    #[serde(default)]
     pub ever_running: bool,
 }
 
@@ -531,6 +481,29 @@ impl Counts {
     }
 }
 
+/// The members a service shares with each of its deployments (those set).
+fn put_launch(
+    o: &mut Value,
+    launch_type: &Option<String>,
+    strategy: &Option<Value>,
+    platform_version: &Option<String>,
+    network: &Option<Value>,
+) {
+    if let Some(x) = launch_type {
+        o["launchType"] = json!(x);
+    }
+    if let Some(x) = strategy {
+        o["capacityProviderStrategy"] = x.clone();
+    }
+    if let Some(x) = platform_version {
+        o["platformVersion"] = json!(x);
+        o["platformFamily"] = json!("Linux");
+    }
+    if let Some(x) = network {
+        o["networkConfiguration"] = x.clone();
+    }
+}
+
 impl ServiceRec {
     pub fn render(&self, tasks: &[TaskRec], include_tags: bool) -> Value {
         let mine: Vec<&TaskRec> = tasks
@@ -559,19 +532,13 @@ impl ServiceRec {
                     "createdAt": ts(d.created_at), "updatedAt": ts(d.updated_at),
                     "rolloutState": d.rollout_state, "rolloutStateReason": d.rollout_state_reason,
                 });
-                if let Some(x) = &d.launch_type {
-                    o["launchType"] = json!(x);
-                }
-                if let Some(x) = &d.capacity_provider_strategy {
-                    o["capacityProviderStrategy"] = x.clone();
-                }
-                if let Some(x) = &d.platform_version {
-                    o["platformVersion"] = json!(x);
-                    o["platformFamily"] = json!("Linux");
-                }
-                if let Some(x) = &d.network_configuration {
-                    o["networkConfiguration"] = x.clone();
-                }
+                put_launch(
+                    &mut o,
+                    &d.launch_type,
+                    &d.capacity_provider_strategy,
+                    &d.platform_version,
+                    &d.network_configuration,
+                );
                 o
             })
             .collect();
@@ -592,19 +559,13 @@ impl ServiceRec {
             "createdBy": self.created_by, "enableECSManagedTags": self.enable_ecs_managed_tags,
             "propagateTags": self.propagate_tags, "enableExecuteCommand": self.enable_execute_command,
         });
-        if let Some(x) = &self.launch_type {
-            o["launchType"] = json!(x);
-        }
-        if let Some(x) = &self.capacity_provider_strategy {
-            o["capacityProviderStrategy"] = x.clone();
-        }
-        if let Some(x) = &self.platform_version {
-            o["platformVersion"] = json!(x);
-            o["platformFamily"] = json!("Linux");
-        }
-        if let Some(x) = &self.network_configuration {
-            o["networkConfiguration"] = x.clone();
-        }
+        put_launch(
+            &mut o,
+            &self.launch_type,
+            &self.capacity_provider_strategy,
+            &self.platform_version,
+            &self.network_configuration,
+        );
         if let Some(x) = self.health_check_grace_period_seconds {
             o["healthCheckGracePeriodSeconds"] = json!(x);
         }

@@ -328,11 +328,7 @@ pub(crate) fn describe(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
     if names.len() > 10 {
         return Err(invalid("Services cannot contain more than 10 items."));
     }
-    let tags = input
-        .str_list("include")
-        .unwrap_or_default()
-        .iter()
-        .any(|i| i == "TAGS");
+    let tags = includes(&input, "TAGS");
     ctx.store().read(|tx| {
         let cluster = active_cluster(tx, &ctx.scope, &input)?;
         let tasks = tasks_of_cluster(tx, &ctx.scope, &cluster.cluster_name)?;

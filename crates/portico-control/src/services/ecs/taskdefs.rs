@@ -417,11 +417,7 @@ pub(crate) fn describe(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
     let r = input
         .req_str("taskDefinition", "ClientException")?
         .to_string();
-    let tags = input
-        .str_list("include")
-        .unwrap_or_default()
-        .iter()
-        .any(|i| i == "TAGS");
+    let tags = includes(&input, "TAGS");
     ctx.store().read(|tx| {
         let t = resolve(tx, &ctx.scope, &r)?.ok_or_else(not_found)?;
         let mut o = json!({"taskDefinition": t.def});

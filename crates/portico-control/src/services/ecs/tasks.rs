@@ -445,11 +445,7 @@ pub(crate) fn describe(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
     if refs.len() > 100 {
         return Err(invalid("Tasks cannot contain more than 100 items."));
     }
-    let tags = input
-        .str_list("include")
-        .unwrap_or_default()
-        .iter()
-        .any(|i| i == "TAGS");
+    let tags = includes(&input, "TAGS");
     ctx.store().read(|tx| {
         let cluster = active_cluster(tx, &ctx.scope, &input)?;
         let mut tasks = Vec::new();
