@@ -155,6 +155,56 @@ fn render_tags(tags: &[(String, String)]) -> Value {
     )
 }
 
+/// Starts the operation a user asked for: the stack's status becomes `<OP>_IN_PROGRESS` "User
+/// Initiated", and the stack and its event are written in `tx`.
+fn user_initiated(
+    tx: &portico_store::Tx<'_>,
+    scope: &portico_store::Scope,
+    s: &mut Stack,
+    op: Operation,
+) -> AwsResult<()> {
+    let status = match op {
+        Operation::Create => "CREATE_IN_PROGRESS",
+        Operation::Update => "UPDATE_IN_PROGRESS",
+        Operation::Delete => "DELETE_IN_PROGRESS",
+    };
+    s.status = status.into();
+    s.status_reason = Some("User Initiated".into());
+    s.operation = Some(op);
+    put_stack(tx, scope, s)?;
+    put_event(tx, scope, &stack_event(s, status, Some("User Initiated")))
+}
+
+/// One resource as DescribeStackResource(s) and ListStackResources show it: `stack` adds its
+/// StackName and StackId, `time_key` names the timestamp member, `metadata` adds the template's
+/// Metadata (DescribeStackResource only). Members in AWS's order.
+fn resource_row(r: &model::ResRec, stack: Option<&Stack>, time_key: &str, metadata: bool) -> Value {
+    let mut v = serde_json::Map::new();
+    if let Some(s) = stack {
+        v.insert("StackName".into(), json!(s.stack_name));
+        v.insert("StackId".into(), json!(s.stack_id));
+    }
+    v.insert("LogicalResourceId".into(), json!(r.logical));
+    v.insert(
+        "PhysicalResourceId".into(),
+        json!(r.physical.clone().unwrap_or_default()),
+    );
+    v.insert("ResourceType".into(), json!(r.type_name));
+    v.insert(time_key.into(), json!(time::iso_millis(r.updated_ms)));
+    v.insert("ResourceStatus".into(), json!(r.status));
+    if let Some(reason) = &r.reason {
+        v.insert("ResourceStatusReason".into(), json!(reason));
+    }
+    if let (true, Some(m)) = (metadata, &r.metadata) {
+        v.insert("Metadata".into(), json!(m.to_string()));
+    }
+    v.insert(
+        "DriftInformation".into(),
+        json!({"StackResourceDriftStatus": "NOT_CHECKED"}),
+    );
+    Value::Object(v)
+}
+
 fn render_stack(s: &Stack) -> Value {
     let mut v = json!({
         "StackId": s.stack_id,
@@ -324,11 +374,11 @@ impl Api<'_> {
         let caps = caps_of(input);
         prepare::check_capabilities(&t, &caps, true)?;
         let now = time::now_millis();
-        let stack = Stack {
+        let mut stack = Stack {
             stack_id: stack_id.clone(),
             stack_name: name.clone(),
-            status: "CREATE_IN_PROGRESS".into(),
-            status_reason: Some("User Initiated".into()),
+            status: String::new(),
+            status_reason: None,
             creation_ms: now,
             last_updated_ms: None,
             deletion_ms: None,
@@ -357,7 +407,7 @@ impl Api<'_> {
             orphans: Vec::new(),
             stack_policy: input.string("StackPolicyBody"),
             change_set_id: None,
-            operation: Some(Operation::Create),
+            operation: None,
             client_request_token: input.string("ClientRequestToken"),
             retain_except_on_create: input
                 .bool("RetainExceptOnCreate")
@@ -373,12 +423,7 @@ impl Api<'_> {
                     format!("Stack [{name}] already exists"),
                 ));
             }
-            put_stack(tx, &self.scope, &stack)?;
-            put_event(
-                tx,
-                &self.scope,
-                &stack_event(&stack, "CREATE_IN_PROGRESS", Some("User Initiated")),
-            )
+            user_initiated(tx, &self.scope, &mut stack, Operation::Create)
         })?;
         self.engine.spawn(self.scope.clone(), stack_id.clone());
         Ok(json!({ "StackId": stack_id }))
@@ -481,16 +526,8 @@ impl Api<'_> {
             if let Some(cs) = change_set {
                 cur.change_set_id = Some(cs.to_string());
             }
-            cur.status = "UPDATE_IN_PROGRESS".into();
-            cur.status_reason = Some("User Initiated".into());
             cur.last_updated_ms = Some(time::now_millis());
-            cur.operation = Some(Operation::Update);
-            put_stack(tx, &self.scope, &cur)?;
-            put_event(
-                tx,
-                &self.scope,
-                &stack_event(&cur, "UPDATE_IN_PROGRESS", Some("User Initiated")),
-            )
+            user_initiated(tx, &self.scope, &mut cur, Operation::Update)
         })?;
         self.engine.spawn(self.scope.clone(), s.stack_id.clone());
         Ok(())
@@ -544,15 +581,7 @@ impl Api<'_> {
                     x.deletion_policy = Some("Retain".into());
                 }
             }
-            cur.status = "DELETE_IN_PROGRESS".into();
-            cur.status_reason = Some("User Initiated".into());
-            cur.operation = Some(Operation::Delete);
-            put_stack(tx, &self.scope, &cur)?;
-            put_event(
-                tx,
-                &self.scope,
-                &stack_event(&cur, "DELETE_IN_PROGRESS", Some("User Initiated")),
-            )?;
+            user_initiated(tx, &self.scope, &mut cur, Operation::Delete)?;
             if review {
                 for cs in tx.list(&self.scope, model::KIND_CHANGESET, Some(&cur.stack_id))? {
                     tx.delete(&self.scope, model::KIND_CHANGESET, &cs.id)?;
@@ -661,23 +690,9 @@ impl Api<'_> {
                 "Resource {logical} does not exist for stack {name}"
             ))
         })?;
-        let mut v = json!({
-            "StackName": s.stack_name,
-            "StackId": s.stack_id,
-            "LogicalResourceId": r.logical,
-            "PhysicalResourceId": r.physical.clone().unwrap_or_default(),
-            "ResourceType": r.type_name,
-            "LastUpdatedTimestamp": time::iso_millis(r.updated_ms),
-            "ResourceStatus": r.status,
-        });
-        if let Some(reason) = &r.reason {
-            v["ResourceStatusReason"] = json!(reason);
-        }
-        if let Some(m) = &r.metadata {
-            v["Metadata"] = json!(m.to_string());
-        }
-        v["DriftInformation"] = json!({"StackResourceDriftStatus": "NOT_CHECKED"});
-        Ok(json!({ "StackResourceDetail": v }))
+        Ok(
+            json!({ "StackResourceDetail": resource_row(r, Some(&s), "LastUpdatedTimestamp", true) }),
+        )
     }
 
     fn describe_stack_resources(&self, input: &Input) -> AwsResult<Value> {
@@ -711,22 +726,7 @@ impl Api<'_> {
             .resource_rows(&s)
             .into_iter()
             .filter(|r| logical.as_deref().is_none_or(|l| l == r.logical))
-            .map(|r| {
-                let mut v = json!({
-                    "StackName": s.stack_name,
-                    "StackId": s.stack_id,
-                    "LogicalResourceId": r.logical,
-                    "PhysicalResourceId": r.physical.clone().unwrap_or_default(),
-                    "ResourceType": r.type_name,
-                    "Timestamp": time::iso_millis(r.updated_ms),
-                    "ResourceStatus": r.status,
-                });
-                if let Some(reason) = &r.reason {
-                    v["ResourceStatusReason"] = json!(reason);
-                }
-                v["DriftInformation"] = json!({"StackResourceDriftStatus": "NOT_CHECKED"});
-                v
-            })
+            .map(|r| resource_row(r, Some(&s), "Timestamp", false))
             .collect();
         Ok(json!({ "StackResources": rows }))
     }
@@ -737,20 +737,7 @@ impl Api<'_> {
         let rows: Vec<Value> = self
             .resource_rows(&s)
             .into_iter()
-            .map(|r| {
-                let mut v = json!({
-                    "LogicalResourceId": r.logical,
-                    "PhysicalResourceId": r.physical.clone().unwrap_or_default(),
-                    "ResourceType": r.type_name,
-                    "LastUpdatedTimestamp": time::iso_millis(r.updated_ms),
-                    "ResourceStatus": r.status,
-                });
-                if let Some(reason) = &r.reason {
-                    v["ResourceStatusReason"] = json!(reason);
-                }
-                v["DriftInformation"] = json!({"StackResourceDriftStatus": "NOT_CHECKED"});
-                v
-            })
+            .map(|r| resource_row(r, None, "LastUpdatedTimestamp", false))
             .collect();
         Ok(json!({ "StackResourceSummaries": rows }))
     }
@@ -1149,16 +1136,8 @@ impl Api<'_> {
                 cur.description = t.get("Description").map(template::scalar_text);
                 cur.disable_rollback = disable.unwrap_or(false);
                 cur.change_set_id = Some(c.id.clone());
-                cur.status = "CREATE_IN_PROGRESS".into();
-                cur.status_reason = Some("User Initiated".into());
                 cur.last_updated_ms = Some(time::now_millis());
-                cur.operation = Some(Operation::Create);
-                put_stack(tx, &self.scope, &cur)?;
-                put_event(
-                    tx,
-                    &self.scope,
-                    &stack_event(&cur, "CREATE_IN_PROGRESS", Some("User Initiated")),
-                )?;
+                user_initiated(tx, &self.scope, &mut cur, Operation::Create)?;
                 self.mark_executed(tx, &c)
             })?;
             self.engine.spawn(self.scope.clone(), s.stack_id.clone());

@@ -52,6 +52,17 @@ enum Action {
 
 type JobResult = (String, Result<(), (String, bool)>);
 
+impl Live {
+    /// What the evaluator knows of a recorded resource.
+    fn of(r: &ResRec) -> Live {
+        Live {
+            type_name: r.type_name.clone(),
+            physical: r.physical.clone(),
+            attrs: r.attrs.clone(),
+        }
+    }
+}
+
 impl Engine {
     pub(crate) fn new(control: Control) -> Arc<Engine> {
         Arc::new(Engine {
@@ -463,16 +474,7 @@ impl Engine {
             .resources
             .values()
             .filter(|r| r.physical.is_some() && !r.status.starts_with("DELETE_"))
-            .map(|r| {
-                (
-                    r.logical.clone(),
-                    Live {
-                        type_name: r.type_name.clone(),
-                        physical: r.physical.clone(),
-                        attrs: r.attrs.clone(),
-                    },
-                )
-            })
+            .map(|r| (r.logical.clone(), Live::of(r)))
             .collect();
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let (ext_tx, mut ext_rx) = watch::channel(None::<String>);
@@ -600,14 +602,7 @@ impl Engine {
                 Ok(()) => {
                     if let Ok(s) = self.load(&op.scope, &op.stack_id) {
                         if let Some(r) = s.resources.get(&id) {
-                            live.insert(
-                                id.clone(),
-                                Live {
-                                    type_name: r.type_name.clone(),
-                                    physical: r.physical.clone(),
-                                    attrs: r.attrs.clone(),
-                                },
-                            );
+                            live.insert(id.clone(), Live::of(r));
                         }
                     }
                     done.insert(id);
@@ -935,16 +930,7 @@ impl Engine {
             .resources
             .values()
             .filter(|r| declared.contains(&r.logical))
-            .map(|r| {
-                (
-                    r.logical.clone(),
-                    Live {
-                        type_name: r.type_name.clone(),
-                        physical: r.physical.clone(),
-                        attrs: r.attrs.clone(),
-                    },
-                )
-            })
+            .map(|r| (r.logical.clone(), Live::of(r)))
             .collect();
         let eval = Eval {
             params: &p.values,
