@@ -366,9 +366,5 @@ pub(crate) fn describe_network_acls(tx: &Tx<'_>, scope: &Scope, input: &Input) -
         &|b| Ok(public(b)),
         true,
     )?;
-    let mut out = json!({"networkAclSet": items});
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(out)
+    Ok(vpc::with_token(json!({"networkAclSet": items}), next))
 }

@@ -5,7 +5,7 @@
 
 use super::shared::{self, Subnet, Vpc, KIND_ENI};
 use super::util::{self, public, req, spec_tags, str_any, strs_any};
-use super::vpc::{self, load_vpc};
+use super::vpc::{self, load_vpc, with_token};
 use super::{KIND_EIP, KIND_IGW, KIND_NAT, KIND_RTB};
 use portico_core::{ids, time, AwsError, AwsResult, Input};
 use portico_store::{Scope, Tx};
@@ -59,13 +59,6 @@ fn s(v: &Value, key: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string()
-}
-
-fn with_token(mut v: Value, next: Option<String>) -> Value {
-    if let Some(n) = next {
-        v["nextToken"] = json!(n);
-    }
-    v
 }
 
 // ---------------------------------------------------------------------------------------------

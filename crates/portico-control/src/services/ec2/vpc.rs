@@ -329,7 +329,8 @@ pub(crate) fn check_id(kind: &str, id: &str) -> AwsResult<()> {
     }
 }
 
-fn with_token(mut v: Value, next: Option<String>) -> Value {
+/// A Describe* response with `nextToken` when there are more items.
+pub(crate) fn with_token(mut v: Value, next: Option<String>) -> Value {
     if let (Some(n), Some(o)) = (next, v.as_object_mut()) {
         o.insert("nextToken".into(), json!(n));
     }
@@ -950,6 +951,32 @@ fn resource_for_tags(
     Ok((kind, rec))
 }
 
+/// Replaces the tagSet of the resource `id` names with what `f` makes of it.
+fn update_tag_set(
+    tx: &Tx<'_>,
+    scope: &Scope,
+    id: &str,
+    f: impl FnOnce(Vec<Value>) -> AwsResult<Vec<Value>>,
+) -> AwsResult<()> {
+    let (kind, mut rec) = resource_for_tags(tx, scope, id)?;
+    let set = rec
+        .body
+        .get("tagSet")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    rec.body["tagSet"] = Value::Array(f(set)?);
+    tx.put(
+        scope,
+        kind,
+        id,
+        rec.parent.as_deref(),
+        rec.name.as_deref(),
+        &rec.body,
+    )?;
+    Ok(())
+}
+
 pub(crate) fn create_tags(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
     let resources = strs_any(input, &["ResourceId", "Resources"]);
     if resources.is_empty() {
@@ -973,29 +1000,16 @@ pub(crate) fn create_tags(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResul
         }
     }
     for id in &resources {
-        let (kind, mut rec) = resource_for_tags(tx, scope, id)?;
-        let mut set = rec
-            .body
-            .get("tagSet")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        util::merge_tags(&mut set, &tags);
-        if set.len() > 50 {
-            return Err(AwsError::bad(
-                "TagLimitExceeded",
-                "The maximum number of Tags for a resource has been reached.",
-            ));
-        }
-        rec.body["tagSet"] = Value::Array(set);
-        tx.put(
-            scope,
-            kind,
-            id,
-            rec.parent.as_deref(),
-            rec.name.as_deref(),
-            &rec.body,
-        )?;
+        update_tag_set(tx, scope, id, |mut set| {
+            util::merge_tags(&mut set, &tags);
+            if set.len() > 50 {
+                return Err(AwsError::bad(
+                    "TagLimitExceeded",
+                    "The maximum number of Tags for a resource has been reached.",
+                ));
+            }
+            Ok(set)
+        })?;
     }
     Ok(json!({"return": true}))
 }
@@ -1007,17 +1021,12 @@ pub(crate) fn delete_tags(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResul
     }
     let given = list_any(input, &["Tag", "Tags"]);
     for id in &resources {
-        let (kind, mut rec) = resource_for_tags(tx, scope, id)?;
-        let set = rec
-            .body
-            .get("tagSet")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let kept: Vec<Value> = if given.is_empty() {
-            Vec::new()
-        } else {
-            set.into_iter()
+        update_tag_set(tx, scope, id, |set| {
+            if given.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(set
+                .into_iter()
                 .filter(|t| {
                     !given.iter().any(|g| {
                         g.str("Key") == t.get("key").and_then(Value::as_str)
@@ -1025,17 +1034,8 @@ pub(crate) fn delete_tags(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResul
                                 .is_none_or(|v| Some(v) == t.get("value").and_then(Value::as_str))
                     })
                 })
-                .collect()
-        };
-        rec.body["tagSet"] = Value::Array(kept);
-        tx.put(
-            scope,
-            kind,
-            id,
-            rec.parent.as_deref(),
-            rec.name.as_deref(),
-            &rec.body,
-        )?;
+                .collect())
+        })?;
     }
     Ok(json!({"return": true}))
 }
