@@ -322,18 +322,7 @@ impl Api<'_> {
             &Default::default(),
             section(&t, "Outputs"),
         )?;
-        let mut out = json!({"Parameters": template_params(&t, false)});
-        if let Some(d) = t.get("Description") {
-            out["Description"] = json!(template::scalar_text(d));
-        }
-        let (caps, types) = prepare::needed_capabilities(&t, false);
-        if !caps.is_empty() {
-            out["Capabilities"] = json!(caps);
-            out["CapabilitiesReason"] = json!(format!(
-                "The following resource(s) require capabilities: [{}]",
-                types.join(", ")
-            ));
-        }
+        let mut out = described(&t, false);
         let tr = template::transforms(&t);
         if !tr.is_empty() {
             out["DeclaredTransforms"] = json!(tr);
@@ -770,18 +759,7 @@ impl Api<'_> {
                 }
             }
         }
-        let mut out = json!({"Parameters": template_params(&t, true)});
-        if let Some(d) = t.get("Description") {
-            out["Description"] = json!(template::scalar_text(d));
-        }
-        let (caps, ctypes) = prepare::needed_capabilities(&t, false);
-        if !caps.is_empty() {
-            out["Capabilities"] = json!(caps);
-            out["CapabilitiesReason"] = json!(format!(
-                "The following resource(s) require capabilities: [{}]",
-                ctypes.join(", ")
-            ));
-        }
+        let mut out = described(&t, true);
         out["ResourceTypes"] = json!(types);
         out["Version"] = json!("2010-09-09");
         if let Some(m) = t.get("Metadata") {
@@ -1324,6 +1302,25 @@ fn providers_replacement(ty: &str, changed: &[String]) -> bool {
 }
 
 /// The Parameters list of ValidateTemplate (`full` adds GetTemplateSummary's members).
+/// What ValidateTemplate and GetTemplateSummary both answer first: Parameters (`full`: with
+/// their types and constraints, as the summary shows them), Description, and the capabilities
+/// the template needs with the reason.
+fn described(t: &Value, full: bool) -> Value {
+    let mut out = json!({"Parameters": template_params(t, full)});
+    if let Some(d) = t.get("Description") {
+        out["Description"] = json!(template::scalar_text(d));
+    }
+    let (caps, types) = prepare::needed_capabilities(t, false);
+    if !caps.is_empty() {
+        out["Capabilities"] = json!(caps);
+        out["CapabilitiesReason"] = json!(format!(
+            "The following resource(s) require capabilities: [{}]",
+            types.join(", ")
+        ));
+    }
+    out
+}
+
 fn template_params(t: &Value, full: bool) -> Value {
     Value::Array(
         section(t, "Parameters")

@@ -1,6 +1,7 @@
 //! The engine's persistent state: stacks (with their resources), events and change sets, as
 //! store documents of kinds `cfn.stack`, `cfn.event` and `cfn.changeset`. Every state change is
-//! one store transaction, so a restart always finds a consistent stack to resume from.
+//! one store transaction, so a restart always finds a consistent stack to resume from. A member
+//! missing from a stored document takes its default (`#[serde(default)]` on each record).
 
 use portico_core::{time, AwsError, AwsResult};
 use portico_store::{Scope, Store};
@@ -13,55 +14,45 @@ pub(crate) const KIND_EVENT: &str = "cfn.event";
 pub(crate) const KIND_CHANGESET: &str = "cfn.changeset";
 
 /// One parameter as the stack keeps it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub(crate) struct StoredParam {
     pub key: String,
     /// The value as given (or the default); for SSM types, the parameter name.
     pub value: String,
     /// SSM-typed parameters: the value fetched from Parameter Store.
-    #[serde(default)]
     pub resolved: Option<String>,
-    #[serde(default)]
     pub no_echo: bool,
-    #[serde(default)]
     pub type_name: String,
 }
 
 /// One resource of a stack.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub(crate) struct ResRec {
     pub logical: String,
     pub type_name: String,
-    #[serde(default)]
     pub physical: Option<String>,
     pub status: String,
-    #[serde(default)]
     pub reason: Option<String>,
     pub updated_ms: i64,
     /// Properties as resolved when the resource was last created or updated.
-    #[serde(default)]
     pub props: Value,
     /// GetAtt values.
-    #[serde(default)]
     pub attrs: Map<String, Value>,
     /// Logical ids this resource depends on (for deletion order).
-    #[serde(default)]
     pub deps: Vec<String>,
-    #[serde(default)]
     pub metadata: Option<Value>,
-    #[serde(default)]
     pub deletion_policy: Option<String>,
-    #[serde(default)]
     pub update_replace_policy: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct OutputRec {
     pub key: String,
     pub value: String,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub export: Option<String>,
 }
 
@@ -73,62 +64,41 @@ pub(crate) enum Operation {
     Delete,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct Stack {
     pub stack_id: String,
     pub stack_name: String,
     pub status: String,
-    #[serde(default)]
     pub status_reason: Option<String>,
     pub creation_ms: i64,
-    #[serde(default)]
     pub last_updated_ms: Option<i64>,
-    #[serde(default)]
     pub deletion_ms: Option<i64>,
-    #[serde(default)]
     pub description: Option<String>,
     pub template_body: String,
     pub params: Vec<StoredParam>,
     /// The template and parameters before the running update (its rollback target).
-    #[serde(default)]
     pub previous: Option<(String, Vec<StoredParam>)>,
-    #[serde(default)]
     pub capabilities: Vec<String>,
-    #[serde(default)]
     pub tags: Vec<(String, String)>,
-    #[serde(default)]
     pub notification_arns: Vec<String>,
-    #[serde(default)]
     pub disable_rollback: bool,
     /// `ROLLBACK`, `DO_NOTHING` or `DELETE`.
-    #[serde(default)]
     pub on_failure: Option<String>,
-    #[serde(default)]
     pub timeout_minutes: Option<i64>,
-    #[serde(default)]
     pub termination_protection: bool,
-    #[serde(default)]
     pub role_arn: Option<String>,
-    #[serde(default)]
     pub outputs: Vec<OutputRec>,
     /// Resources by logical id.
-    #[serde(default)]
     pub resources: BTreeMap<String, ResRec>,
     /// Physical resources replaced by an update, deleted in its cleanup phase.
-    #[serde(default)]
     pub orphans: Vec<ResRec>,
-    #[serde(default)]
     pub stack_policy: Option<String>,
-    #[serde(default)]
     pub change_set_id: Option<String>,
-    #[serde(default)]
     pub operation: Option<Operation>,
-    #[serde(default)]
     pub client_request_token: Option<String>,
-    #[serde(default)]
     pub retain_except_on_create: bool,
     /// DeleteStack arrived while the create was running: delete once it has stopped.
-    #[serde(default)]
     pub delete_requested: bool,
 }
 
@@ -138,7 +108,8 @@ impl Stack {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct ChangeSet {
     pub id: String,
     pub name: String,
@@ -146,25 +117,17 @@ pub(crate) struct ChangeSet {
     pub stack_name: String,
     pub change_set_type: String,
     pub status: String,
-    #[serde(default)]
     pub status_reason: Option<String>,
     pub execution_status: String,
     pub creation_ms: i64,
-    #[serde(default)]
     pub description: Option<String>,
     pub template_body: String,
     pub params: Vec<StoredParam>,
-    #[serde(default)]
     pub capabilities: Vec<String>,
-    #[serde(default)]
     pub tags: Vec<(String, String)>,
-    #[serde(default)]
     pub notification_arns: Vec<String>,
-    #[serde(default)]
     pub changes: Vec<Value>,
-    #[serde(default)]
     pub disable_rollback: bool,
-    #[serde(default)]
     pub role_arn: Option<String>,
 }
 

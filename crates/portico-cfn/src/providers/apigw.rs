@@ -199,10 +199,7 @@ pub(super) async fn update(
     new: &Value,
     attrs: &Map<String, Value>,
 ) -> PResult<Done> {
-    let done = Done {
-        physical: physical.to_string(),
-        attrs: attrs.clone(),
-    };
+    let done = Done::existing(physical, attrs);
     let (op, id_key, drop): (&str, &str, &[&str]) = match ty {
         "AWS::ApiGatewayV2::Api" => (
             "UpdateApi",

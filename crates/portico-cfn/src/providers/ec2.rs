@@ -545,10 +545,7 @@ pub(super) async fn update(
     new: &Value,
     attrs: &Map<String, Value>,
 ) -> PResult<Done> {
-    let done = Done {
-        physical: physical.to_string(),
-        attrs: attrs.clone(),
-    };
+    let done = Done::existing(physical, attrs);
     match ty {
         "AWS::EC2::VPC" => {
             for key in ["EnableDnsSupport", "EnableDnsHostnames"] {

@@ -247,10 +247,7 @@ pub(super) async fn update(
                 )
                 .await?;
             }
-            Ok(Done {
-                physical: physical.to_string(),
-                attrs: attrs.clone(),
-            })
+            Ok(Done::existing(physical, attrs))
         }
         "AWS::ECS::Service" => {
             let mut input = service_input(new);
@@ -276,10 +273,7 @@ pub(super) async fn update(
             let svc = field(&out, "service").cloned().unwrap_or(Value::Null);
             let mut d = service_done(&svc);
             if d.physical.is_empty() {
-                d = Done {
-                    physical: physical.to_string(),
-                    attrs: attrs.clone(),
-                };
+                d = Done::existing(physical, attrs);
             }
             Ok(d)
         }

@@ -269,10 +269,7 @@ pub(super) async fn update(
     new: &Value,
     attrs: &Map<String, Value>,
 ) -> PResult<Done> {
-    let done = Done {
-        physical: physical.to_string(),
-        attrs: attrs.clone(),
-    };
+    let done = Done::existing(physical, attrs);
     let changed = |k: &str| old.get(k) != new.get(k);
     match ty {
         "AWS::ElasticLoadBalancingV2::LoadBalancer" => {

@@ -219,10 +219,7 @@ pub(super) async fn update(
     new: &Value,
     attrs: &Map<String, Value>,
 ) -> PResult<Done> {
-    let done = Done {
-        physical: physical.to_string(),
-        attrs: attrs.clone(),
-    };
+    let done = Done::existing(physical, attrs);
     match ty {
         "AWS::IAM::Role" => {
             if old.get("AssumeRolePolicyDocument") != new.get("AssumeRolePolicyDocument") {

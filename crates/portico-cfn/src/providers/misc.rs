@@ -145,10 +145,9 @@ pub(super) async fn update(
     attrs: &Map<String, Value>,
 ) -> PResult<Done> {
     match ty {
-        "AWS::CDK::Metadata" | "AWS::CloudFormation::WaitConditionHandle" => Ok(Done {
-            physical: physical.to_string(),
-            attrs: attrs.clone(),
-        }),
+        "AWS::CDK::Metadata" | "AWS::CloudFormation::WaitConditionHandle" => {
+            Ok(Done::existing(physical, attrs))
+        }
         "AWS::SSM::Parameter" => {
             put_parameter(cx, physical, new, true).await?;
             Ok(ssm_done(physical.to_string(), new))

@@ -345,6 +345,16 @@ pub(crate) struct Done {
     pub attrs: Map<String, Value>,
 }
 
+impl Done {
+    /// A resource that already exists, as recorded (updates start from it).
+    pub(crate) fn existing(physical: &str, attrs: &Map<String, Value>) -> Done {
+        Done {
+            physical: physical.to_string(),
+            attrs: attrs.clone(),
+        }
+    }
+}
+
 pub(crate) type PResult<T> = Result<T, Failure>;
 
 /// What a provider step gets.
