@@ -175,3 +175,21 @@ def test_a_template_naming_an_aws_tag_fails_like_on_aws(portico):
     [failed] = [e for e in ev if e["LogicalResourceId"] == "Vpc" and e["ResourceStatus"] == "CREATE_FAILED"]
     assert "aws:mine" in failed["ResourceStatusReason"]
     assert "reserved for internal use" in failed["ResourceStatusReason"]
+
+
+def test_clients_may_not_remove_cloudformations_tags(portico, stack):
+    ec2, ecs = portico.client("ec2"), portico.client("ecs")
+    _, _, res = stack
+    key = "aws:cloudformation:stack-name"
+    with pytest.raises(ec2.exceptions.ClientError) as e:
+        ec2.delete_tags(Resources=[res["Sg"]], Tags=[{"Key": key}])
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    # DeleteTags without tags removes the user's tags only.
+    ec2.create_tags(Resources=[res["Sg"]], Tags=[{"Key": "extra", "Value": "1"}])
+    ec2.delete_tags(Resources=[res["Sg"]])
+    [sg] = ec2.describe_security_groups(GroupIds=[res["Sg"]])["SecurityGroups"]
+    assert as_dict(sg["Tags"]) == {k: v for k, v in expected(stack, "Sg").items() if k.startswith("aws:")}
+    arn = ecs.describe_clusters(clusters=[res["Cluster"]])["clusters"][0]["clusterArn"]
+    with pytest.raises(ecs.exceptions.InvalidParameterException):
+        ecs.untag_resource(resourceArn=arn, tagKeys=[key])
+    assert key in as_dict(ecs.list_tags_for_resource(resourceArn=arn)["tags"], "key", "value")

@@ -23,11 +23,28 @@ pub(crate) async fn as_cloudformation<F: Future>(f: F) -> F::Output {
     AS_CLOUDFORMATION.scope((), f).await
 }
 
+/// Whether `key` has AWS's reserved prefix, in any case. Such tags do not count toward a
+/// resource's tag limit, and a client may neither set nor remove them.
+pub(crate) fn reserved(key: &str) -> bool {
+    key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
+}
+
+/// How many of `tags` (`[{key|Key, ...}]`) count toward a resource's limit: the reserved ones
+/// do not.
+pub(crate) fn counted(tags: &[serde_json::Value]) -> usize {
+    tags.iter()
+        .filter(|t| {
+            let k = t.get("key").or_else(|| t.get("Key"));
+            !k.and_then(serde_json::Value::as_str).is_some_and(reserved)
+        })
+        .count()
+}
+
 /// Whether `key` uses the reserved `aws:` prefix (in any case, as AWS documents) and this call may
 /// not set it: any caller but CloudFormation, and CloudFormation for keys other than its own.
 pub(crate) fn refused(key: &str) -> bool {
-    let reserved = key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:"));
-    reserved && !(AS_CLOUDFORMATION.try_with(|_| ()).is_ok() && CLOUDFORMATION_KEYS.contains(&key))
+    reserved(key)
+        && !(AS_CLOUDFORMATION.try_with(|_| ()).is_ok() && CLOUDFORMATION_KEYS.contains(&key))
 }
 
 /// ELBv2's refusal (its tag parsing has no other place for it: one call there).
@@ -59,6 +76,11 @@ mod tests {
         })
         .await;
         assert!(refused("aws:cloudformation:stack-id"));
+        let tags = [
+            serde_json::json!({"key": "aws:cloudformation:stack-id", "value": "x"}),
+            serde_json::json!({"Key": "team", "Value": "x"}),
+        ];
+        assert_eq!(counted(&tags), 1);
         let e = check_elbv2_key("aws:k").unwrap_err();
         assert_eq!(
             (e.code.as_ref(), e.message.as_str()),

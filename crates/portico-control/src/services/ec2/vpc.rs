@@ -1002,7 +1002,7 @@ pub(crate) fn create_tags(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResul
     for id in &resources {
         update_tag_set(tx, scope, id, |mut set| {
             util::merge_tags(&mut set, &tags);
-            if set.len() > 50 {
+            if crate::services::tags::counted(&set) > 50 {
                 return Err(AwsError::bad(
                     "TagLimitExceeded",
                     "The maximum number of Tags for a resource has been reached.",
@@ -1020,10 +1020,28 @@ pub(crate) fn delete_tags(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResul
         return Err(util::missing("ResourceId"));
     }
     let given = list_any(input, &["Tag", "Tags"]);
+    if let Some(k) = given
+        .iter()
+        .filter_map(|g| g.str("Key"))
+        .find(|k| crate::services::tags::refused(k))
+    {
+        return Err(AwsError::bad(
+            "InvalidParameterValue",
+            format!("Value ({k}) for parameter key is invalid. Tag keys starting with 'aws:' are reserved for internal use"),
+        ));
+    }
     for id in &resources {
         update_tag_set(tx, scope, id, |set| {
             if given.is_empty() {
-                return Ok(Vec::new());
+                // Every tag but AWS's own.
+                return Ok(set
+                    .into_iter()
+                    .filter(|t| {
+                        t.get("key")
+                            .and_then(Value::as_str)
+                            .is_some_and(crate::services::tags::refused)
+                    })
+                    .collect());
             }
             Ok(set
                 .into_iter()

@@ -169,7 +169,7 @@ pub(crate) fn tags_of(input: &Input, key: &str) -> AwsResult<Vec<Value>> {
         }
         out.push(json!({"key": k, "value": v}));
     }
-    if out.len() > 50 {
+    if crate::services::tags::counted(&out) > 50 {
         return Err(invalid("The number of tags exceeds the maximum of 50."));
     }
     Ok(out)
@@ -282,7 +282,7 @@ fn tag_resource(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
     ctx.store().write(|tx| {
         let mut t = find_tagged(tx, &ctx.scope, &arn)?;
         merge_tags(tags_mut(&mut t), tags);
-        if tags_mut(&mut t).len() > 50 {
+        if crate::services::tags::counted(tags_mut(&mut t)) > 50 {
             return Err(invalid("The number of tags exceeds the maximum of 50."));
         }
         put_tagged(tx, &ctx.scope, &t)?;
@@ -295,6 +295,9 @@ fn untag_resource(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
         .req_str("resourceArn", "InvalidParameterException")?
         .to_string();
     let keys = input.str_list("tagKeys").unwrap_or_default();
+    if keys.iter().any(|k| crate::services::tags::refused(k)) {
+        return Err(invalid("Tag keys beginning with 'aws:' are reserved."));
+    }
     ctx.store().write(|tx| {
         let mut t = find_tagged(tx, &ctx.scope, &arn)?;
         tags_mut(&mut t).retain(|v| {
