@@ -360,3 +360,17 @@ def test_vendored_templates_match_shared():
         pytest.skip("shared/templates is not beside this checkout")
     for name in ("tutorial-cdk.yaml", "tutorial-cdk-full.yaml"):
         assert (TEMPLATES / name).read_bytes() == (shared / name).read_bytes(), name
+
+
+def test_event_and_list_tokens_of_any_size_answer_an_empty_page(portico, unique):
+    """A NextToken is an offset a client can forge: a huge one is an empty last page, not a 500."""
+    cfn, ecs = portico.client("cloudformation"), portico.client("ecs")
+    name = f"tokens-{unique}"
+    cfn.create_stack(StackName=name, TemplateBody="Resources:\n  H:\n    Type: AWS::CloudFormation::WaitConditionHandle\n")
+    assert settled(cfn, name) == "CREATE_COMPLETE"
+    huge = str(2**64 - 1)
+    page = cfn.describe_stack_events(StackName=name, NextToken=huge)
+    assert page["StackEvents"] == [] and "NextToken" not in page
+    assert len(cfn.describe_stack_events(StackName=name)["StackEvents"]) >= 4
+    page = ecs.list_clusters(nextToken=huge, maxResults=1)
+    assert page["clusterArns"] == [] and "nextToken" not in page

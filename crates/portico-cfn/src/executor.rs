@@ -242,7 +242,10 @@ impl Engine {
             let engine = self.clone();
             let id = op.stack_id.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_secs(m as u64 * 60)).await;
+                tokio::time::sleep(std::time::Duration::from_secs(
+                    u64::try_from(m).unwrap_or(0).saturating_mul(60),
+                ))
+                .await;
                 engine.cancel(&id, "Stack creation time exceeded the specified timeout. ");
             })
         });

@@ -196,8 +196,10 @@ pub(crate) fn paginate(items: Vec<String>, input: &Input, key: &str) -> AwsResul
         .clamp(1, 100) as usize;
     let page: Vec<String> = items.iter().skip(start).take(max).cloned().collect();
     let mut out = json!({ key: page });
-    if start + max < items.len() {
-        out["nextToken"] = json!((start + max).to_string());
+    // A client's token can be any number: no overflow (a panic in debug builds).
+    let end = start.saturating_add(max);
+    if end < items.len() {
+        out["nextToken"] = json!(end.to_string());
     }
     Ok(out)
 }
@@ -318,4 +320,19 @@ fn list_tags(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
         let mut t = find_tagged(tx, &ctx.scope, &arn)?;
         Ok(json!({"tags": tags_mut(&mut t).clone()}))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_next_token_is_an_empty_last_page() {
+        let items = vec!["a".to_string(), "b".to_string()];
+        let input = Input(json!({"nextToken": usize::MAX.to_string(), "maxResults": 1}));
+        let out = paginate(items.clone(), &input, "arns").unwrap();
+        assert_eq!(out, json!({"arns": []}));
+        let out = paginate(items, &Input(json!({"maxResults": 1})), "arns").unwrap();
+        assert_eq!(out, json!({"arns": ["a"], "nextToken": "1"}));
+    }
 }
