@@ -348,8 +348,13 @@ def test_executed_change_set_name_can_be_reused(portico, unique):
         waiter = "stack_create_complete" if kind == "CREATE" else "stack_update_complete"
         cfn.get_waiter(waiter).wait(StackName=stack, WaiterConfig={"Delay": 1})
         assert portico.client("ssm").get_parameter(Name=f"/{stack}/p")["Parameter"]["Value"] == value
+        # The executed change set stays, EXECUTE_COMPLETE (the earlier one of the same name is gone).
+        listed = cfn.list_change_sets(StackName=stack)["Summaries"]
+        assert [(c["ChangeSetId"], c["ExecutionStatus"]) for c in listed] == [(cs["Id"], "EXECUTE_COMPLETE")]
     cfn.delete_stack(StackName=stack)
     cfn.get_waiter("stack_delete_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})
+    with pytest.raises(cfn.exceptions.ClientError):
+        portico.client("ssm").get_parameter(Name=f"/{stack}/p")
 
 
 def test_vendored_templates_match_shared():

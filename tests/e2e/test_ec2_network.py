@@ -93,13 +93,19 @@ def test_bad_input_changes_nothing(portico, unique):
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}, perm])
     assert e["Code"] == "InvalidPermission.Duplicate"
     assert "already exists" in e["Message"]
-    for bad in ({"IpProtocol": "tcp", "FromPort": 90, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
-                {"IpProtocol": "bogus", "FromPort": 1, "ToPort": 2, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
-                {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 70000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
-                {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 2, "IpRanges": [{"CidrIp": "10.0.0.0/99"}]},
-                {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 2, "UserIdGroupPairs": [{"GroupId": "sg-0123456789abcdef0"}]}):
+    for bad, code, text in (
+            ({"IpProtocol": "tcp", "FromPort": 90, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+             "InvalidParameterValue", "90-80"),
+            ({"IpProtocol": "bogus", "FromPort": 1, "ToPort": 2, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+             "InvalidParameterValue", "Invalid value 'bogus' for IP protocol"),
+            ({"IpProtocol": "tcp", "FromPort": 1, "ToPort": 70000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+             "InvalidParameterValue", "70000"),
+            ({"IpProtocol": "tcp", "FromPort": 1, "ToPort": 2, "IpRanges": [{"CidrIp": "10.0.0.0/99"}]},
+             "InvalidParameterValue", "10.0.0.0/99"),
+            ({"IpProtocol": "tcp", "FromPort": 1, "ToPort": 2, "UserIdGroupPairs": [{"GroupId": "sg-0123456789abcdef0"}]},
+             "InvalidGroup.NotFound", "The security group 'sg-0123456789abcdef0' does not exist")):
         e = err(ec2.authorize_security_group_ingress, GroupId=g, IpPermissions=[bad])
-        assert e["Code"] in ("InvalidParameterValue", "InvalidGroup.NotFound"), e
+        assert e["Code"] == code and text in e["Message"], (bad, e)
     got = ec2.describe_security_groups(GroupIds=[g])["SecurityGroups"][0]["IpPermissions"]
     assert [(p["IpProtocol"], p["FromPort"]) for p in got] == [("tcp", 80)]
     e = err(ec2.revoke_security_group_ingress, GroupId=g, IpPermissions=[

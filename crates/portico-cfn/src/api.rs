@@ -912,9 +912,9 @@ impl Api<'_> {
         };
         self.store().write(|tx| {
             for other in tx.list(&self.scope, model::KIND_CHANGESET, Some(&stack.stack_id))? {
-                // Executing a change set removes every change set of the stack on AWS, so the
-                // names of executed and obsolete ones are free again (`aws cloudformation
-                // deploy` names its change sets by the second and reuses a name quickly).
+                // Executing a change set deletes the stack's other change sets; the name of an
+                // executed one is free again (`aws cloudformation deploy` names its change sets
+                // by the second and reuses a name quickly). OBSOLETE: state from older versions.
                 let spent = other.body.get("execution_status").and_then(Value::as_str).is_some_and(|st| {
                     st.starts_with("EXECUTE_") || st == "OBSOLETE"
                 });
@@ -1137,24 +1137,24 @@ impl Api<'_> {
         Ok(json!({ "StackId": c.stack_id }))
     }
 
+    /// The change set starts executing; CloudFormation deletes the stack's other change sets
+    /// (they are not valid for the updated stack), as the ExecuteChangeSet reference says.
     fn mark_executed(&self, tx: &portico_store::Tx<'_>, c: &ChangeSet) -> AwsResult<()> {
         for r in tx.list(&self.scope, model::KIND_CHANGESET, Some(&c.stack_id))? {
-            let mut other: ChangeSet =
-                serde_json::from_value(r.body).map_err(AwsError::internal)?;
-            other.execution_status = if other.id == c.id {
-                "EXECUTE_IN_PROGRESS".into()
-            } else {
-                "OBSOLETE".into()
-            };
-            tx.put_as(
-                &self.scope,
-                model::KIND_CHANGESET,
-                &other.id,
-                Some(&c.stack_id),
-                Some(&other.name),
-                &other,
-            )?;
+            if r.id != c.id {
+                tx.delete(&self.scope, model::KIND_CHANGESET, &r.id)?;
+            }
         }
+        let mut me = c.clone();
+        me.execution_status = "EXECUTE_IN_PROGRESS".into();
+        tx.put_as(
+            &self.scope,
+            model::KIND_CHANGESET,
+            &me.id,
+            Some(&c.stack_id),
+            Some(&me.name),
+            &me,
+        )?;
         Ok(())
     }
 
