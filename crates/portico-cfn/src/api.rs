@@ -323,10 +323,7 @@ impl Api<'_> {
             section(&t, "Outputs"),
         )?;
         let mut out = described(&t, false);
-        let tr = template::transforms(&t);
-        if !tr.is_empty() {
-            out["DeclaredTransforms"] = json!(tr);
-        }
+        add_transforms(&mut out, &t);
         Ok(out)
     }
 
@@ -767,10 +764,7 @@ impl Api<'_> {
         if let Some(m) = t.get("Metadata") {
             out["Metadata"] = json!(m.to_string());
         }
-        let tr = template::transforms(&t);
-        if !tr.is_empty() {
-            out["DeclaredTransforms"] = json!(tr);
-        }
+        add_transforms(&mut out, &t);
         Ok(out)
     }
 
@@ -1321,6 +1315,14 @@ fn described(t: &Value, full: bool) -> Value {
         ));
     }
     out
+}
+
+/// What ValidateTemplate and GetTemplateSummary both answer last: the template's transforms.
+fn add_transforms(out: &mut Value, t: &Value) {
+    let tr = template::transforms(t);
+    if !tr.is_empty() {
+        out["DeclaredTransforms"] = json!(tr);
+    }
 }
 
 fn template_params(t: &Value, full: bool) -> Value {
