@@ -2,9 +2,10 @@
 //! and the listener's port when that can be bound, else on an allocated port. Accept loops look
 //! up their listener in the current snapshot for every connection (NLB) or request (ALB), so a
 //! snapshot swap never closes a socket. Removing a listener stops its accept loop; connections
-//! already accepted run to completion.
+//! already accepted run to completion. UDP listeners bind a UDP socket; TCP_UDP listeners bind
+//! TCP and UDP on the same port. HTTPS listeners terminate TLS before HTTP.
 
-use super::{alb, nlb, Engine, LbKind};
+use super::{alb, nlb, udp, Engine, LbKind};
 use crate::body::BoxError;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -19,12 +20,31 @@ pub struct ListenerBind {
     pub ip: IpAddr,
     pub port: u16,
     pub kind: LbKind,
+    /// The listener protocol: `UDP` binds UDP, `TCP_UDP` binds both, others bind TCP.
+    pub protocol: String,
+    /// Idle timeout of UDP flows.
+    pub udp_idle_timeout: std::time::Duration,
 }
 
 pub(crate) struct BoundListener {
     want: ListenerBind,
     local: SocketAddr,
-    task: tokio::task::AbortHandle,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for BoundListener {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The bound sockets of one listener.
+enum Sockets {
+    Tcp(tokio::net::TcpListener),
+    Udp(tokio::net::UdpSocket),
+    Both(tokio::net::TcpListener, tokio::net::UdpSocket),
 }
 
 pub(crate) type Bound = HashMap<String, BoundListener>;
@@ -36,38 +56,62 @@ pub(crate) fn local_address(engine: &Engine, arn: &str) -> Option<SocketAddr> {
 pub(crate) fn sync(engine: &Engine, wanted: Vec<ListenerBind>) -> HashMap<String, SocketAddr> {
     let mut bound = engine.inner.bound.lock();
     let keep: HashMap<&str, &ListenerBind> = wanted.iter().map(|w| (w.arn.as_str(), w)).collect();
-    bound.retain(|arn, b| {
-        let same = keep.get(arn.as_str()).is_some_and(|w| **w == b.want);
-        if !same {
-            b.task.abort();
-        }
-        same
-    });
+    // Dropping a bound listener aborts its tasks (and so closes its sockets).
+    bound.retain(|arn, b| keep.get(arn.as_str()).is_some_and(|w| **w == b.want));
     for w in wanted {
         if bound.contains_key(&w.arn) {
             continue;
         }
-        let Some(listener) = bind_one(w.ip, w.port) else {
+        let sockets = match w.protocol.as_str() {
+            "UDP" => bind_udp(w.ip, w.port).map(Sockets::Udp),
+            "TCP_UDP" => bind_both(w.ip, w.port).map(|(t, u)| Sockets::Both(t, u)),
+            _ => bind_one(w.ip, w.port).map(Sockets::Tcp),
+        };
+        let Some(sockets) = sockets else {
             tracing::warn!(listener = %w.arn, ip = %w.ip, port = w.port, "cannot bind listener");
             continue;
         };
-        let Ok(local) = listener.local_addr() else {
+        let (tcp, udp_socket) = match sockets {
+            Sockets::Tcp(t) => (Some(t), None),
+            Sockets::Udp(u) => (None, Some(u)),
+            Sockets::Both(t, u) => (Some(t), Some(u)),
+        };
+        let local = match (&tcp, &udp_socket) {
+            (Some(t), _) => t.local_addr(),
+            (None, Some(u)) => u.local_addr(),
+            (None, None) => continue,
+        };
+        let Ok(local) = local else {
             continue;
         };
-        let task = match w.kind {
-            LbKind::Application => {
-                tokio::spawn(accept_http(engine.clone(), w.arn.clone(), listener))
-            }
-            LbKind::Network => tokio::spawn(accept_tcp(engine.clone(), w.arn.clone(), listener)),
+        let mut tasks = Vec::new();
+        if let Some(listener) = tcp {
+            let task = match w.kind {
+                LbKind::Application => {
+                    tokio::spawn(accept_http(engine.clone(), w.arn.clone(), listener))
+                }
+                LbKind::Network => {
+                    tokio::spawn(accept_tcp(engine.clone(), w.arn.clone(), listener))
+                }
+            };
+            tasks.push(task.abort_handle());
         }
-        .abort_handle();
-        tracing::info!(listener = %w.arn, address = %local, "load balancer listener bound");
+        if let Some(socket) = udp_socket {
+            let idle = if w.udp_idle_timeout.is_zero() {
+                udp::UDP_IDLE_TIMEOUT
+            } else {
+                w.udp_idle_timeout
+            };
+            let task = tokio::spawn(udp::serve(engine.clone(), w.arn.clone(), socket, idle));
+            tasks.push(task.abort_handle());
+        }
+        tracing::info!(listener = %w.arn, address = %local, protocol = %w.protocol, "load balancer listener bound");
         bound.insert(
             w.arn.clone(),
             BoundListener {
                 want: w,
                 local,
-                task,
+                tasks,
             },
         );
     }
@@ -88,6 +132,37 @@ fn bind_one(ip: IpAddr, port: u16) -> Option<tokio::net::TcpListener> {
     })
 }
 
+fn udp_socket(a: SocketAddr) -> Option<tokio::net::UdpSocket> {
+    let s = std::net::UdpSocket::bind(a).ok()?;
+    s.set_nonblocking(true).ok()?;
+    tokio::net::UdpSocket::from_std(s).ok()
+}
+
+/// Binds UDP `ip:port`, else `ip:0`, else `127.0.0.1:0`.
+fn bind_udp(ip: IpAddr, port: u16) -> Option<tokio::net::UdpSocket> {
+    [
+        SocketAddr::new(ip, port),
+        SocketAddr::new(ip, 0),
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0),
+    ]
+    .into_iter()
+    .find_map(udp_socket)
+}
+
+/// Binds TCP and UDP on one port: `ip:port`, else a port allocated for TCP that UDP can share.
+fn bind_both(ip: IpAddr, port: u16) -> Option<(tokio::net::TcpListener, tokio::net::UdpSocket)> {
+    let pair = |ip: IpAddr, port: u16| {
+        let t = std::net::TcpListener::bind(SocketAddr::new(ip, port)).ok()?;
+        let a = t.local_addr().ok()?;
+        let u = udp_socket(a)?;
+        t.set_nonblocking(true).ok()?;
+        Some((tokio::net::TcpListener::from_std(t).ok()?, u))
+    };
+    pair(ip, port).or_else(|| {
+        (0..8).find_map(|_| pair(ip, 0).or_else(|| pair(IpAddr::from([127, 0, 0, 1]), 0)))
+    })
+}
+
 async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListener) {
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -101,6 +176,14 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
         let _ = stream.set_nodelay(true);
         let engine = engine.clone();
         let arn = arn.clone();
+        let tls = match engine.rt().listeners.get(&arn) {
+            Some(l) if l.spec.protocol == "HTTPS" => match &l.tls {
+                Some(a) => Some(a.clone()),
+                // No usable certificate: the connection cannot be served.
+                None => continue,
+            },
+            _ => None,
+        };
         crate::workers::spawn_connection(stream, move |stream| async move {
             let svc =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -113,9 +196,19 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
                         )
                     }
                 });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            match tls {
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    if let Ok(Ok(s)) = tokio::time::timeout(nlb::HANDSHAKE_TIMEOUT, handshake).await
+                    {
+                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                    }
+                }
+            }
         });
     }
 }

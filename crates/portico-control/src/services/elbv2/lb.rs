@@ -562,18 +562,29 @@ pub(crate) fn account_limits() -> Value {
     json!({"Limits": limits.iter().map(|(n, m)| json!({"Name": n, "Max": m})).collect::<Vec<_>>()})
 }
 
+/// The TLS versions a predefined policy allows (by its name's pattern).
+fn policy_protocols(name: &str) -> Vec<&'static str> {
+    let tls13 = name.contains("TLS13");
+    let mut v: Vec<&'static str> = if name.contains("1-3-") {
+        vec![]
+    } else if name.contains("1-2") {
+        vec!["TLSv1.2"]
+    } else if name.contains("1-1") {
+        vec!["TLSv1.1", "TLSv1.2"]
+    } else {
+        vec!["TLSv1", "TLSv1.1", "TLSv1.2"]
+    };
+    if tls13 {
+        v.push("TLSv1.3");
+    }
+    v
+}
+
 pub(crate) fn ssl_policies(input: &Input) -> AwsResult<Value> {
-    let all = [
-        (
-            "ELBSecurityPolicy-2016-08",
-            vec!["TLSv1", "TLSv1.1", "TLSv1.2"],
-        ),
-        (
-            "ELBSecurityPolicy-TLS13-1-2-2021-06",
-            vec!["TLSv1.2", "TLSv1.3"],
-        ),
-        ("ELBSecurityPolicy-TLS-1-2-2017-01", vec!["TLSv1.2"]),
-    ];
+    let all: Vec<(&str, Vec<&str>)> = super::listener::SSL_POLICIES
+        .iter()
+        .map(|n| (*n, policy_protocols(n)))
+        .collect();
     let names = input.str_list("Names");
     let mut out = Vec::new();
     for (n, protos) in &all {

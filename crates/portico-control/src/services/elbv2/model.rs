@@ -276,8 +276,9 @@ pub(crate) fn listener_json(l: &Listener) -> Value {
         "Protocol": l.protocol,
         "DefaultActions": l.default_actions,
     });
-    if !l.certificates.is_empty() {
-        v["Certificates"] = json!(l.certificates);
+    // Describe shows the default certificate only (the rest: DescribeListenerCertificates).
+    if let Some(c) = l.certificates.first() {
+        v["Certificates"] = json!([c]);
     }
     if let Some(p) = &l.ssl_policy {
         v["SslPolicy"] = json!(p);
