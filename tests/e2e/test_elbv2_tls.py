@@ -30,10 +30,12 @@ def err(fn, *a, **kw):
     return e.value.response["Error"]
 
 
-def make_cert(tmp_path, name, *names):
+def make_cert(tmp_path, name, *names, key_type="rsa:2048"):
     key, crt = tmp_path / f"{name}.key", tmp_path / f"{name}.crt"
     san = ",".join(f"DNS:{n}" for n in (name, *names))
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+    kt = ["-newkey", key_type] if key_type.startswith("rsa") else \
+        ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    subprocess.run(["openssl", "req", "-x509", *kt, "-nodes", "-keyout", str(key),
                     "-out", str(crt), "-days", "2", "-subj", f"/CN={name}", "-addext",
                     f"subjectAltName={san}"], check=True, capture_output=True)
     return crt, key
@@ -114,12 +116,17 @@ def https_get(addr, host, path, cafile):
 def certs(p, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("certs")
     app = make_cert(tmp, "app.example.com", "*.app.example.com")
-    other = make_cert(tmp, "other.example.org")
+    other = make_cert(tmp, "other.example.org", key_type="ec")
     arns = {}
-    for name, (crt, key) in (("app", app), ("other", other)):
-        out = p.aws("iam", "upload-server-certificate", "--server-certificate-name", name,
-                    "--certificate-body", f"file://{crt}", "--private-key", f"file://{key}")
-        meta = out["ServerCertificateMetadata"]
+    # An RSA certificate through the AWS CLI, an ECDSA one through boto3.
+    out = p.aws("iam", "upload-server-certificate", "--server-certificate-name", "app",
+                "--certificate-body", f"file://{app[0]}", "--private-key", f"file://{app[1]}")
+    out2 = p.client("iam").upload_server_certificate(
+        ServerCertificateName="other", CertificateBody=other[0].read_text(), PrivateKey=other[1].read_text(),
+        Tags=[{"Key": "team", "Value": "edge"}])
+    assert out2["Tags"] == [{"Key": "team", "Value": "edge"}]
+    for name, o in (("app", out), ("other", out2)):
+        meta = o["ServerCertificateMetadata"]
         assert meta["Arn"].endswith(f":server-certificate/{name}")
         assert meta["ServerCertificateId"].startswith("ASCA") and meta["Expiration"]
         arns[name] = meta["Arn"]
@@ -219,6 +226,19 @@ def test_h2_is_negotiated_and_served(alb, certs):
         head += chunk
     assert head[3] == 0x4  # frame type SETTINGS
     s.close()
+    # With HTTP/2 turned off on the load balancer, ALPN settles on HTTP/1.1.
+    elb = alb["elb"]
+    elb.modify_load_balancer_attributes(LoadBalancerArn=alb["arn"], Attributes=[
+        {"Key": "routing.http2.enabled", "Value": "false"}])
+
+    def negotiated():
+        with tls_connect(addr, "app.example.com", certs["app"][0], ["h2", "http/1.1"]) as s:
+            return s.selected_alpn_protocol()
+
+    wait_until(lambda: negotiated() == "http/1.1", what="h2 off")
+    elb.modify_load_balancer_attributes(LoadBalancerArn=alb["arn"], Attributes=[
+        {"Key": "routing.http2.enabled", "Value": "true"}])
+    wait_until(lambda: negotiated() == "h2", what="h2 back on")
 
 
 def test_redirect_http_to_https_end_to_end(alb, certs):
@@ -319,4 +339,51 @@ def test_nlb_tls_passes_decrypted_bytes(p, net, certs):
     der = s.getpeercert(binary_form=True)
     s.close()
     assert lb["DNSName"].lower().encode() in der
+    srv.close()
+
+
+def test_nlb_tls_reencrypts_to_tls_targets(p, net, certs):
+    elb = p.client("elbv2")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(certs["other"][0]), str(certs["other"][1]))
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+
+    def handle(c):
+        try:
+            with ctx.wrap_socket(c, server_side=True) as s:
+                while chunk := s.recv(4096):
+                    s.sendall(b"tls-target:" + chunk)
+        except (ssl.SSLError, OSError):
+            pass  # TCP health checks connect and leave
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    tg = elb.create_target_group(Name="tls-target-tg", Protocol="TLS", Port=443, VpcId=net["vpc"],
+                                 TargetType="ip", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2)
+    tg = tg["TargetGroups"][0]["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": port}])
+    lb = elb.create_load_balancer(Name="tls-nlb2", Subnets=net["subnets"][:1], Scheme="internal",
+                                  Type="network")["LoadBalancers"][0]
+    # A TLS target group needs a TLS listener, not a TCP one.
+    e = err(elb.create_listener, LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TCP", Port=443,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+    assert e["Code"] == "IncompatibleProtocols"
+    lst = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TLS", Port=443,
+                              Certificates=[{"CertificateArn": certs["arns"]["app"]}],
+                              DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])["Listeners"][0]
+    wait_until(lambda: elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"][0]
+               ["TargetHealth"]["State"] == "healthy", what="TLS target healthy")
+    with tls_connect(local_address(elb, lst["ListenerArn"]), "app.example.com", certs["app"][0]) as s:
+        s.sendall(b"hello")
+        assert s.recv(4096) == b"tls-target:hello"
     srv.close()

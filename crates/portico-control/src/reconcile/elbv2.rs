@@ -122,11 +122,15 @@ fn tg_spec(c: &Control, tg: &TargetGroup, in_use: bool) -> dp::TargetGroupSpec {
     }
 }
 
-/// ALPN protocol ids for a listener: ALBs offer h2 and HTTP/1.1; NLB TLS listeners follow
-/// their `AlpnPolicy`.
-fn alpn(protocol: &str, policy: Option<&[String]>) -> Vec<String> {
+/// ALPN protocol ids for a listener: ALBs offer h2 and HTTP/1.1 (HTTP/1.1 only with
+/// `routing.http2.enabled=false`); NLB TLS listeners follow their `AlpnPolicy`.
+fn alpn(protocol: &str, policy: Option<&[String]>, http2: bool) -> Vec<String> {
     let ids: &[&str] = if protocol == "HTTPS" {
-        &["h2", "http/1.1"]
+        if http2 {
+            &["h2", "http/1.1"]
+        } else {
+            &["http/1.1"]
+        }
     } else {
         match policy.and_then(|p| p.first()).map(String::as_str) {
             Some("HTTP1Only") => &["http/1.1"],
@@ -173,7 +177,14 @@ fn tls_spec(
     }
     Some(dp::TlsSpec {
         certificates,
-        alpn: alpn(&l.protocol, l.alpn_policy.as_deref()),
+        alpn: alpn(
+            &l.protocol,
+            l.alpn_policy.as_deref(),
+            lb.attributes
+                .get("routing.http2.enabled")
+                .map(String::as_str)
+                != Some("false"),
+        ),
         tls13_only: l
             .ssl_policy
             .as_deref()

@@ -180,7 +180,100 @@ async fn replies(
 
 #[cfg(test)]
 mod tests {
+    use super::super::*;
     use super::*;
+
+    /// A UDP target that answers each datagram with the source port it came from.
+    async fn target() -> SocketAddr {
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let a = s.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while let Ok((_, peer)) = s.recv_from(&mut buf).await {
+                let _ = s.send_to(peer.port().to_string().as_bytes(), peer).await;
+            }
+        });
+        a
+    }
+
+    fn snapshot(t: SocketAddr) -> Snapshot {
+        Snapshot {
+            load_balancers: vec![LoadBalancerSpec {
+                arn: "nlb".into(),
+                kind: LbKind::Network,
+                dns_name: "n".into(),
+                idle_timeout: Duration::from_secs(5),
+                xff_mode: XffMode::Append,
+                xff_client_port: false,
+                preserve_host: false,
+                listeners: vec![ListenerSpec {
+                    arn: "u".into(),
+                    port: 53,
+                    protocol: "UDP".into(),
+                    rules: vec![Rule {
+                        priority: u32::MAX,
+                        conditions: vec![],
+                        action: Action::Forward(Forward {
+                            groups: vec![("tg".into(), 1)],
+                            stickiness: None,
+                        }),
+                    }],
+                    tls: None,
+                    udp_idle_timeout: Duration::from_millis(300),
+                }],
+            }],
+            target_groups: vec![TargetGroupSpec {
+                arn: "tg".into(),
+                protocol: "UDP".into(),
+                health: None,
+                algorithm: Algorithm::RoundRobin,
+                in_use: true,
+                stickiness: None,
+                targets: vec![TargetSpec {
+                    ip: t.ip(),
+                    port: t.port(),
+                    draining: false,
+                }],
+                min_healthy: 1,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn flows_reply_from_the_listener_and_expire_when_idle() {
+        let e = Engine::default();
+        let t = target().await;
+        e.publish(snapshot(t), &crate::addr::AddressBook::default());
+        let bound = e.bind(vec![ListenerBind {
+            arn: "u".into(),
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 0,
+            kind: LbKind::Network,
+            protocol: "UDP".into(),
+            udp_idle_timeout: Duration::from_millis(300),
+        }]);
+        let lb = bound["u"];
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut buf = [0u8; 64];
+        let mut ask = async || {
+            client.send_to(b"hi", lb).await.unwrap();
+            let (n, from) =
+                tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            assert_eq!(from, lb, "the reply comes from the listener's address");
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+        let first = ask().await;
+        assert_eq!(ask().await, first, "one flow, one upstream socket");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_ne!(
+            ask().await,
+            first,
+            "an idle flow expired; a new one started"
+        );
+    }
 
     #[test]
     fn flow_hash_is_stable_and_spreads() {
