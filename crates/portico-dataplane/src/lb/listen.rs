@@ -176,7 +176,7 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
         let _ = stream.set_nodelay(true);
         let engine = engine.clone();
         let arn = arn.clone();
-        let tls = match engine.rt().listeners.get(&arn) {
+        let tls = match engine.inner.rt.load().listeners.get(&arn) {
             Some(l) if l.spec.protocol == "HTTPS" => match &l.tls {
                 Some(a) => Some(a.clone()),
                 // No usable certificate: the connection cannot be served.
