@@ -355,9 +355,13 @@ def test_nlb_tls_reencrypts_to_tls_targets(p, net, certs):
         try:
             with ctx.wrap_socket(c, server_side=True) as s:
                 while chunk := s.recv(4096):
+                    if chunk.startswith(b"GET /ready "):  # the HTTPS health check
+                        checks.append(chunk)
+                        s.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                        return
                     s.sendall(b"tls-target:" + chunk)
         except (ssl.SSLError, OSError):
-            pass  # TCP health checks connect and leave
+            pass
 
     def serve():
         while True:
@@ -367,9 +371,12 @@ def test_nlb_tls_reencrypts_to_tls_targets(p, net, certs):
                 return
             threading.Thread(target=handle, args=(c,), daemon=True).start()
 
+    checks = []
     threading.Thread(target=serve, daemon=True).start()
+    # Health-checked with HTTPS: the probe speaks TLS to the target.
     tg = elb.create_target_group(Name="tls-target-tg", Protocol="TLS", Port=443, VpcId=net["vpc"],
-                                 TargetType="ip", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2)
+                                 TargetType="ip", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                 HealthCheckProtocol="HTTPS", HealthCheckPath="/ready")
     tg = tg["TargetGroups"][0]["TargetGroupArn"]
     elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": port}])
     lb = elb.create_load_balancer(Name="tls-nlb2", Subnets=net["subnets"][:1], Scheme="internal",
@@ -383,6 +390,7 @@ def test_nlb_tls_reencrypts_to_tls_targets(p, net, certs):
                               DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])["Listeners"][0]
     wait_until(lambda: elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"][0]
                ["TargetHealth"]["State"] == "healthy", what="TLS target healthy")
+    assert checks and b"User-Agent: ELB-HealthChecker/2.0" in checks[0]
     with tls_connect(local_address(elb, lst["ListenerArn"]), "app.example.com", certs["app"][0]) as s:
         s.sendall(b"hello")
         assert s.recv(4096) == b"tls-target:hello"

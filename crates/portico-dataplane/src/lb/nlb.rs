@@ -5,7 +5,6 @@
 //! terminate TLS first and pass the decrypted bytes on (re-encrypting for TLS target groups).
 
 use super::{Action, Engine, GroupRt, Rt};
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take to finish its TLS handshake.
-pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) use super::tls::HANDSHAKE_TIMEOUT;
 
 /// The target group the listener's default action forwards to (weighted choice with `seed`).
 pub(crate) fn forward_group(rt: &Rt, arn: &str, seed: u64) -> Option<Arc<GroupRt>> {
@@ -73,7 +71,7 @@ async fn pass<S: AsyncRead + AsyncWrite + Unpin>(
     let _ = upstream.set_nodelay(true);
     state.inflight.fetch_add(1, Ordering::Relaxed);
     if group.spec.protocol == "TLS" {
-        if let Some(mut up) = tls_to_target(upstream, addr).await {
+        if let Some(mut up) = super::tls::connect_target(upstream, addr).await {
             tokio::select! {
                 _ = tokio::io::copy_bidirectional(&mut client, &mut up) => {}
                 _ = state.left() => {}
@@ -90,16 +88,4 @@ async fn pass<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     state.inflight.fetch_sub(1, Ordering::Relaxed);
-}
-
-async fn tls_to_target(
-    upstream: TcpStream,
-    addr: SocketAddr,
-) -> Option<tokio_rustls::client::TlsStream<TcpStream>> {
-    let connector = super::tls::target_connector()?;
-    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, upstream))
-        .await
-        .ok()?
-        .ok()
 }

@@ -304,6 +304,23 @@ pub(crate) fn target_connector() -> Option<tokio_rustls::TlsConnector> {
         .clone()
 }
 
+/// Opens TLS over a connection to a target (TLS target groups, HTTPS health checks), within
+/// the handshake timeout; the target's certificate is not validated.
+pub(crate) async fn connect_target(
+    upstream: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+) -> Option<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let connector = target_connector()?;
+    let name = ServerName::IpAddress(addr.ip().into());
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, upstream))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// How long a TLS handshake (client or target side) may take.
+pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[cfg(test)]
 mod tests {
     use super::*;

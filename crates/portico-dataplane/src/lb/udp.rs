@@ -119,10 +119,11 @@ async fn open(
     }
     let target = eligible[(hash % eligible.len() as u64) as usize];
     let addr = engine.addresses()?.resolve(target.ip, target.port)?;
-    let bind: SocketAddr = if addr.is_ipv4() {
-        (IpAddr::from([0, 0, 0, 0]), 0).into()
-    } else {
-        (IpAddr::from([0u16; 8]), 0).into()
+    // Loopback targets (every local one) are reached from a loopback socket.
+    let bind: SocketAddr = match addr.ip() {
+        ip if ip.is_loopback() => (ip, 0).into(),
+        IpAddr::V4(_) => (IpAddr::from([0, 0, 0, 0]), 0).into(),
+        IpAddr::V6(_) => (IpAddr::from([0u16; 8]), 0).into(),
     };
     let upstream = UdpSocket::bind(bind).await.ok()?;
     upstream.connect(addr).await.ok()?;
