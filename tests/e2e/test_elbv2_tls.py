@@ -154,6 +154,20 @@ def test_server_certificate_api_and_errors(p, certs):
     e = err(iam.get_server_certificate, ServerCertificateName="mixed")
     assert e["Code"] == "NoSuchEntity"
     assert len(iam.list_server_certificates()["ServerCertificateMetadataList"]) == 2
+    # A chain is checked and kept; tags come and go.
+    e = err(iam.upload_server_certificate, ServerCertificateName="chained", CertificateBody=crt.read_text(),
+            PrivateKey=key.read_text(), CertificateChain="not pem")
+    assert e["Code"] == "MalformedCertificate"
+    iam.upload_server_certificate(ServerCertificateName="chained", CertificateBody=crt.read_text(),
+                                  PrivateKey=key.read_text(), CertificateChain=ocrt.read_text(), Path="/c/")
+    got = iam.get_server_certificate(ServerCertificateName="chained")["ServerCertificate"]
+    assert got["CertificateChain"].strip() == ocrt.read_text().strip()
+    iam.tag_server_certificate(ServerCertificateName="chained", Tags=[{"Key": "a", "Value": "1"},
+                                                                      {"Key": "b", "Value": "2"}])
+    iam.untag_server_certificate(ServerCertificateName="chained", TagKeys=["a"])
+    assert iam.list_server_certificate_tags(ServerCertificateName="chained")["Tags"] == [{"Key": "b", "Value": "2"}]
+    iam.delete_server_certificate(ServerCertificateName="chained")
+    assert err(iam.delete_server_certificate, ServerCertificateName="chained")["Code"] == "NoSuchEntity"
     # Rename and move, then back.
     iam.update_server_certificate(ServerCertificateName="other", NewServerCertificateName="other2",
                                   NewPath="/lb/")

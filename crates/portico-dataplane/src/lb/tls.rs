@@ -364,6 +364,74 @@ mod tests {
         assert_eq!(inspect(&bad_chain), Err(CertError::MalformedChain));
     }
 
+    /// Handshakes over an in-memory pipe; returns (ALPN chosen, DER of the served certificate).
+    async fn handshake(
+        spec: &TlsSpec,
+        sni: &str,
+        alpn: &[&str],
+        tls12_only: bool,
+    ) -> Option<(Option<Vec<u8>>, Vec<u8>)> {
+        let acceptor = acceptor(spec).unwrap();
+        let p = provider();
+        let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+            &[&rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS13]
+        };
+        let mut cfg = rustls::ClientConfig::builder_with_provider(p.clone())
+            .with_protocol_versions(versions)
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyTargetCert(p)))
+            .with_no_client_auth();
+        cfg.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move { acceptor.accept(b).await.ok().map(|_| ()) });
+        let name = ServerName::try_from(sni.to_string()).unwrap();
+        let client = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, a)
+            .await
+            .ok()?;
+        server.await.unwrap()?;
+        let conn = client.get_ref().1;
+        Some((
+            conn.alpn_protocol().map(<[u8]>::to_vec),
+            conn.peer_certificates()?[0].to_vec(),
+        ))
+    }
+
+    fn der(pem: &CertPem) -> Vec<u8> {
+        CertificateDer::from_pem_slice(pem.certificate.as_bytes())
+            .unwrap()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn acceptor_serves_by_sni_with_alpn_and_policy() {
+        let a = self_signed("a.example.com").unwrap();
+        let b = self_signed("b.example.com").unwrap();
+        let mut spec = TlsSpec {
+            certificates: vec![a.clone(), b.clone()],
+            alpn: vec!["h2".into(), "http/1.1".into()],
+            tls13_only: false,
+        };
+        let (alpn, cert) = handshake(&spec, "b.example.com", &["http/1.1", "h2"], false)
+            .await
+            .unwrap();
+        assert_eq!(alpn.as_deref(), Some(&b"h2"[..]), "server preference wins");
+        assert_eq!(cert, der(&b));
+        let (alpn, cert) = handshake(&spec, "c.example.com", &["http/1.1"], true)
+            .await
+            .unwrap();
+        assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+        assert_eq!(cert, der(&a), "no name matches: the default certificate");
+        spec.tls13_only = true;
+        assert!(handshake(&spec, "a.example.com", &[], true).await.is_none());
+        assert!(handshake(&spec, "a.example.com", &[], false)
+            .await
+            .is_some());
+    }
+
     #[test]
     fn sni_prefers_exact_then_wildcard_then_default() {
         let key = |n: &str| {
