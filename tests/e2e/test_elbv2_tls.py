@@ -302,6 +302,23 @@ def test_sni_selects_among_listener_certificates(p, alb, certs):
     elb.remove_listener_certificates(ListenerArn=lst, Certificates=[{"CertificateArn": other}])
     assert [c["CertificateArn"] for c in elb.describe_listener_certificates(ListenerArn=lst)["Certificates"]] \
         == [certs["arns"]["app"]]
+    # ModifyListener replaces the default certificate only.
+    elb.add_listener_certificates(ListenerArn=lst, Certificates=[{"CertificateArn": other}])
+    elb.modify_listener(ListenerArn=lst, Certificates=[{"CertificateArn": other}])
+    got = elb.describe_listener_certificates(ListenerArn=lst)["Certificates"]
+    assert [(c["CertificateArn"], c["IsDefault"]) for c in got] == [(other, True)]
+    elb.modify_listener(ListenerArn=lst, Certificates=[{"CertificateArn": certs["arns"]["app"]}])
+    # A listener turned into HTTP drops its certificates and policies.
+    spare = elb.create_listener(LoadBalancerArn=alb["arn"], Protocol="HTTPS", Port=8443,
+                                Certificates=[{"CertificateArn": other}],
+                                DefaultActions=[{"Type": "forward", "TargetGroupArn": alb["tg"]}])
+    spare = spare["Listeners"][0]["ListenerArn"]
+    got = elb.modify_listener(ListenerArn=spare, Protocol="HTTP")["Listeners"][0]
+    assert "Certificates" not in got and "SslPolicy" not in got
+    elb.delete_listener(ListenerArn=spare)
+    p.client("iam").delete_server_certificate(ServerCertificateName="other")
+    assert [m["ServerCertificateName"] for m in p.client("iam").list_server_certificates()
+            ["ServerCertificateMetadataList"]] == ["app"]
 
 
 def test_nlb_tls_passes_decrypted_bytes(p, net, certs):

@@ -198,12 +198,24 @@ fn step(
     self_signed: &mut HashMap<String, dp::CertPem>,
 ) -> AwsResult<()> {
     let (lbs, listeners, rules, tgs, certs) = c.store().read(|tx| {
+        let listeners = tx.list_all(KIND_LISTENER)?;
+        // Server certificates (with their keys) are read only when some listener needs them.
+        let tls = listeners.iter().any(|r| {
+            matches!(
+                r.body.get("protocol").and_then(|p| p.as_str()),
+                Some("HTTPS" | "TLS")
+            )
+        });
         Ok((
             tx.list_all(KIND_LB)?,
-            tx.list_all(KIND_LISTENER)?,
+            listeners,
             tx.list_all(KIND_RULE)?,
             tx.list_all(KIND_TG)?,
-            crate::services::iam::server_certs::all(tx)?,
+            if tls {
+                crate::services::iam::server_certs::all(tx)?
+            } else {
+                Vec::new()
+            },
         ))
     })?;
     let iam_certs: HashMap<String, dp::CertPem> = certs.into_iter().collect();

@@ -342,17 +342,23 @@ pub(crate) fn modify(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
             }
             l.port = p;
         }
-        if input.has("Certificates") {
+        if !matches!(l.protocol.as_str(), "HTTPS" | "TLS") {
+            // A listener that no longer terminates TLS has no certificates or TLS policies.
+            l.certificates.clear();
+            l.ssl_policy = None;
+            l.alpn_policy = None;
+        }
+        let tls = matches!(l.protocol.as_str(), "HTTPS" | "TLS");
+        if tls && input.has("Certificates") {
             // Replaces the default certificate; certificates added with
             // AddListenerCertificates stay.
             let new = certificates(tx, &scope, input, &l.protocol)?;
             if let Some(d) = new.into_iter().next() {
-                l.certificates.retain(|c| *c != d);
-                if l.certificates.is_empty() {
-                    l.certificates.push(d);
-                } else {
-                    l.certificates[0] = d;
+                if !l.certificates.is_empty() {
+                    l.certificates.remove(0);
                 }
+                l.certificates.retain(|c| *c != d);
+                l.certificates.insert(0, d);
             }
         } else if matches!(l.protocol.as_str(), "HTTPS" | "TLS") && l.certificates.is_empty() {
             return Err(validation(format!(
@@ -360,10 +366,10 @@ pub(crate) fn modify(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
                 l.protocol
             )));
         }
-        if let Some(p) = input.str("SslPolicy") {
+        if let Some(p) = input.str("SslPolicy").filter(|_| tls) {
             check_ssl_policy(p)?;
             l.ssl_policy = Some(p.to_string());
-        } else if matches!(l.protocol.as_str(), "HTTPS" | "TLS") && l.ssl_policy.is_none() {
+        } else if tls && l.ssl_policy.is_none() {
             l.ssl_policy = Some("ELBSecurityPolicy-2016-08".into());
         }
         if input.has("AlpnPolicy") {
