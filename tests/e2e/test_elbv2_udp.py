@@ -176,6 +176,19 @@ def test_tcp_udp_listener_serves_both_on_one_port(p, net):
     with socket.create_connection(addr, timeout=5) as c:
         c.sendall(b"stream")
         assert c.recv(100) == b"tcp-e:stream"
+    # Turned into a UDP listener, it keeps its address and stops accepting TCP.
+    elb.modify_listener(ListenerArn=lst["ListenerArn"], Protocol="UDP")
+
+    def tcp_closed():
+        try:
+            socket.create_connection(addr, timeout=1).close()
+            return False
+        except OSError:
+            return True
+
+    wait_until(tcp_closed, what="TCP half closed")
+    wait_until(lambda: local_address(elb, lst["ListenerArn"]) == addr, what="same address")
+    wait_until(lambda: ask(addr, b"again")[0] == b"e:again", what="UDP served again")
     e.stop()
 
 

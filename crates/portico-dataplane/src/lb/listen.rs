@@ -47,28 +47,61 @@ enum Sockets {
     Both(tokio::net::TcpListener, tokio::net::UdpSocket),
 }
 
-pub(crate) type Bound = HashMap<String, BoundListener>;
+/// The bound listeners, and the addresses given up recently (listener deleted or changed):
+/// those are rebound only on their exact port for a short while, because the old sockets close
+/// only once the runtime has cancelled their tasks.
+#[derive(Default)]
+pub(crate) struct Bound {
+    listeners: HashMap<String, BoundListener>,
+    released: HashMap<(IpAddr, u16), std::time::Instant>,
+}
+
+/// How long a released address is waited for before a listener falls back to another port.
+const REBIND_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub(crate) fn local_address(engine: &Engine, arn: &str) -> Option<SocketAddr> {
-    engine.inner.bound.lock().get(arn).map(|b| b.local)
+    engine
+        .inner
+        .bound
+        .lock()
+        .listeners
+        .get(arn)
+        .map(|b| b.local)
 }
 
 pub(crate) fn sync(engine: &Engine, wanted: Vec<ListenerBind>) -> HashMap<String, SocketAddr> {
-    let mut bound = engine.inner.bound.lock();
+    let mut guard = engine.inner.bound.lock();
+    let Bound {
+        listeners: bound,
+        released,
+    } = &mut *guard;
     let keep: HashMap<&str, &ListenerBind> = wanted.iter().map(|w| (w.arn.as_str(), w)).collect();
-    // Dropping a bound listener aborts its tasks (and so closes its sockets).
-    bound.retain(|arn, b| keep.get(arn.as_str()).is_some_and(|w| **w == b.want));
+    // Dropping a bound listener aborts its tasks (and so closes its sockets, once the runtime
+    // has cancelled them).
+    let now = std::time::Instant::now();
+    released.retain(|_, at| now.duration_since(*at) < REBIND_GRACE);
+    bound.retain(|arn, b| {
+        let same = keep.get(arn.as_str()).is_some_and(|w| **w == b.want);
+        if !same {
+            released.insert((b.want.ip, b.want.port), now);
+        }
+        same
+    });
     for w in wanted {
         if bound.contains_key(&w.arn) {
             continue;
         }
+        // A listener recreated or changed on a port just given up waits for that port.
+        let exact_only = released.contains_key(&(w.ip, w.port));
         let sockets = match w.protocol.as_str() {
-            "UDP" => bind_udp(w.ip, w.port).map(Sockets::Udp),
-            "TCP_UDP" => bind_both(w.ip, w.port).map(|(t, u)| Sockets::Both(t, u)),
-            _ => bind_one(w.ip, w.port).map(Sockets::Tcp),
+            "UDP" => bind_udp(w.ip, w.port, exact_only).map(Sockets::Udp),
+            "TCP_UDP" => bind_both(w.ip, w.port, exact_only).map(|(t, u)| Sockets::Both(t, u)),
+            _ => bind_one(w.ip, w.port, exact_only).map(Sockets::Tcp),
         };
         let Some(sockets) = sockets else {
-            tracing::warn!(listener = %w.arn, ip = %w.ip, port = w.port, "cannot bind listener");
+            if !exact_only {
+                tracing::warn!(listener = %w.arn, ip = %w.ip, port = w.port, "cannot bind listener");
+            }
             continue;
         };
         let (tcp, udp_socket) = match sockets {
@@ -105,6 +138,7 @@ pub(crate) fn sync(engine: &Engine, wanted: Vec<ListenerBind>) -> HashMap<String
             let task = tokio::spawn(udp::serve(engine.clone(), w.arn.clone(), socket, idle));
             tasks.push(task.abort_handle());
         }
+        released.remove(&(w.ip, w.port));
         tracing::info!(listener = %w.arn, address = %local, protocol = %w.protocol, "load balancer listener bound");
         bound.insert(
             w.arn.clone(),
@@ -118,14 +152,19 @@ pub(crate) fn sync(engine: &Engine, wanted: Vec<ListenerBind>) -> HashMap<String
     bound.iter().map(|(k, b)| (k.clone(), b.local)).collect()
 }
 
-/// Binds `ip:port`, else `ip:0`, else `127.0.0.1:0`.
-fn bind_one(ip: IpAddr, port: u16) -> Option<tokio::net::TcpListener> {
-    let candidates = [
-        SocketAddr::new(ip, port),
-        SocketAddr::new(ip, 0),
-        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0),
-    ];
-    candidates.iter().find_map(|a| {
+/// Where to try binding: `ip:port`, else (unless `exact_only`) `ip:0`, else `127.0.0.1:0`.
+fn candidates(ip: IpAddr, port: u16, exact_only: bool) -> Vec<SocketAddr> {
+    let mut c = vec![SocketAddr::new(ip, port)];
+    if !exact_only {
+        c.push(SocketAddr::new(ip, 0));
+        c.push(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0));
+    }
+    c
+}
+
+/// Binds TCP on the first of [`candidates`] that is free.
+fn bind_one(ip: IpAddr, port: u16, exact_only: bool) -> Option<tokio::net::TcpListener> {
+    candidates(ip, port, exact_only).iter().find_map(|a| {
         let l = std::net::TcpListener::bind(a).ok()?;
         l.set_nonblocking(true).ok()?;
         tokio::net::TcpListener::from_std(l).ok()
@@ -138,19 +177,19 @@ fn udp_socket(a: SocketAddr) -> Option<tokio::net::UdpSocket> {
     tokio::net::UdpSocket::from_std(s).ok()
 }
 
-/// Binds UDP `ip:port`, else `ip:0`, else `127.0.0.1:0`.
-fn bind_udp(ip: IpAddr, port: u16) -> Option<tokio::net::UdpSocket> {
-    [
-        SocketAddr::new(ip, port),
-        SocketAddr::new(ip, 0),
-        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0),
-    ]
-    .into_iter()
-    .find_map(udp_socket)
+/// Binds UDP on the first of [`candidates`] that is free.
+fn bind_udp(ip: IpAddr, port: u16, exact_only: bool) -> Option<tokio::net::UdpSocket> {
+    candidates(ip, port, exact_only)
+        .into_iter()
+        .find_map(udp_socket)
 }
 
 /// Binds TCP and UDP on one port: `ip:port`, else a port allocated for TCP that UDP can share.
-fn bind_both(ip: IpAddr, port: u16) -> Option<(tokio::net::TcpListener, tokio::net::UdpSocket)> {
+fn bind_both(
+    ip: IpAddr,
+    port: u16,
+    exact_only: bool,
+) -> Option<(tokio::net::TcpListener, tokio::net::UdpSocket)> {
     let pair = |ip: IpAddr, port: u16| {
         let t = std::net::TcpListener::bind(SocketAddr::new(ip, port)).ok()?;
         let a = t.local_addr().ok()?;
@@ -159,6 +198,9 @@ fn bind_both(ip: IpAddr, port: u16) -> Option<(tokio::net::TcpListener, tokio::n
         Some((tokio::net::TcpListener::from_std(t).ok()?, u))
     };
     pair(ip, port).or_else(|| {
+        if exact_only {
+            return None;
+        }
         (0..8).find_map(|_| pair(ip, 0).or_else(|| pair(IpAddr::from([127, 0, 0, 1]), 0)))
     })
 }
