@@ -366,10 +366,21 @@ def test_nlb_tls_passes_decrypted_bytes(p, net, certs):
         s.sendall(b"more")
         assert s.recv(4096) == b"plain:more"
 
-    s = tls_connect(local_address(elb, lst2["ListenerArn"]), lb["DNSName"], None)
+    s = tls_connect(local_address(elb, lst2["ListenerArn"]), lb["DNSName"], None, ["http/1.1", "h2"])
     der = s.getpeercert(binary_form=True)
+    assert s.selected_alpn_protocol() is None  # no AlpnPolicy: no ALPN
     s.close()
     assert lb["DNSName"].lower().encode() in der
+    # AlpnPolicy decides what an NLB TLS listener negotiates.
+    elb.modify_listener(ListenerArn=lst2["ListenerArn"], AlpnPolicy=["HTTP2Preferred"])
+
+    def alpn():
+        with tls_connect(local_address(elb, lst2["ListenerArn"]), lb["DNSName"], None, ["http/1.1", "h2"]) as s:
+            return s.selected_alpn_protocol()
+
+    wait_until(lambda: alpn() == "h2", what="HTTP2Preferred")
+    e = err(elb.modify_listener, ListenerArn=lst2["ListenerArn"], AlpnPolicy=["HTTP3"])
+    assert e["Code"] == "ALPNPolicyNotFound"
     srv.close()
 
 
