@@ -392,3 +392,27 @@ fn step(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::alpn;
+
+    #[test]
+    fn alpn_by_listener_and_policy() {
+        let p = |v: &str| vec![v.to_string()];
+        assert_eq!(alpn("HTTPS", None, true), ["h2", "http/1.1"]);
+        assert_eq!(alpn("HTTPS", None, false), ["http/1.1"]);
+        assert!(alpn("TLS", None, true).is_empty());
+        assert!(alpn("TLS", Some(&p("None")), true).is_empty());
+        assert_eq!(alpn("TLS", Some(&p("HTTP1Only")), true), ["http/1.1"]);
+        assert_eq!(alpn("TLS", Some(&p("HTTP2Only")), true), ["h2"]);
+        assert_eq!(
+            alpn("TLS", Some(&p("HTTP2Optional")), true),
+            ["http/1.1", "h2"]
+        );
+        assert_eq!(
+            alpn("TLS", Some(&p("HTTP2Preferred")), true),
+            ["h2", "http/1.1"]
+        );
+    }
+}

@@ -72,6 +72,7 @@ pub(crate) async fn serve(engine: Engine, arn: String, socket: UdpSocket, idle: 
             Ok(x) => x,
             Err(e) => {
                 tracing::debug!(error = %e, "udp listener receive failed");
+                tokio::time::sleep(Duration::from_millis(5)).await;
                 continue;
             }
         };
