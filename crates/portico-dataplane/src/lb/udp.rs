@@ -136,7 +136,10 @@ async fn open(
 }
 
 /// Carries the target's datagrams back to the client until the flow ends.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one spawned task's whole state; a struct would only rename it"
+)]
 async fn replies(
     flow: Arc<Flow>,
     socket: Arc<UdpSocket>,

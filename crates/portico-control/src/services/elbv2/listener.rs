@@ -72,7 +72,7 @@ fn check_association(
 
 /// AWS's predefined security policies that Portico accepts (TLS 1.0/1.1 are not offered by
 /// rustls: listeners negotiate TLS 1.2 or 1.3; policies named `TLS13-1-3` allow TLS 1.3 only).
-pub(crate) const SSL_POLICIES: [&str; 22] = [
+pub(crate) const SSL_POLICIES: [&str; 20] = [
     "ELBSecurityPolicy-TLS13-1-2-2021-06",
     "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
     "ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06",
@@ -93,8 +93,6 @@ pub(crate) const SSL_POLICIES: [&str; 22] = [
     "ELBSecurityPolicy-FS-1-2-Res-2019-08",
     "ELBSecurityPolicy-FS-1-2-Res-2020-10",
     "ELBSecurityPolicy-2015-05",
-    "ELBSecurityPolicy-TLS13-1-2-2021-06-PQ-2025-09",
-    "ELBSecurityPolicy-TLS13-1-3-2021-06-PQ-2025-09",
 ];
 
 fn check_ssl_policy(p: &str) -> AwsResult<()> {
