@@ -432,6 +432,90 @@ mod tests {
             .is_some());
     }
 
+    /// An HTTPS ALB listener through the real accept path: TLS, ALPN h2, an HTTP/2 request
+    /// answered by the listener's fixed-response rule.
+    #[tokio::test]
+    async fn https_listener_serves_h2_over_tls() {
+        use super::super::*;
+        let e = Engine::default();
+        let cert = self_signed("web.example.com").unwrap();
+        let spec = ListenerSpec {
+            arn: "l".into(),
+            port: 443,
+            protocol: "HTTPS".into(),
+            rules: vec![Rule {
+                priority: u32::MAX,
+                conditions: vec![],
+                action: Action::Fixed {
+                    status: 200,
+                    content_type: Some("text/plain".into()),
+                    body: "over h2".into(),
+                },
+            }],
+            tls: Some(TlsSpec {
+                certificates: vec![cert],
+                alpn: vec!["h2".into(), "http/1.1".into()],
+                tls13_only: false,
+            }),
+            udp_idle_timeout: std::time::Duration::ZERO,
+        };
+        let snapshot = Snapshot {
+            load_balancers: vec![LoadBalancerSpec {
+                arn: "lb".into(),
+                kind: LbKind::Application,
+                dns_name: "web".into(),
+                idle_timeout: std::time::Duration::from_secs(5),
+                xff_mode: XffMode::Append,
+                xff_client_port: false,
+                preserve_host: false,
+                listeners: vec![spec],
+            }],
+            target_groups: vec![],
+        };
+        e.publish(snapshot, &crate::addr::AddressBook::default());
+        let bound = e.bind(vec![ListenerBind {
+            arn: "l".into(),
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 0,
+            kind: LbKind::Application,
+            protocol: "HTTPS".into(),
+            udp_idle_timeout: std::time::Duration::ZERO,
+        }]);
+        let tcp = tokio::net::TcpStream::connect(bound["l"]).await.unwrap();
+        let p = provider();
+        let mut cfg = rustls::ClientConfig::builder_with_provider(p.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyTargetCert(p)))
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(ServerName::try_from("web.example.com").unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::builder()
+            .uri("https://web.example.com/")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&body[..], b"over h2");
+    }
+
     #[test]
     fn sni_prefers_exact_then_wildcard_then_default() {
         let key = |n: &str| {
