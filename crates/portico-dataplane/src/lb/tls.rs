@@ -509,10 +509,14 @@ mod tests {
         let resp = send.send_request(req).await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.version(), http::Version::HTTP_2);
-        let body = http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
+        #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
+        let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+            resp.into_body(),
+            1 << 16,
+        ))
+        .await
+        .unwrap()
+        .to_bytes();
         assert_eq!(&body[..], b"over h2");
     }
 
