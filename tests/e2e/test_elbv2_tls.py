@@ -437,3 +437,27 @@ def test_nlb_tls_reencrypts_to_tls_targets(p, net, certs):
         s.sendall(b"hello")
         assert s.recv(4096) == b"tls-target:hello"
     srv.close()
+
+
+def test_self_signed_certificate_survives_restart(fresh_portico):
+    p = fresh_portico.start()
+    ec2, elb = p.client("ec2"), p.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.41.0.0/16")["Vpc"]["VpcId"]
+    sn = ec2.create_subnet(VpcId=vpc, CidrBlock="10.41.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    tg = elb.create_target_group(Name="ss-tg", Protocol="TCP", Port=80, VpcId=vpc,
+                                 TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    lb = elb.create_load_balancer(Name="ss-nlb", Subnets=[sn], Scheme="internal", Type="network")["LoadBalancers"][0]
+    acm = "arn:aws:acm:us-east-1:000000000000:certificate/aaaaaaaa-2222-3333-4444-555555555555"
+    lst = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TLS", Port=8443,
+                              Certificates=[{"CertificateArn": acm}],
+                              DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])["Listeners"][0]
+
+    def peer_cert():
+        with tls_connect(local_address(elb, lst["ListenerArn"]), lb["DNSName"], None) as s:
+            return s.getpeercert(binary_form=True)
+
+    before = wait_until(peer_cert, what="TLS listener up")
+    p.kill9()
+    p.start()
+    elb = p.client("elbv2")
+    assert wait_until(peer_cert, what="TLS listener up again") == before

@@ -5,7 +5,7 @@
 //! their sockets are bound, and removes draining targets when their deregistration delay ends.
 //! HTTPS/TLS listeners get their certificates here: IAM server certificates by ARN, and for ACM
 //! ARNs (Portico has no ACM) a self-signed certificate for the load balancer's DNS name, made
-//! once per name and process.
+//! once and stored on the load balancer record.
 //! Idempotent: a run with nothing new changes nothing and writes nothing.
 
 use crate::services::elbv2::model::{
@@ -144,11 +144,14 @@ fn alpn(protocol: &str, policy: Option<&[String]>, http2: bool) -> Vec<String> {
 }
 
 /// What an HTTPS/TLS listener serves: its certificates in order (default first).
+/// `generated` collects the self-signed certificates made in this run (to be stored on their
+/// load balancer).
 fn tls_spec(
     l: &Listener,
     lb: &LoadBalancer,
     iam: &HashMap<String, dp::CertPem>,
     self_signed: &mut HashMap<String, dp::CertPem>,
+    generated: &mut HashMap<String, dp::CertPem>,
 ) -> Option<dp::TlsSpec> {
     if !matches!(l.protocol.as_str(), "HTTPS" | "TLS") {
         return None;
@@ -161,6 +164,14 @@ fn tls_spec(
         if let Some(pem) = iam.get(arn) {
             certificates.push(pem.clone());
         } else if arn.split(':').nth(2) == Some("acm") {
+            if let Some(c) = &lb.local_certificate {
+                certificates.push(dp::CertPem {
+                    certificate: c.certificate.clone(),
+                    chain: None,
+                    private_key: c.private_key.clone(),
+                });
+                continue;
+            }
             let name = lb.dns_name.to_ascii_lowercase();
             if !self_signed.contains_key(&name) {
                 match dp::tls::self_signed(&name) {
@@ -171,6 +182,7 @@ fn tls_spec(
                 }
             }
             if let Some(pem) = self_signed.get(&name) {
+                generated.insert(lb.arn.clone(), pem.clone());
                 certificates.push(pem.clone());
             }
         }
@@ -236,6 +248,7 @@ fn step(
 
     let mut snapshot = dp::Snapshot::default();
     let mut wanted = Vec::new();
+    let mut generated: HashMap<String, dp::CertPem> = HashMap::new();
     for (_, lb) in &lbs {
         let kind = if lb.lb_type == "network" {
             dp::LbKind::Network
@@ -286,7 +299,7 @@ fn step(
                 port: l.port,
                 protocol: l.protocol.clone(),
                 rules: dp_rules,
-                tls: tls_spec(l, lb, &iam_certs, self_signed),
+                tls: tls_spec(l, lb, &iam_certs, self_signed, &mut generated),
                 udp_idle_timeout,
             });
         }
@@ -366,7 +379,11 @@ fn step(
                 .any(|t| t.draining_until_ms.is_some_and(|u| u <= now))
         })
         .collect();
-    if listener_updates.is_empty() && lb_updates.is_empty() && tg_updates.is_empty() {
+    if listener_updates.is_empty()
+        && lb_updates.is_empty()
+        && tg_updates.is_empty()
+        && generated.is_empty()
+    {
         return Ok(());
     }
     c.store().write(|tx| {
@@ -374,6 +391,19 @@ fn step(
             if let Some(mut cur) = tx.get_as::<Listener>(scope, KIND_LISTENER, &l.arn)? {
                 cur.local_address = addr_of(&l.arn);
                 model::put_listener(tx, scope, &cur)?;
+            }
+        }
+        // Self-signed certificates are kept on their load balancer (they survive restarts).
+        for (scope, lb) in &lbs {
+            let Some(pem) = generated.get(&lb.arn) else {
+                continue;
+            };
+            if let Some(mut cur) = tx.get_as::<LoadBalancer>(scope, KIND_LB, &lb.arn)? {
+                cur.local_certificate = Some(model::LocalCertificate {
+                    certificate: pem.certificate.clone(),
+                    private_key: pem.private_key.clone(),
+                });
+                model::put_lb(tx, scope, &cur)?;
             }
         }
         for (scope, lb) in &lb_updates {

@@ -334,6 +334,7 @@ pub(crate) fn create(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
             attributes: default_attributes(&lb_type),
             tags: new_tags.clone(),
             local_ip: local_ip(&id),
+            local_certificate: None,
         };
         model::put_lb(tx, &scope, &lb)?;
         Ok(json!({"LoadBalancers": [model::lb_json(&lb)]}))
