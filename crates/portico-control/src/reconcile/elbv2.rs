@@ -3,6 +3,9 @@
 //! listener port, else an allocated port), records where it listens, maps each LB ENI's private
 //! address to it in the address book, moves load balancers from `provisioning` to `active` once
 //! their sockets are bound, and removes draining targets when their deregistration delay ends.
+//! HTTPS/TLS listeners get their certificates here: IAM server certificates by ARN, and for ACM
+//! ARNs (Portico has no ACM) a self-signed certificate for the load balancer's DNS name, made
+//! once and stored on the load balancer record.
 //! Idempotent: a run with nothing new changes nothing and writes nothing.
 
 use crate::services::elbv2::model::{
@@ -18,8 +21,9 @@ use std::time::Duration;
 
 pub(crate) fn spawn(control: &Control) {
     let mut mapped: HashSet<(IpAddr, u16)> = HashSet::new();
+    let mut self_signed: HashMap<String, dp::CertPem> = HashMap::new();
     super::spawn_loop(control, "elbv2", Duration::from_millis(500), move |c| {
-        if let Err(e) = step(&c, &mut mapped) {
+        if let Err(e) = step(&c, &mut mapped, &mut self_signed) {
             tracing::error!(error = %e, cause = ?e.cause, "elbv2 reconcile failed");
         }
         async {}
@@ -118,15 +122,115 @@ fn tg_spec(c: &Control, tg: &TargetGroup, in_use: bool) -> dp::TargetGroupSpec {
     }
 }
 
-fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
-    let (lbs, listeners, rules, tgs) = c.store().read(|tx| {
+/// ALPN protocol ids for a listener: ALBs offer h2 and HTTP/1.1 (HTTP/1.1 only with
+/// `routing.http2.enabled=false`); NLB TLS listeners follow their `AlpnPolicy`.
+fn alpn(protocol: &str, policy: Option<&[String]>, http2: bool) -> Vec<String> {
+    let ids: &[&str] = if protocol == "HTTPS" {
+        if http2 {
+            &["h2", "http/1.1"]
+        } else {
+            &["http/1.1"]
+        }
+    } else {
+        match policy.and_then(|p| p.first()).map(String::as_str) {
+            Some("HTTP1Only") => &["http/1.1"],
+            Some("HTTP2Only") => &["h2"],
+            Some("HTTP2Optional") => &["http/1.1", "h2"],
+            Some("HTTP2Preferred") => &["h2", "http/1.1"],
+            _ => &[],
+        }
+    };
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+/// What an HTTPS/TLS listener serves: its certificates in order (default first).
+/// `generated` collects the self-signed certificates made in this run (to be stored on their
+/// load balancer).
+fn tls_spec(
+    l: &Listener,
+    lb: &LoadBalancer,
+    iam: &HashMap<String, dp::CertPem>,
+    self_signed: &mut HashMap<String, dp::CertPem>,
+    generated: &mut HashMap<String, dp::CertPem>,
+) -> Option<dp::TlsSpec> {
+    if !matches!(l.protocol.as_str(), "HTTPS" | "TLS") {
+        return None;
+    }
+    let mut certificates = Vec::new();
+    for c in &l.certificates {
+        let Some(arn) = c.get("CertificateArn").and_then(|v| v.as_str()) else {
+            continue;
+        };
+        if let Some(pem) = iam.get(arn) {
+            certificates.push(pem.clone());
+        } else if arn.split(':').nth(2) == Some("acm") {
+            if let Some(c) = &lb.local_certificate {
+                certificates.push(dp::CertPem {
+                    certificate: c.certificate.clone(),
+                    chain: None,
+                    private_key: c.private_key.clone(),
+                });
+                continue;
+            }
+            let name = lb.dns_name.to_ascii_lowercase();
+            if !self_signed.contains_key(&name) {
+                match dp::tls::self_signed(&name) {
+                    Ok(pem) => {
+                        self_signed.insert(name.clone(), pem);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot make a self-signed certificate"),
+                }
+            }
+            if let Some(pem) = self_signed.get(&name) {
+                generated.insert(lb.arn.clone(), pem.clone());
+                certificates.push(pem.clone());
+            }
+        }
+    }
+    Some(dp::TlsSpec {
+        certificates,
+        alpn: alpn(
+            &l.protocol,
+            l.alpn_policy.as_deref(),
+            lb.attributes
+                .get("routing.http2.enabled")
+                .map(String::as_str)
+                != Some("false"),
+        ),
+        tls13_only: l
+            .ssl_policy
+            .as_deref()
+            .is_some_and(|p| p.contains("TLS13-1-3")),
+    })
+}
+
+fn step(
+    c: &Control,
+    mapped: &mut HashSet<(IpAddr, u16)>,
+    self_signed: &mut HashMap<String, dp::CertPem>,
+) -> AwsResult<()> {
+    let (lbs, listeners, rules, tgs, certs) = c.store().read(|tx| {
+        let listeners = tx.list_all(KIND_LISTENER)?;
+        // Server certificates (with their keys) are read only when some listener needs them.
+        let tls = listeners.iter().any(|r| {
+            matches!(
+                r.body.get("protocol").and_then(|p| p.as_str()),
+                Some("HTTPS" | "TLS")
+            )
+        });
         Ok((
             tx.list_all(KIND_LB)?,
-            tx.list_all(KIND_LISTENER)?,
+            listeners,
             tx.list_all(KIND_RULE)?,
             tx.list_all(KIND_TG)?,
+            if tls {
+                crate::services::iam::server_certs::all(tx)?
+            } else {
+                Vec::new()
+            },
         ))
     })?;
+    let iam_certs: HashMap<String, dp::CertPem> = certs.into_iter().collect();
     let lbs: Vec<(Scope, LoadBalancer)> = parse(lbs);
     let listeners: Vec<(Scope, Listener)> = parse(listeners);
     let rules: Vec<(Scope, Rule)> = parse(rules);
@@ -144,6 +248,7 @@ fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
 
     let mut snapshot = dp::Snapshot::default();
     let mut wanted = Vec::new();
+    let mut generated: HashMap<String, dp::CertPem> = HashMap::new();
     for (_, lb) in &lbs {
         let kind = if lb.lb_type == "network" {
             dp::LbKind::Network
@@ -180,20 +285,22 @@ fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
                     });
                 }
             }
-            // UDP is not served locally; TCP_UDP serves its TCP half.
-            if l.protocol != "UDP" {
-                wanted.push(dp::ListenerBind {
-                    arn: l.arn.clone(),
-                    ip,
-                    port: l.port,
-                    kind,
-                });
-            }
+            let udp_idle_timeout = scaled(c, dp::UDP_IDLE_TIMEOUT.as_secs() as i64);
+            wanted.push(dp::ListenerBind {
+                arn: l.arn.clone(),
+                ip,
+                port: l.port,
+                kind,
+                protocol: l.protocol.clone(),
+                udp_idle_timeout,
+            });
             specs.push(dp::ListenerSpec {
                 arn: l.arn.clone(),
                 port: l.port,
                 protocol: l.protocol.clone(),
                 rules: dp_rules,
+                tls: tls_spec(l, lb, &iam_certs, self_signed, &mut generated),
+                udp_idle_timeout,
             });
         }
         let attr = |k: &str| lb.attributes.get(k).map(String::as_str);
@@ -251,7 +358,7 @@ fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
     let addr_of = |arn: &str| bound.get(arn).map(SocketAddr::to_string);
     let listener_updates: Vec<&(Scope, Listener)> = listeners
         .iter()
-        .filter(|(_, l)| l.protocol != "UDP" && addr_of(&l.arn) != l.local_address)
+        .filter(|(_, l)| addr_of(&l.arn) != l.local_address)
         .collect();
     let lb_updates: Vec<&(Scope, LoadBalancer)> = lbs
         .iter()
@@ -261,7 +368,7 @@ fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
                     .get(lb.arn.as_str())
                     .into_iter()
                     .flatten()
-                    .all(|l| l.protocol == "UDP" || bound.contains_key(&l.arn))
+                    .all(|l| bound.contains_key(&l.arn))
         })
         .collect();
     let tg_updates: Vec<&(Scope, TargetGroup)> = tgs
@@ -272,7 +379,11 @@ fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
                 .any(|t| t.draining_until_ms.is_some_and(|u| u <= now))
         })
         .collect();
-    if listener_updates.is_empty() && lb_updates.is_empty() && tg_updates.is_empty() {
+    if listener_updates.is_empty()
+        && lb_updates.is_empty()
+        && tg_updates.is_empty()
+        && generated.is_empty()
+    {
         return Ok(());
     }
     c.store().write(|tx| {
@@ -280,6 +391,19 @@ fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
             if let Some(mut cur) = tx.get_as::<Listener>(scope, KIND_LISTENER, &l.arn)? {
                 cur.local_address = addr_of(&l.arn);
                 model::put_listener(tx, scope, &cur)?;
+            }
+        }
+        // Self-signed certificates are kept on their load balancer (they survive restarts).
+        for (scope, lb) in &lbs {
+            let Some(pem) = generated.get(&lb.arn) else {
+                continue;
+            };
+            if let Some(mut cur) = tx.get_as::<LoadBalancer>(scope, KIND_LB, &lb.arn)? {
+                cur.local_certificate = Some(model::LocalCertificate {
+                    certificate: pem.certificate.clone(),
+                    private_key: pem.private_key.clone(),
+                });
+                model::put_lb(tx, scope, &cur)?;
             }
         }
         for (scope, lb) in &lb_updates {
@@ -297,4 +421,28 @@ fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alpn;
+
+    #[test]
+    fn alpn_by_listener_and_policy() {
+        let p = |v: &str| vec![v.to_string()];
+        assert_eq!(alpn("HTTPS", None, true), ["h2", "http/1.1"]);
+        assert_eq!(alpn("HTTPS", None, false), ["http/1.1"]);
+        assert!(alpn("TLS", None, true).is_empty());
+        assert!(alpn("TLS", Some(&p("None")), true).is_empty());
+        assert_eq!(alpn("TLS", Some(&p("HTTP1Only")), true), ["http/1.1"]);
+        assert_eq!(alpn("TLS", Some(&p("HTTP2Only")), true), ["h2"]);
+        assert_eq!(
+            alpn("TLS", Some(&p("HTTP2Optional")), true),
+            ["http/1.1", "h2"]
+        );
+        assert_eq!(
+            alpn("TLS", Some(&p("HTTP2Preferred")), true),
+            ["h2", "http/1.1"]
+        );
+    }
 }

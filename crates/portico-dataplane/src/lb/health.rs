@@ -198,14 +198,29 @@ async fn probe_loop(
     }
 }
 
-/// One probe: a TCP handshake, and for HTTP checks a `GET` whose status must match.
+/// One probe: a TCP handshake, and for HTTP checks a `GET` whose status must match (over TLS
+/// for HTTPS checks).
 async fn probe(spec: &HealthSpec, addr: SocketAddr) -> Result<(), Failure> {
-    let mut s = TcpStream::connect(addr)
+    let s = TcpStream::connect(addr)
         .await
         .map_err(|_| Failure::Failed)?;
-    if spec.protocol == HealthProtocol::Tcp {
-        return Ok(());
+    match spec.protocol {
+        HealthProtocol::Tcp => Ok(()),
+        HealthProtocol::Http => http_probe(s, spec, addr).await,
+        HealthProtocol::Https => {
+            let s = super::tls::connect_target(s, addr)
+                .await
+                .ok_or(Failure::Failed)?;
+            http_probe(s, spec, addr).await
+        }
     }
+}
+
+async fn http_probe<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+    spec: &HealthSpec,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: ELB-HealthChecker/2.0\r\nAccept-Encoding: gzip, compressed\r\nConnection: close\r\n\r\n",
         spec.path
@@ -213,6 +228,7 @@ async fn probe(spec: &HealthSpec, addr: SocketAddr) -> Result<(), Failure> {
     s.write_all(req.as_bytes())
         .await
         .map_err(|_| Failure::Failed)?;
+    s.flush().await.map_err(|_| Failure::Failed)?;
     let mut buf = Vec::with_capacity(256);
     let mut chunk = [0u8; 256];
     while !buf.windows(2).any(|w| w == b"\r\n") {

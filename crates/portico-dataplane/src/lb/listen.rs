@@ -2,9 +2,10 @@
 //! and the listener's port when that can be bound, else on an allocated port. Accept loops look
 //! up their listener in the current snapshot for every connection (NLB) or request (ALB), so a
 //! snapshot swap never closes a socket. Removing a listener stops its accept loop; connections
-//! already accepted run to completion.
+//! already accepted run to completion. UDP listeners bind a UDP socket; TCP_UDP listeners bind
+//! TCP and UDP on the same port. HTTPS listeners terminate TLS before HTTP.
 
-use super::{alb, nlb, Engine, LbKind};
+use super::{alb, nlb, udp, Engine, LbKind};
 use crate::body::BoxError;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -19,27 +20,70 @@ pub struct ListenerBind {
     pub ip: IpAddr,
     pub port: u16,
     pub kind: LbKind,
+    /// The listener protocol: `UDP` binds UDP, `TCP_UDP` binds both, others bind TCP.
+    pub protocol: String,
+    /// Idle timeout of UDP flows.
+    pub udp_idle_timeout: std::time::Duration,
 }
 
 pub(crate) struct BoundListener {
     want: ListenerBind,
     local: SocketAddr,
-    task: tokio::task::AbortHandle,
+    tasks: Vec<tokio::task::AbortHandle>,
 }
 
-pub(crate) type Bound = HashMap<String, BoundListener>;
+impl Drop for BoundListener {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The bound sockets of one listener.
+enum Sockets {
+    Tcp(tokio::net::TcpListener),
+    Udp(tokio::net::UdpSocket),
+    Both(tokio::net::TcpListener, tokio::net::UdpSocket),
+}
+
+/// The bound listeners, and the addresses given up recently (listener deleted or changed):
+/// those are rebound only on their exact port for a short while, because the old sockets close
+/// only once the runtime has cancelled their tasks.
+#[derive(Default)]
+pub(crate) struct Bound {
+    listeners: HashMap<String, BoundListener>,
+    released: HashMap<(IpAddr, u16), std::time::Instant>,
+}
+
+/// How long a released address is waited for before a listener falls back to another port.
+const REBIND_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub(crate) fn local_address(engine: &Engine, arn: &str) -> Option<SocketAddr> {
-    engine.inner.bound.lock().get(arn).map(|b| b.local)
+    engine
+        .inner
+        .bound
+        .lock()
+        .listeners
+        .get(arn)
+        .map(|b| b.local)
 }
 
 pub(crate) fn sync(engine: &Engine, wanted: Vec<ListenerBind>) -> HashMap<String, SocketAddr> {
-    let mut bound = engine.inner.bound.lock();
+    let mut guard = engine.inner.bound.lock();
+    let Bound {
+        listeners: bound,
+        released,
+    } = &mut *guard;
     let keep: HashMap<&str, &ListenerBind> = wanted.iter().map(|w| (w.arn.as_str(), w)).collect();
+    // Dropping a bound listener aborts its tasks (and so closes its sockets, once the runtime
+    // has cancelled them).
+    let now = std::time::Instant::now();
+    released.retain(|_, at| now.duration_since(*at) < REBIND_GRACE);
     bound.retain(|arn, b| {
         let same = keep.get(arn.as_str()).is_some_and(|w| **w == b.want);
         if !same {
-            b.task.abort();
+            released.insert((b.want.ip, b.want.port), now);
         }
         same
     });
@@ -47,44 +91,117 @@ pub(crate) fn sync(engine: &Engine, wanted: Vec<ListenerBind>) -> HashMap<String
         if bound.contains_key(&w.arn) {
             continue;
         }
-        let Some(listener) = bind_one(w.ip, w.port) else {
-            tracing::warn!(listener = %w.arn, ip = %w.ip, port = w.port, "cannot bind listener");
-            continue;
+        // A listener recreated or changed on a port just given up waits for that port.
+        let exact_only = released.contains_key(&(w.ip, w.port));
+        let sockets = match w.protocol.as_str() {
+            "UDP" => bind_udp(w.ip, w.port, exact_only).map(Sockets::Udp),
+            "TCP_UDP" => bind_both(w.ip, w.port, exact_only).map(|(t, u)| Sockets::Both(t, u)),
+            _ => bind_one(w.ip, w.port, exact_only).map(Sockets::Tcp),
         };
-        let Ok(local) = listener.local_addr() else {
-            continue;
-        };
-        let task = match w.kind {
-            LbKind::Application => {
-                tokio::spawn(accept_http(engine.clone(), w.arn.clone(), listener))
+        let Some(sockets) = sockets else {
+            if !exact_only {
+                tracing::warn!(listener = %w.arn, ip = %w.ip, port = w.port, "cannot bind listener");
             }
-            LbKind::Network => tokio::spawn(accept_tcp(engine.clone(), w.arn.clone(), listener)),
+            continue;
+        };
+        let (tcp, udp_socket) = match sockets {
+            Sockets::Tcp(t) => (Some(t), None),
+            Sockets::Udp(u) => (None, Some(u)),
+            Sockets::Both(t, u) => (Some(t), Some(u)),
+        };
+        let local = match (&tcp, &udp_socket) {
+            (Some(t), _) => t.local_addr(),
+            (None, Some(u)) => u.local_addr(),
+            (None, None) => continue,
+        };
+        let Ok(local) = local else {
+            continue;
+        };
+        let mut tasks = Vec::new();
+        if let Some(listener) = tcp {
+            let task = match w.kind {
+                LbKind::Application => {
+                    tokio::spawn(accept_http(engine.clone(), w.arn.clone(), listener))
+                }
+                LbKind::Network => {
+                    tokio::spawn(accept_tcp(engine.clone(), w.arn.clone(), listener))
+                }
+            };
+            tasks.push(task.abort_handle());
         }
-        .abort_handle();
-        tracing::info!(listener = %w.arn, address = %local, "load balancer listener bound");
+        if let Some(socket) = udp_socket {
+            let idle = if w.udp_idle_timeout.is_zero() {
+                udp::UDP_IDLE_TIMEOUT
+            } else {
+                w.udp_idle_timeout
+            };
+            let task = tokio::spawn(udp::serve(engine.clone(), w.arn.clone(), socket, idle));
+            tasks.push(task.abort_handle());
+        }
+        released.remove(&(w.ip, w.port));
+        tracing::info!(listener = %w.arn, address = %local, protocol = %w.protocol, "load balancer listener bound");
         bound.insert(
             w.arn.clone(),
             BoundListener {
                 want: w,
                 local,
-                task,
+                tasks,
             },
         );
     }
     bound.iter().map(|(k, b)| (k.clone(), b.local)).collect()
 }
 
-/// Binds `ip:port`, else `ip:0`, else `127.0.0.1:0`.
-fn bind_one(ip: IpAddr, port: u16) -> Option<tokio::net::TcpListener> {
-    let candidates = [
-        SocketAddr::new(ip, port),
-        SocketAddr::new(ip, 0),
-        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0),
-    ];
-    candidates.iter().find_map(|a| {
+/// Where to try binding: `ip:port`, else (unless `exact_only`) `ip:0`, else `127.0.0.1:0`.
+fn candidates(ip: IpAddr, port: u16, exact_only: bool) -> Vec<SocketAddr> {
+    let mut c = vec![SocketAddr::new(ip, port)];
+    if !exact_only {
+        c.push(SocketAddr::new(ip, 0));
+        c.push(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0));
+    }
+    c
+}
+
+/// Binds TCP on the first of [`candidates`] that is free.
+fn bind_one(ip: IpAddr, port: u16, exact_only: bool) -> Option<tokio::net::TcpListener> {
+    candidates(ip, port, exact_only).iter().find_map(|a| {
         let l = std::net::TcpListener::bind(a).ok()?;
         l.set_nonblocking(true).ok()?;
         tokio::net::TcpListener::from_std(l).ok()
+    })
+}
+
+fn udp_socket(a: SocketAddr) -> Option<tokio::net::UdpSocket> {
+    let s = std::net::UdpSocket::bind(a).ok()?;
+    s.set_nonblocking(true).ok()?;
+    tokio::net::UdpSocket::from_std(s).ok()
+}
+
+/// Binds UDP on the first of [`candidates`] that is free.
+fn bind_udp(ip: IpAddr, port: u16, exact_only: bool) -> Option<tokio::net::UdpSocket> {
+    candidates(ip, port, exact_only)
+        .into_iter()
+        .find_map(udp_socket)
+}
+
+/// Binds TCP and UDP on one port: `ip:port`, else a port allocated for TCP that UDP can share.
+fn bind_both(
+    ip: IpAddr,
+    port: u16,
+    exact_only: bool,
+) -> Option<(tokio::net::TcpListener, tokio::net::UdpSocket)> {
+    let pair = |ip: IpAddr, port: u16| {
+        let t = std::net::TcpListener::bind(SocketAddr::new(ip, port)).ok()?;
+        let a = t.local_addr().ok()?;
+        let u = udp_socket(a)?;
+        t.set_nonblocking(true).ok()?;
+        Some((tokio::net::TcpListener::from_std(t).ok()?, u))
+    };
+    pair(ip, port).or_else(|| {
+        if exact_only {
+            return None;
+        }
+        (0..8).find_map(|_| pair(ip, 0).or_else(|| pair(IpAddr::from([127, 0, 0, 1]), 0)))
     })
 }
 
@@ -101,6 +218,14 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
         let _ = stream.set_nodelay(true);
         let engine = engine.clone();
         let arn = arn.clone();
+        let tls = match engine.inner.rt.load().listeners.get(&arn) {
+            Some(l) if l.spec.protocol == "HTTPS" => match &l.tls {
+                Some(a) => Some(a.clone()),
+                // No usable certificate: the connection cannot be served.
+                None => continue,
+            },
+            _ => None,
+        };
         crate::workers::spawn_connection(stream, move |stream| async move {
             let svc =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -113,9 +238,19 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
                         )
                     }
                 });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            match tls {
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    if let Ok(Ok(s)) = tokio::time::timeout(nlb::HANDSHAKE_TIMEOUT, handshake).await
+                    {
+                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                    }
+                }
+            }
         });
     }
 }

@@ -6,7 +6,8 @@
 //! flight keep the snapshot they started with, so changes never drop them.
 //!
 //! Parts: [`rules`] (pure rule matching), `alb` (HTTP proxy), `nlb` (TCP pass-through),
-//! `health` (probes and the health state machine), `listen` (listener sockets).
+//! `udp` (UDP flows), [`tls`] (TLS termination and certificates), `health` (probes and the
+//! health state machine), `listen` (listener sockets).
 
 mod alb;
 mod health;
@@ -14,6 +15,8 @@ mod listen;
 mod nlb;
 pub(crate) mod pool;
 pub mod rules;
+pub mod tls;
+mod udp;
 
 use crate::addr::AddressBook;
 use crate::body::Body;
@@ -28,6 +31,8 @@ use std::time::Duration;
 pub use health::{HealthState, TargetHealth};
 pub use listen::ListenerBind;
 pub use rules::{Cidr, Condition, Redirect, Rule};
+pub use tls::{CertPem, TlsSpec};
+pub use udp::UDP_IDLE_TIMEOUT;
 
 /// What a rule does (the terminal action).
 #[derive(Debug, Clone, PartialEq)]
@@ -78,7 +83,7 @@ pub struct LoadBalancerSpec {
     pub listeners: Vec<ListenerSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListenerSpec {
     pub arn: String,
     pub port: u16,
@@ -86,6 +91,10 @@ pub struct ListenerSpec {
     pub protocol: String,
     /// Every rule including the default one (priority `u32::MAX`, no conditions).
     pub rules: Vec<Rule<Action>>,
+    /// Certificates, ALPN and policy of an `HTTPS` or `TLS` listener (terminated here).
+    pub tls: Option<TlsSpec>,
+    /// How long a UDP flow lives without datagrams (zero = AWS's 120 s).
+    pub udp_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -176,6 +185,9 @@ pub(crate) struct GroupRt {
 pub(crate) struct ListenerRt {
     pub(crate) spec: ListenerSpec,
     pub(crate) lb: Arc<LoadBalancerSpec>,
+    /// The TLS acceptor of an HTTPS/TLS listener (`None` when its certificates are unusable:
+    /// connections are then closed).
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// The routing table built from one snapshot.
@@ -197,6 +209,8 @@ struct Inner {
     pool: Arc<pool::Pool>,
     probes: Mutex<health::Probes>,
     bound: Mutex<listen::Bound>,
+    /// TLS acceptors by listener, rebuilt only when the listener's [`TlsSpec`] changes.
+    tls: Mutex<HashMap<String, (TlsSpec, Option<tokio_rustls::TlsAcceptor>)>>,
 }
 
 /// The ALB/NLB engine; cheap to clone.
@@ -216,6 +230,7 @@ impl Default for Engine {
                 pool: Arc::default(),
                 probes: Mutex::default(),
                 bound: Mutex::default(),
+                tls: Mutex::default(),
             }),
         }
     }
@@ -272,6 +287,8 @@ impl Engine {
         }
         let mut listeners = HashMap::new();
         let mut hosts: HashMap<String, Vec<(u16, String)>> = HashMap::new();
+        let mut tls_cache = self.inner.tls.lock();
+        let mut keep_tls = std::collections::HashSet::new();
         for lb in snapshot.load_balancers {
             let lb = Arc::new(lb);
             for l in &lb.listeners {
@@ -281,15 +298,33 @@ impl Engine {
                         .or_default()
                         .push((l.port, l.arn.clone()));
                 }
+                let tls = l.tls.as_ref().and_then(|spec| {
+                    keep_tls.insert(l.arn.clone());
+                    match tls_cache.get(&l.arn) {
+                        Some((s, a)) if s == spec => a.clone(),
+                        _ => {
+                            let a = tls::acceptor(spec)
+                                .map_err(|e| {
+                                    tracing::warn!(listener = %l.arn, error = %e, "listener has no usable certificate");
+                                })
+                                .ok();
+                            tls_cache.insert(l.arn.clone(), (spec.clone(), a.clone()));
+                            a
+                        }
+                    }
+                });
                 listeners.insert(
                     l.arn.clone(),
                     Arc::new(ListenerRt {
                         spec: l.clone(),
                         lb: lb.clone(),
+                        tls,
                     }),
                 );
             }
         }
+        tls_cache.retain(|k, _| keep_tls.contains(k));
+        drop(tls_cache);
         let rt = Arc::new(Rt {
             listeners,
             hosts,
@@ -456,6 +491,8 @@ mod tests {
                     arn: "l".into(),
                     port: 80,
                     protocol: "HTTP".into(),
+                    tls: None,
+                    udp_idle_timeout: Duration::ZERO,
                     rules: vec![
                         Rule {
                             priority: 5,

@@ -178,11 +178,23 @@ fn forward(
 }
 
 /// A target group's protocol must suit the listener.
+/// The NLB listener/target-group protocol pairs AWS allows: TCP -> TCP or TCP_UDP; TLS -> TCP
+/// or TLS; UDP -> UDP or TCP_UDP; TCP_UDP -> TCP_UDP.
+pub(crate) fn nlb_combination(listener: &str, tg: &str) -> bool {
+    match listener {
+        "TCP" => matches!(tg, "TCP" | "TCP_UDP"),
+        "TLS" => matches!(tg, "TCP" | "TLS"),
+        "UDP" => matches!(tg, "UDP" | "TCP_UDP"),
+        "TCP_UDP" => tg == "TCP_UDP",
+        _ => false,
+    }
+}
+
 pub(crate) fn compatible(tg: &TargetGroup, lb_type: &str, protocol: &str) -> AwsResult<()> {
     let ok = if lb_type == "application" {
         matches!(tg.protocol.as_str(), "HTTP" | "HTTPS")
     } else {
-        tg.protocol == protocol || (protocol == "TCP" && tg.protocol == "TCP_UDP")
+        nlb_combination(protocol, &tg.protocol)
     };
     if !ok {
         return Err(AwsError::bad(
@@ -641,6 +653,30 @@ mod tests {
     fn conds(v: Value) -> AwsResult<Vec<Value>> {
         let list: Vec<Input> = v.as_array().unwrap().iter().cloned().map(Input).collect();
         parse_conditions(&list)
+    }
+
+    #[test]
+    fn nlb_protocol_combinations() {
+        let listeners = ["TCP", "TLS", "UDP", "TCP_UDP"];
+        let tgs = ["TCP", "TLS", "UDP", "TCP_UDP"];
+        let allowed: Vec<(&str, &str)> = listeners
+            .iter()
+            .flat_map(|l| tgs.iter().map(move |t| (*l, *t)))
+            .filter(|(l, t)| nlb_combination(l, t))
+            .collect();
+        assert_eq!(
+            allowed,
+            vec![
+                ("TCP", "TCP"),
+                ("TCP", "TCP_UDP"),
+                ("TLS", "TCP"),
+                ("TLS", "TLS"),
+                ("UDP", "UDP"),
+                ("UDP", "TCP_UDP"),
+                ("TCP_UDP", "TCP_UDP"),
+            ]
+        );
+        assert!(!nlb_combination("HTTP", "TCP"));
     }
 
     #[test]

@@ -334,6 +334,7 @@ pub(crate) fn create(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
             attributes: default_attributes(&lb_type),
             tags: new_tags.clone(),
             local_ip: local_ip(&id),
+            local_certificate: None,
         };
         model::put_lb(tx, &scope, &lb)?;
         Ok(json!({"LoadBalancers": [model::lb_json(&lb)]}))
@@ -562,28 +563,88 @@ pub(crate) fn account_limits() -> Value {
     json!({"Limits": limits.iter().map(|(n, m)| json!({"Name": n, "Max": m})).collect::<Vec<_>>()})
 }
 
+/// The TLS versions a predefined policy allows (by its name's pattern).
+fn policy_protocols(name: &str) -> Vec<&'static str> {
+    let tls13 = name.contains("TLS13");
+    // The minimum version is the `1-N` pair of dash-separated tokens (`...-TLS13-1-2-...`).
+    let tokens: Vec<&str> = name.split('-').collect();
+    let min = tokens
+        .windows(2)
+        .find(|w| w[0] == "1" && matches!(w[1], "0" | "1" | "2" | "3"))
+        .map_or("0", |w| w[1]);
+    let mut v: Vec<&'static str> = match min {
+        "3" => vec![],
+        "2" => vec!["TLSv1.2"],
+        "1" => vec!["TLSv1.1", "TLSv1.2"],
+        _ => vec!["TLSv1", "TLSv1.1", "TLSv1.2"],
+    };
+    if tls13 {
+        v.push("TLSv1.3");
+    }
+    v
+}
+
+#[cfg(test)]
+#[test]
+fn policy_versions_from_names() {
+    assert_eq!(
+        policy_protocols("ELBSecurityPolicy-TLS13-1-1-2021-06"),
+        vec!["TLSv1.1", "TLSv1.2", "TLSv1.3"]
+    );
+    assert_eq!(
+        policy_protocols("ELBSecurityPolicy-TLS13-1-3-2021-06"),
+        vec!["TLSv1.3"]
+    );
+    assert_eq!(
+        policy_protocols("ELBSecurityPolicy-FS-1-2-Res-2019-08"),
+        vec!["TLSv1.2"]
+    );
+    assert_eq!(
+        policy_protocols("ELBSecurityPolicy-2016-08"),
+        vec!["TLSv1", "TLSv1.1", "TLSv1.2"]
+    );
+}
+
 pub(crate) fn ssl_policies(input: &Input) -> AwsResult<Value> {
-    let all = [
-        (
-            "ELBSecurityPolicy-2016-08",
-            vec!["TLSv1", "TLSv1.1", "TLSv1.2"],
-        ),
-        (
-            "ELBSecurityPolicy-TLS13-1-2-2021-06",
-            vec!["TLSv1.2", "TLSv1.3"],
-        ),
-        ("ELBSecurityPolicy-TLS-1-2-2017-01", vec!["TLSv1.2"]),
-    ];
+    let all: Vec<(&str, Vec<&str>)> = super::listener::SSL_POLICIES
+        .iter()
+        .map(|n| (*n, policy_protocols(n)))
+        .collect();
     let names = input.str_list("Names");
     let mut out = Vec::new();
     for (n, protos) in &all {
         if names.as_ref().is_some_and(|ns| !ns.iter().any(|x| x == n)) {
             continue;
         }
+        // The suites Portico's TLS (rustls) really negotiates under this policy, by AWS's
+        // (OpenSSL) names; AWS's own lists also name CBC suites rustls does not offer.
+        let mut ciphers: Vec<&str> = Vec::new();
+        if protos.contains(&"TLSv1.3") {
+            ciphers.extend([
+                "TLS_AES_128_GCM_SHA256",
+                "TLS_AES_256_GCM_SHA384",
+                "TLS_CHACHA20_POLY1305_SHA256",
+            ]);
+        }
+        if protos.contains(&"TLSv1.2") {
+            ciphers.extend([
+                "ECDHE-ECDSA-AES128-GCM-SHA256",
+                "ECDHE-RSA-AES128-GCM-SHA256",
+                "ECDHE-ECDSA-AES256-GCM-SHA384",
+                "ECDHE-RSA-AES256-GCM-SHA384",
+                "ECDHE-ECDSA-CHACHA20-POLY1305",
+                "ECDHE-RSA-CHACHA20-POLY1305",
+            ]);
+        }
+        let ciphers: Vec<Value> = ciphers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| json!({"Name": c, "Priority": i + 1}))
+            .collect();
         out.push(json!({
             "Name": n,
             "SslProtocols": protos,
-            "Ciphers": [{"Name": "ECDHE-RSA-AES128-GCM-SHA256", "Priority": 1}],
+            "Ciphers": ciphers,
             "SupportedLoadBalancerTypes": ["application", "network"],
         }));
     }

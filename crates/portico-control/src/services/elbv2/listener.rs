@@ -70,22 +70,134 @@ fn check_association(
     Ok(())
 }
 
-fn certificates(input: &Input, protocol: &str) -> AwsResult<Vec<Value>> {
-    let certs: Vec<Value> = input
-        .list("Certificates")
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|c| {
-            c.str("CertificateArn")
-                .map(|a| json!({"CertificateArn": a}))
-        })
-        .collect();
-    if matches!(protocol, "HTTPS" | "TLS") && certs.is_empty() {
+/// AWS's predefined security policies that Portico accepts (TLS 1.0/1.1 are not offered by
+/// rustls: listeners negotiate TLS 1.2 or 1.3; policies named `TLS13-1-3` allow TLS 1.3 only).
+pub(crate) const SSL_POLICIES: [&str; 20] = [
+    "ELBSecurityPolicy-TLS13-1-2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Ext2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-1-2021-06",
+    "ELBSecurityPolicy-TLS13-1-0-2021-06",
+    "ELBSecurityPolicy-TLS13-1-3-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04",
+    "ELBSecurityPolicy-TLS13-1-3-FIPS-2023-04",
+    "ELBSecurityPolicy-2016-08",
+    "ELBSecurityPolicy-TLS-1-0-2015-04",
+    "ELBSecurityPolicy-TLS-1-1-2017-01",
+    "ELBSecurityPolicy-TLS-1-2-2017-01",
+    "ELBSecurityPolicy-TLS-1-2-Ext-2018-06",
+    "ELBSecurityPolicy-FS-2018-06",
+    "ELBSecurityPolicy-FS-1-1-2019-08",
+    "ELBSecurityPolicy-FS-1-2-2019-08",
+    "ELBSecurityPolicy-FS-1-2-Res-2019-08",
+    "ELBSecurityPolicy-FS-1-2-Res-2020-10",
+    "ELBSecurityPolicy-2015-05",
+];
+
+fn check_ssl_policy(p: &str) -> AwsResult<()> {
+    if SSL_POLICIES.contains(&p) {
+        Ok(())
+    } else {
+        Err(AwsError::bad(
+            "SSLPolicyNotFound",
+            format!("SSL policy '{p}' not found"),
+        ))
+    }
+}
+
+const ALPN_POLICIES: [&str; 5] = [
+    "HTTP1Only",
+    "HTTP2Only",
+    "HTTP2Optional",
+    "HTTP2Preferred",
+    "None",
+];
+
+fn alpn_policy(input: &Input, protocol: &str) -> AwsResult<Option<Vec<String>>> {
+    let Some(list) = input.str_list("AlpnPolicy") else {
+        return Ok(None);
+    };
+    if list.len() > 1 {
+        return Err(validation("Only one ALPN policy can be specified"));
+    }
+    for p in &list {
+        if !ALPN_POLICIES.contains(&p.as_str()) {
+            return Err(AwsError::bad(
+                "ALPNPolicyNotFound",
+                format!("ALPN policy '{p}' not found"),
+            ));
+        }
+    }
+    if protocol != "TLS" && !list.is_empty() {
+        return Err(validation(
+            "ALPN policies can only be specified for listeners with the protocol 'TLS'",
+        ));
+    }
+    Ok(Some(list))
+}
+
+/// Is `arn` a certificate a listener can name: an IAM server certificate that exists, or an
+/// ACM certificate ARN (Portico has no ACM: such a listener serves a self-signed certificate
+/// for the load balancer's DNS name).
+fn check_certificate(tx: &Tx<'_>, scope: &Scope, arn: &str) -> AwsResult<()> {
+    let not_found = || {
+        AwsError::bad(
+            "CertificateNotFound",
+            format!("Certificate '{arn}' not found"),
+        )
+    };
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() != 6 || parts[0] != "arn" {
+        return Err(not_found());
+    }
+    match parts[2] {
+        "acm" if parts[5].starts_with("certificate/") => Ok(()),
+        "iam" if parts[5].starts_with("server-certificate/") => {
+            match crate::services::iam::server_certs::by_arn(tx, scope, arn)? {
+                Some(_) => Ok(()),
+                None => Err(not_found()),
+            }
+        }
+        _ => Err(not_found()),
+    }
+}
+
+/// The certificate ARNs of a `Certificates` list, each checked.
+fn input_certificates(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Vec<String>> {
+    let mut out = Vec::new();
+    for c in input.list("Certificates").unwrap_or_default() {
+        let arn = c
+            .str("CertificateArn")
+            .ok_or_else(|| validation("A certificate ARN must be specified"))?;
+        check_certificate(tx, scope, arn)?;
+        out.push(arn.to_string());
+    }
+    Ok(out)
+}
+
+/// The default certificate of a new listener (HTTPS/TLS listeners need exactly one).
+fn certificates(
+    tx: &Tx<'_>,
+    scope: &Scope,
+    input: &Input,
+    protocol: &str,
+) -> AwsResult<Vec<Value>> {
+    let arns = input_certificates(tx, scope, input)?;
+    if matches!(protocol, "HTTPS" | "TLS") && arns.is_empty() {
         return Err(validation(format!(
             "A certificate must be specified for {protocol} listeners"
         )));
     }
-    Ok(certs)
+    if arns.len() > 1 {
+        return Err(validation(
+            "A listener can have only one default certificate",
+        ));
+    }
+    Ok(arns
+        .into_iter()
+        .map(|a| json!({"CertificateArn": a}))
+        .collect())
 }
 
 pub(crate) fn create(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
@@ -101,7 +213,11 @@ pub(crate) fn create(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
             None => return Err(validation("A listener protocol must be specified")),
         };
         check_protocol(&lb.lb_type, &protocol)?;
-        let certs = certificates(input, &protocol)?;
+        let certs = certificates(tx, &scope, input, &protocol)?;
+        if let Some(p) = input.str("SslPolicy") {
+            check_ssl_policy(p)?;
+        }
+        let alpn = alpn_policy(input, &protocol)?;
         let ssl_policy = input.str("SslPolicy").map(str::to_string).or_else(|| {
             matches!(protocol.as_str(), "HTTPS" | "TLS")
                 .then(|| "ELBSecurityPolicy-2016-08".to_string())
@@ -111,7 +227,8 @@ pub(crate) fn create(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
         check_association(tx, &scope, &lb, &actions)?;
         let existing: Vec<Listener> = tx.list_as(&scope, KIND_LISTENER, Some(&lb_arn))?;
         if let Some(l) = existing.iter().find(|l| l.port == port) {
-            if l.protocol == protocol && l.default_actions == actions && l.certificates == certs {
+            let same_certs = l.certificates.first() == certs.first();
+            if l.protocol == protocol && l.default_actions == actions && same_certs {
                 return Ok(json!({"Listeners": [model::listener_json(l)]}));
             }
             return Err(AwsError::bad(
@@ -147,7 +264,7 @@ pub(crate) fn create(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
             protocol: protocol.clone(),
             certificates: certs,
             ssl_policy,
-            alpn_policy: input.str_list("AlpnPolicy"),
+            alpn_policy: alpn,
             default_actions: actions,
             attributes: default_listener_attributes(&protocol),
             tags: new_tags.clone(),
@@ -223,17 +340,38 @@ pub(crate) fn modify(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
             }
             l.port = p;
         }
-        if input.has("Certificates") || input.has("Protocol") {
-            l.certificates = certificates(input, &l.protocol).or_else(|e| {
-                if l.certificates.is_empty() {
-                    Err(e)
-                } else {
-                    Ok(l.certificates.clone())
-                }
-            })?;
+        if !matches!(l.protocol.as_str(), "HTTPS" | "TLS") {
+            // A listener that no longer terminates TLS has no certificates or TLS policies.
+            l.certificates.clear();
+            l.ssl_policy = None;
+            l.alpn_policy = None;
         }
-        if let Some(p) = input.str("SslPolicy") {
+        let tls = matches!(l.protocol.as_str(), "HTTPS" | "TLS");
+        if tls && input.has("Certificates") {
+            // Replaces the default certificate; certificates added with
+            // AddListenerCertificates stay.
+            let new = certificates(tx, &scope, input, &l.protocol)?;
+            if let Some(d) = new.into_iter().next() {
+                if !l.certificates.is_empty() {
+                    l.certificates.remove(0);
+                }
+                l.certificates.retain(|c| *c != d);
+                l.certificates.insert(0, d);
+            }
+        } else if matches!(l.protocol.as_str(), "HTTPS" | "TLS") && l.certificates.is_empty() {
+            return Err(validation(format!(
+                "A certificate must be specified for {} listeners",
+                l.protocol
+            )));
+        }
+        if let Some(p) = input.str("SslPolicy").filter(|_| tls) {
+            check_ssl_policy(p)?;
             l.ssl_policy = Some(p.to_string());
+        } else if tls && l.ssl_policy.is_none() {
+            l.ssl_policy = Some("ELBSecurityPolicy-2016-08".into());
+        }
+        if input.has("AlpnPolicy") {
+            l.alpn_policy = alpn_policy(input, &l.protocol)?;
         }
         if let Some(list) = input.list("DefaultActions") {
             let actions = parse_actions(
@@ -325,7 +463,65 @@ pub(crate) fn describe_certificates(ctx: &Ctx<'_>, input: &Input) -> AwsResult<V
             c
         })
         .collect();
-    Ok(json!({"Certificates": certs}))
+    let (page, next) = paginate(certs, input)?;
+    Ok(with_marker(json!({"Certificates": page}), next))
+}
+
+/// Adds certificates to an HTTPS/TLS listener's certificate list (chosen by SNI).
+pub(crate) fn add_certificates(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
+    let arn = req(input, "ListenerArn")?.to_string();
+    let scope = ctx.scope.clone();
+    ctx.store().write(|tx| {
+        let mut l = model::get_listener(tx, &scope, &arn)?;
+        let arns = input_certificates(tx, &scope, input)?;
+        if arns.is_empty() {
+            return Err(validation("At least one certificate must be specified"));
+        }
+        let mut added = Vec::new();
+        for a in arns {
+            let c = json!({"CertificateArn": a});
+            if !l.certificates.contains(&c) {
+                l.certificates.push(c.clone());
+            }
+            added.push(json!({"CertificateArn": a, "IsDefault": false}));
+        }
+        if l.certificates.len() > 26 {
+            return Err(AwsError::bad(
+                "TooManyCertificates",
+                "You've reached the limit on the number of certificates per load balancer",
+            ));
+        }
+        model::put_listener(tx, &scope, &l)?;
+        Ok(json!({"Certificates": added}))
+    })
+}
+
+/// Removes added (non-default) certificates from a listener.
+pub(crate) fn remove_certificates(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
+    let arn = req(input, "ListenerArn")?.to_string();
+    let scope = ctx.scope.clone();
+    ctx.store().write(|tx| {
+        let mut l = model::get_listener(tx, &scope, &arn)?;
+        let list = input.list("Certificates").unwrap_or_default();
+        if list.is_empty() {
+            return Err(validation("At least one certificate must be specified"));
+        }
+        for c in list {
+            let a = c
+                .str("CertificateArn")
+                .ok_or_else(|| validation("A certificate ARN must be specified"))?;
+            let v = json!({"CertificateArn": a});
+            if l.certificates.first() == Some(&v) {
+                return Err(AwsError::bad(
+                    "OperationNotPermitted",
+                    "The default certificate cannot be removed from a listener",
+                ));
+            }
+            l.certificates.retain(|x| *x != v);
+        }
+        model::put_listener(tx, &scope, &l)?;
+        Ok(model::empty())
+    })
 }
 
 fn check_priority(input: &Input, key: &str) -> AwsResult<u32> {

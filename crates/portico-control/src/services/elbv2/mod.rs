@@ -38,6 +38,8 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Input) -> AwsResult<Value>
         "DescribeListenerAttributes" => listener::describe_attributes(ctx, &input),
         "ModifyListenerAttributes" => listener::modify_attributes(ctx, &input),
         "DescribeListenerCertificates" => listener::describe_certificates(ctx, &input),
+        "AddListenerCertificates" => listener::add_certificates(ctx, &input),
+        "RemoveListenerCertificates" => listener::remove_certificates(ctx, &input),
         "CreateRule" => listener::create_rule(ctx, &input),
         "DescribeRules" => listener::describe_rules(ctx, &input),
         "ModifyRule" => listener::modify_rule(ctx, &input),

@@ -50,6 +50,17 @@ pub(crate) struct LoadBalancer {
     pub tags: Vec<Tag>,
     /// The loopback address this load balancer's listeners bind (Portico's own).
     pub local_ip: String,
+    /// The self-signed certificate (PEM) served for ACM certificate ARNs, made once for the
+    /// load balancer's DNS name and kept so that it survives restarts (Portico's own).
+    #[serde(default)]
+    pub local_certificate: Option<LocalCertificate>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LocalCertificate {
+    pub certificate: String,
+    pub private_key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -276,8 +287,9 @@ pub(crate) fn listener_json(l: &Listener) -> Value {
         "Protocol": l.protocol,
         "DefaultActions": l.default_actions,
     });
-    if !l.certificates.is_empty() {
-        v["Certificates"] = json!(l.certificates);
+    // Describe shows the default certificate only (the rest: DescribeListenerCertificates).
+    if let Some(c) = l.certificates.first() {
+        v["Certificates"] = json!([c]);
     }
     if let Some(p) = &l.ssl_policy {
         v["SslPolicy"] = json!(p);

@@ -11,6 +11,7 @@
 //! - `iam.user`, `iam.group`, `iam.user-policy`, `iam.group-policy`: see [`principals`]
 
 mod principals;
+pub(crate) mod server_certs;
 
 use crate::Ctx;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -114,6 +115,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Input) -> AwsResult<Value>
         "AttachGroupPolicy" => store.write(|tx| principals::attach(tx, &c, &GROUP)),
         "DetachGroupPolicy" => store.write(|tx| principals::detach(tx, &c, &GROUP)),
         "ListAttachedGroupPolicies" => store.read(|tx| principals::list_attached(tx, &c, &GROUP)),
+        op if server_certs::handles(op) => server_certs::dispatch(store, op, &c),
         _ => Err(Service::Iam.unknown_operation(op)),
     }
 }

@@ -1,0 +1,541 @@
+//! TLS for load balancers: termination on HTTPS (ALB) and TLS (NLB) listeners with rustls
+//! (ring provider), SNI selection among a listener's certificates, ALPN, certificate/key
+//! inspection for the control plane (IAM's UploadServerCertificate checks), self-signed
+//! certificates for certificate ARNs Portico cannot hold (ACM), and a TLS client for TLS target
+//! groups (which, as on AWS, does not validate the target's certificate).
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::sync::Arc;
+
+/// One certificate of a listener, PEM-encoded as IAM stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertPem {
+    pub certificate: String,
+    /// Intermediate certificates, leaf's issuer first.
+    pub chain: Option<String>,
+    pub private_key: String,
+}
+
+/// What a TLS-terminating listener serves.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsSpec {
+    /// The listener's certificates; the first is the default (served without SNI, or when no
+    /// certificate matches the client's server name).
+    pub certificates: Vec<CertPem>,
+    /// ALPN protocol ids offered, in the server's order of preference (empty = no ALPN).
+    pub alpn: Vec<String>,
+    /// The security policy allows TLS 1.3 only.
+    pub tls13_only: bool,
+}
+
+/// Why a certificate or key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertError {
+    #[error("Unable to parse certificate. Please ensure the certificate is in PEM format.")]
+    MalformedCertificate,
+    #[error(
+        "Unable to parse certificate chain. Please ensure the certificate chain is in PEM format."
+    )]
+    MalformedChain,
+    #[error("Unable to parse private key. Please ensure the private key is in PEM format and unencrypted.")]
+    MalformedKey,
+    #[error("The private key did not match the public key embedded in the certificate.")]
+    KeyMismatch,
+    #[error("Unable to create a certificate: {0}")]
+    Generate(String),
+}
+
+/// Facts about an accepted certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Validity, Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+    /// DNS names (subject alternative names, else the subject's common name), lower-cased.
+    pub names: Vec<String>,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn parse_certs(pem: &str, err: CertError) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|_| err.clone())?;
+    if certs.is_empty() {
+        return Err(err);
+    }
+    Ok(certs)
+}
+
+fn names_and_validity(der: &[u8]) -> Result<CertInfo, CertError> {
+    use x509_parser::prelude::*;
+    let (_, cert) = X509Certificate::from_der(der).map_err(|_| CertError::MalformedCertificate)?;
+    let mut names: Vec<String> = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let GeneralName::DNSName(d) = n {
+                names.push(d.to_ascii_lowercase());
+            }
+        }
+    }
+    if names.is_empty() {
+        names.extend(
+            cert.subject()
+                .iter_common_name()
+                .filter_map(|cn| cn.as_str().ok())
+                .map(str::to_ascii_lowercase),
+        );
+    }
+    let v = cert.validity();
+    Ok(CertInfo {
+        not_before: v.not_before.timestamp(),
+        not_after: v.not_after.timestamp(),
+        names,
+    })
+}
+
+/// Parses a certificate, its optional chain and its private key, and checks that the key
+/// belongs to the certificate.
+fn certified(c: &CertPem) -> Result<(CertifiedKey, CertInfo), CertError> {
+    let mut certs = parse_certs(&c.certificate, CertError::MalformedCertificate)?;
+    if certs.len() != 1 {
+        return Err(CertError::MalformedCertificate);
+    }
+    let info = names_and_validity(&certs[0])?;
+    if let Some(chain) = c.chain.as_deref().filter(|s| !s.trim().is_empty()) {
+        let chain = parse_certs(chain, CertError::MalformedChain)?;
+        for der in &chain {
+            names_and_validity(der).map_err(|_| CertError::MalformedChain)?;
+        }
+        certs.extend(chain);
+    }
+    let key = PrivateKeyDer::from_pem_slice(c.private_key.as_bytes())
+        .map_err(|_| CertError::MalformedKey)?;
+    let provider = provider();
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|_| CertError::MalformedKey)?;
+    let ck = CertifiedKey::new(certs, signing);
+    match ck.keys_match() {
+        Ok(()) => Ok((ck, info)),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok((ck, info)),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(CertError::KeyMismatch),
+        Err(_) => Err(CertError::MalformedCertificate),
+    }
+}
+
+/// Checks a certificate (with optional chain) and private key as IAM does on upload.
+pub fn inspect(c: &CertPem) -> Result<CertInfo, CertError> {
+    certified(c).map(|(_, info)| info)
+}
+
+/// A self-signed certificate (ECDSA P-256) for `dns_name`, valid for ten years.
+pub fn self_signed(dns_name: &str) -> Result<CertPem, CertError> {
+    let key = rcgen::KeyPair::generate().map_err(|e| CertError::Generate(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::new(vec![dns_name.to_string()])
+        .map_err(|e| CertError::Generate(e.to_string()))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, dns_name);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(3650);
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| CertError::Generate(e.to_string()))?;
+    Ok(CertPem {
+        certificate: cert.pem(),
+        chain: None,
+        private_key: key.serialize_pem(),
+    })
+}
+
+/// Does certificate name `pattern` (possibly `*.example.com`) cover `host`? A wildcard covers
+/// exactly one leftmost label.
+pub(crate) fn name_matches(pattern: &str, host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let pattern = pattern.trim_end_matches('.');
+    match pattern.strip_prefix("*.") {
+        Some(rest) => host
+            .split_once('.')
+            .is_some_and(|(label, tail)| !label.is_empty() && tail == rest),
+        None => host == pattern,
+    }
+}
+
+/// Picks the certificate for a client's server name: an exact name match first, then a
+/// wildcard match, else the default (first) certificate.
+#[derive(Debug)]
+struct SniResolver {
+    certs: Vec<(Vec<String>, Arc<CertifiedKey>)>,
+}
+
+impl SniResolver {
+    fn choose(&self, sni: Option<&str>) -> Option<usize> {
+        if let Some(host) = sni {
+            let host = host.to_ascii_lowercase();
+            let exact = self
+                .certs
+                .iter()
+                .position(|(names, _)| names.contains(&host));
+            let wild = || {
+                self.certs.iter().position(|(names, _)| {
+                    names
+                        .iter()
+                        .any(|n| n.starts_with("*.") && name_matches(n, &host))
+                })
+            };
+            if let Some(i) = exact.or_else(wild) {
+                return Some(i);
+            }
+        }
+        (!self.certs.is_empty()).then_some(0)
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let i = self.choose(hello.server_name())?;
+        Some(self.certs[i].1.clone())
+    }
+}
+
+/// A TLS acceptor serving `spec`'s certificates. Certificates that fail to parse are skipped
+/// (with a warning); with none left this fails.
+pub(crate) fn acceptor(spec: &TlsSpec) -> Result<tokio_rustls::TlsAcceptor, CertError> {
+    let mut certs = Vec::new();
+    for c in &spec.certificates {
+        match certified(c) {
+            Ok((ck, info)) => certs.push((info.names, Arc::new(ck))),
+            Err(e) => tracing::warn!(error = %e, "listener certificate skipped"),
+        }
+    }
+    if certs.is_empty() {
+        return Err(CertError::MalformedCertificate);
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = if spec.tls13_only {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS12, &rustls::version::TLS13]
+    };
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .map_err(|e| CertError::Generate(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SniResolver { certs }));
+    cfg.alpn_protocols = spec.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Accepts any target certificate (AWS load balancers do not validate targets' certificates)
+/// but still checks the handshake signatures.
+#[derive(Debug)]
+struct AnyTargetCert(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyTargetCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The TLS client for TLS target groups.
+pub(crate) fn target_connector() -> Option<tokio_rustls::TlsConnector> {
+    static CONNECTOR: std::sync::OnceLock<Option<tokio_rustls::TlsConnector>> =
+        std::sync::OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| {
+            let p = provider();
+            let cfg = rustls::ClientConfig::builder_with_provider(p.clone())
+                .with_safe_default_protocol_versions()
+                .ok()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyTargetCert(p)))
+                .with_no_client_auth();
+            Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+        })
+        .clone()
+}
+
+/// Opens TLS over a connection to a target (TLS target groups, HTTPS health checks), within
+/// the handshake timeout; the target's certificate is not validated.
+pub(crate) async fn connect_target(
+    upstream: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+) -> Option<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let connector = target_connector()?;
+    let name = ServerName::IpAddress(addr.ip().into());
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, upstream))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// How long a TLS handshake (client or target side) may take.
+pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_names() {
+        assert!(name_matches("*.example.com", "a.example.com"));
+        assert!(name_matches("*.example.com", "A.Example.COM"));
+        assert!(!name_matches("*.example.com", "example.com"));
+        assert!(!name_matches("*.example.com", "a.b.example.com"));
+        assert!(name_matches("www.example.com", "www.example.com."));
+        assert!(!name_matches("www.example.com", "ww.example.com"));
+    }
+
+    #[test]
+    fn inspect_checks_pem_and_key_pair() {
+        let a = self_signed("a.example.com").unwrap();
+        let b = self_signed("b.example.com").unwrap();
+        let info = inspect(&a).unwrap();
+        assert_eq!(info.names, vec!["a.example.com".to_string()]);
+        assert!(info.not_after > info.not_before);
+        let mismatched = CertPem {
+            private_key: b.private_key.clone(),
+            ..a.clone()
+        };
+        assert_eq!(inspect(&mismatched), Err(CertError::KeyMismatch));
+        let garbage = CertPem {
+            certificate: "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n".into(),
+            ..a.clone()
+        };
+        assert_eq!(inspect(&garbage), Err(CertError::MalformedCertificate));
+        let no_key = CertPem {
+            private_key: "not a key".into(),
+            ..a.clone()
+        };
+        assert_eq!(inspect(&no_key), Err(CertError::MalformedKey));
+        let bad_chain = CertPem {
+            chain: Some("junk".into()),
+            ..a
+        };
+        assert_eq!(inspect(&bad_chain), Err(CertError::MalformedChain));
+    }
+
+    /// Handshakes over an in-memory pipe; returns (ALPN chosen, DER of the served certificate).
+    async fn handshake(
+        spec: &TlsSpec,
+        sni: &str,
+        alpn: &[&str],
+        tls12_only: bool,
+    ) -> Option<(Option<Vec<u8>>, Vec<u8>)> {
+        let acceptor = acceptor(spec).unwrap();
+        let p = provider();
+        let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+            &[&rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS13]
+        };
+        let mut cfg = rustls::ClientConfig::builder_with_provider(p.clone())
+            .with_protocol_versions(versions)
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyTargetCert(p)))
+            .with_no_client_auth();
+        cfg.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move { acceptor.accept(b).await.ok().map(|_| ()) });
+        let name = ServerName::try_from(sni.to_string()).unwrap();
+        let client = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, a)
+            .await
+            .ok()?;
+        server.await.unwrap()?;
+        let conn = client.get_ref().1;
+        Some((
+            conn.alpn_protocol().map(<[u8]>::to_vec),
+            conn.peer_certificates()?[0].to_vec(),
+        ))
+    }
+
+    fn der(pem: &CertPem) -> Vec<u8> {
+        CertificateDer::from_pem_slice(pem.certificate.as_bytes())
+            .unwrap()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn acceptor_serves_by_sni_with_alpn_and_policy() {
+        let a = self_signed("a.example.com").unwrap();
+        let b = self_signed("b.example.com").unwrap();
+        let mut spec = TlsSpec {
+            certificates: vec![a.clone(), b.clone()],
+            alpn: vec!["h2".into(), "http/1.1".into()],
+            tls13_only: false,
+        };
+        let (alpn, cert) = handshake(&spec, "b.example.com", &["http/1.1", "h2"], false)
+            .await
+            .unwrap();
+        assert_eq!(alpn.as_deref(), Some(&b"h2"[..]), "server preference wins");
+        assert_eq!(cert, der(&b));
+        let (alpn, cert) = handshake(&spec, "c.example.com", &["http/1.1"], true)
+            .await
+            .unwrap();
+        assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+        assert_eq!(cert, der(&a), "no name matches: the default certificate");
+        spec.tls13_only = true;
+        assert!(handshake(&spec, "a.example.com", &[], true).await.is_none());
+        assert!(handshake(&spec, "a.example.com", &[], false)
+            .await
+            .is_some());
+    }
+
+    /// An HTTPS ALB listener through the real accept path: TLS, ALPN h2, an HTTP/2 request
+    /// answered by the listener's fixed-response rule.
+    #[tokio::test]
+    async fn https_listener_serves_h2_over_tls() {
+        use super::super::*;
+        let e = Engine::default();
+        let cert = self_signed("web.example.com").unwrap();
+        let spec = ListenerSpec {
+            arn: "l".into(),
+            port: 443,
+            protocol: "HTTPS".into(),
+            rules: vec![Rule {
+                priority: u32::MAX,
+                conditions: vec![],
+                action: Action::Fixed {
+                    status: 200,
+                    content_type: Some("text/plain".into()),
+                    body: "over h2".into(),
+                },
+            }],
+            tls: Some(TlsSpec {
+                certificates: vec![cert],
+                alpn: vec!["h2".into(), "http/1.1".into()],
+                tls13_only: false,
+            }),
+            udp_idle_timeout: std::time::Duration::ZERO,
+        };
+        let snapshot = Snapshot {
+            load_balancers: vec![LoadBalancerSpec {
+                arn: "lb".into(),
+                kind: LbKind::Application,
+                dns_name: "web".into(),
+                idle_timeout: std::time::Duration::from_secs(5),
+                xff_mode: XffMode::Append,
+                xff_client_port: false,
+                preserve_host: false,
+                listeners: vec![spec],
+            }],
+            target_groups: vec![],
+        };
+        e.publish(snapshot, &crate::addr::AddressBook::default());
+        let bound = e.bind(vec![ListenerBind {
+            arn: "l".into(),
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 0,
+            kind: LbKind::Application,
+            protocol: "HTTPS".into(),
+            udp_idle_timeout: std::time::Duration::ZERO,
+        }]);
+        let tcp = tokio::net::TcpStream::connect(bound["l"]).await.unwrap();
+        let p = provider();
+        let mut cfg = rustls::ClientConfig::builder_with_provider(p.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyTargetCert(p)))
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(ServerName::try_from("web.example.com").unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::builder()
+            .uri("https://web.example.com/")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
+        let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+            resp.into_body(),
+            1 << 16,
+        ))
+        .await
+        .unwrap()
+        .to_bytes();
+        assert_eq!(&body[..], b"over h2");
+    }
+
+    #[test]
+    fn sni_prefers_exact_then_wildcard_then_default() {
+        let key = |n: &str| {
+            let (ck, _) = certified(&self_signed(n).unwrap()).unwrap();
+            Arc::new(ck)
+        };
+        let r = SniResolver {
+            certs: vec![
+                (vec!["default.example".into()], key("default.example")),
+                (vec!["*.example.com".into()], key("x.example.com")),
+                (vec!["api.example.com".into()], key("api.example.com")),
+            ],
+        };
+        assert_eq!(r.choose(None), Some(0));
+        assert_eq!(r.choose(Some("other.test")), Some(0));
+        assert_eq!(r.choose(Some("www.example.com")), Some(1));
+        assert_eq!(r.choose(Some("API.example.com")), Some(2));
+    }
+}
