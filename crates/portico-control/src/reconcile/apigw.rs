@@ -364,12 +364,18 @@ fn build(src: &Source) -> dp::Snapshot {
                         .collect()
                 })
                 .unwrap_or_default();
-            let access_log = s
-                .body
-                .get("accessLogSettings")
-                .and_then(|a| a.get("format"))
-                .and_then(Value::as_str)
-                .map(String::from);
+            let access_log = s.body.get("accessLogSettings").and_then(|a| {
+                let format = a.get("format").and_then(Value::as_str)?.to_string();
+                let destination = a
+                    .get("destinationArn")
+                    .and_then(Value::as_str)
+                    .and_then(|arn| dp::accesslog::Destination::from_arn(arn, &api.id, &name))
+                    .map(Arc::new);
+                Some(dp::accesslog::AccessLog {
+                    format,
+                    destination,
+                })
+            });
             st.insert(
                 name.clone(),
                 Arc::new(dp::Stage::new(
