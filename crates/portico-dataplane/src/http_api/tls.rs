@@ -175,20 +175,21 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// True when a request failed because the TLS handshake failed (a certificate that does not
 /// verify, a name mismatch, a protocol alert), rather than the connection itself.
 pub(crate) fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
+    // `io::Error::source` skips the error it wraps, so wrapped errors are visited explicitly
+    let mut todo: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    while let Some(err) = todo.pop() {
         if err.is::<rustls::Error>() {
             return true;
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-            {
-                return true;
-            }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            todo.push(inner);
         }
-        cur = err.source();
+        if let Some(s) = err.source() {
+            todo.push(s);
+        }
     }
     false
 }
@@ -204,6 +205,8 @@ mod tests {
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         );
         assert!(is_tls_failure(&io));
+        let nested = std::io::Error::other(io);
+        assert!(is_tls_failure(&nested));
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert!(!is_tls_failure(&refused));
     }
