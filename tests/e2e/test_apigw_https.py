@@ -156,7 +156,11 @@ def test_https_integration_with_sni_and_keep_alive(tls_world, unique):
     route("GET /wrong-name", f"https://localhost:{wrong_name.port}/")
     route("GET /untrusted", f"https://localhost:{untrusted.port}/")
     route("GET /refused", "https://127.0.0.1:9/")
-    apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+    logs = p.client("logs")
+    logs.create_log_group(logGroupName=f"tls-{unique}")
+    apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True, AccessLogSettings={
+        "DestinationArn": f"arn:aws:logs:us-east-1:000000000000:log-group:tls-{unique}",
+        "Format": "$context.requestId $context.status $context.integrationErrorMessage"})
     host = f"{api_id}.execute-api.localhost:{p.port}"
 
     def get(path):
@@ -174,12 +178,16 @@ def test_https_integration_with_sni_and_keep_alive(tls_world, unique):
     for i in range(6):
         assert get(f"/api/n{i}").json()["path"] == f"/base/n{i}"
     assert len(good.handshakes) < 4, good.handshakes
-    # certificate for another name, or from a CA nobody trusts: 500, the backend never answers
+    # certificate for another name, or from a CA nobody trusts: 500, the backend never answers;
+    # the access log names the cause
     for path in ("/wrong-name", "/untrusted"):
         r = get(path)
         assert r.status_code == 500, (path, r.text)
         assert r.json() == {"message": "Internal Server Error"}
-        assert r.headers["apigw-requestid"]
+        rid = r.headers["apigw-requestid"]
+        line = wait_until(lambda: [e["message"] for e in logs.filter_log_events(logGroupName=f"tls-{unique}")["events"]
+                                   if e["message"].startswith(f"{rid} 500 ")], timeout=10, what="access log line")[0]
+        assert "TLS handshake with the integration failed" in line, line
     # nothing listens: 503 as on the http path
     r = get("/refused")
     assert r.status_code == 503 and r.json() == {"message": "Service Unavailable"}

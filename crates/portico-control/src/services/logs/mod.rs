@@ -918,6 +918,45 @@ mod tests {
     }
 
     #[test]
+    fn append_events_creates_the_stream_splits_batches_and_skips_missing_groups() {
+        let store = portico_store::Store::in_memory().unwrap();
+        let scope = Scope::new("000000000000", "us-east-1");
+        let now = time::now_millis();
+        let evs = |n: usize| -> Vec<(i64, String)> {
+            (0..n)
+                .map(|i| (now - i as i64, format!("line {i}")))
+                .collect()
+        };
+        assert_eq!(
+            append_events(&store, &scope, "nope", "s", evs(2)).unwrap(),
+            None
+        );
+        store
+            .write(|tx| create_log_group(tx, &scope, &Input(json!({"logGroupName": "g"}))))
+            .unwrap();
+        // out of order, one empty message, more than one PutLogEvents batch
+        let mut many = evs(10_001);
+        many.push((now, String::new()));
+        assert_eq!(
+            append_events(&store, &scope, "g", "api_$default", many).unwrap(),
+            Some(10_001)
+        );
+        let got = store
+            .read(|tx| {
+                get_log_events(
+                    tx,
+                    &scope,
+                    &Input(json!({"logGroupName": "g", "logStreamName": "api_$default", "startFromHead": true, "limit": 10000})),
+                )
+            })
+            .unwrap();
+        let events = got["events"].as_array().unwrap();
+        assert_eq!(events.len(), 10_000);
+        assert_eq!(events[0]["message"], "line 10000");
+        assert!(append_events(&store, &scope, "g", "bad:stream", evs(1)).is_err());
+    }
+
+    #[test]
     fn names() {
         assert!(check_group_name("/ecs/web-app_1#x").is_ok());
         assert!(check_group_name("bad name").is_err());
