@@ -210,6 +210,21 @@ def test_jwt_tokens_are_verified_against_the_issuers_keys(portico, backend, issu
     assert call(p, api_id, "/admin", issuer.token(scp=["admin"])).status_code == 200
     # a bad token on a scoped route is still a 401, not a 403
     assert call(p, api_id, "/admin", issuer.token(aud="nope", scope="admin")).status_code == 401
+
+    # claims and the refusal's cause in the access log
+    logs = p.client("logs")
+    logs.create_log_group(logGroupName=f"jwt-{unique}")
+    p.client("apigatewayv2").update_stage(ApiId=api_id, StageName="$default", AccessLogSettings={
+        "DestinationArn": f"arn:aws:logs:us-east-1:000000000000:log-group:jwt-{unique}",
+        "Format": "$context.requestId $context.status $context.authorizer.claims.sub $context.authorizer.error"})
+
+    def logged(token, expect):
+        rid = call(p, api_id, "/items", token).headers["apigw-requestid"]
+        return wait_until(lambda: [e["message"] for e in logs.filter_log_events(logGroupName=f"jwt-{unique}")["events"]
+                                   if e["message"] == f"{rid} {expect}"], timeout=3, what="line")
+
+    wait_until(lambda: logged(issuer.token(sub="alice"), "200 alice -"), timeout=15, what="access log with claims")
+    logged(issuer.token(exp=1), "401 - the token has expired")
     p.client("apigatewayv2").delete_api(ApiId=api_id)
 
 

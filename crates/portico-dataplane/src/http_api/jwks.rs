@@ -112,6 +112,14 @@ impl Jwks {
             let mut slots = self.slots.lock();
             let slot = slots.entry(issuer.to_string()).or_insert_with(Slot::new);
             let now = Instant::now();
+            // a fetch whose task died with its runtime never reports: forget it
+            if slot.fetching
+                && slot
+                    .last_start
+                    .is_some_and(|t| now.duration_since(t) > FETCH_TIMEOUT * 3)
+            {
+                slot.fetching = false;
+            }
             if let Some(ks) = &slot.keys {
                 if let Some(k) = ks.keys.get(kid) {
                     let k = k.clone();
