@@ -246,10 +246,15 @@ impl Engine {
                 }
             }
         }
-        // JWT authorizers' keys are fetched now, not by the first request that needs them
-        let issuers = s
-            .apis
-            .values()
+        self.prefetch_jwks(s.apis.values().map(|a| &**a));
+        self.snapshot.store(Arc::new(s));
+    }
+
+    /// Starts fetching the signing keys of JWT authorizers in `apis` whose issuer was never
+    /// fetched, so the first request to such a route does not wait for them. Every way of
+    /// publishing APIs calls it with the APIs it publishes.
+    fn prefetch_jwks<'a>(&self, apis: impl Iterator<Item = &'a Api>) {
+        let issuers = apis
             .flat_map(|a| a.stages.values())
             .filter_map(|st| st.deployment.as_ref())
             .flat_map(|d| d.routes.values())
@@ -258,7 +263,6 @@ impl Engine {
                 _ => None,
             });
         self.client.jwks.prefetch(issuers);
-        self.snapshot.store(Arc::new(s));
     }
 
     /// Access-log lines bound for CloudWatch Logs (the control plane drains them).
