@@ -226,11 +226,15 @@ def test_access_log_and_oversized_headers(portico, apigw, backend, unique):
     assert fails_code(apigw.create_stage, ApiId=api_id, StageName="$default",
                       AccessLogSettings={"DestinationArn": "arn:aws:logs:us-east-1:000000000000:log-group:g",
                                          "Format": "$context.status"}) == "BadRequestException"
+    logs = portico.client("logs")
+    logs.create_log_group(logGroupName=f"g-{unique}")
     apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True,
-                       AccessLogSettings={"DestinationArn": "arn:aws:logs:us-east-1:000000000000:log-group:g", "Format": fmt})
+                       AccessLogSettings={"DestinationArn": f"arn:aws:logs:us-east-1:000000000000:log-group:g-{unique}", "Format": fmt})
     r = served(portico, api_id, "GET", "/logged")
     rid = r.headers["apigw-requestid"]
-    wait_until(lambda: f"{rid} ANY /{{proxy+}} 200 127.0.0.1 200" in portico.log_text(), what="access log line")
+    line = f"{rid} ANY /{{proxy+}} 200 127.0.0.1 200"
+    wait_until(lambda: line in [e["message"] for e in logs.filter_log_events(logGroupName=f"g-{unique}")["events"]],
+               what="access log line in CloudWatch Logs")
     r = call(portico, api_id, "GET", "/logged", headers={"X-Big": "a" * 11000})
     assert r.status_code == 413
     apigw.delete_api(ApiId=api_id)

@@ -137,6 +137,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(&cli.log_level);
+    trust_extra_ca()?;
     // The control plane (API calls, reconcilers, health checks) runs on a multi-threaded
     // runtime; data-plane connections on their own single-threaded workers.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -154,6 +155,23 @@ fn main() -> anyhow::Result<()> {
 /// the architecture work in seconds, and AWS's waits (deregistration delay 300 s, health checks
 /// every 30 s) would make its cleanup take minutes.
 const TUTORIAL_TIME_SCALE: f64 = 0.01;
+
+/// `PORTICO_EXTRA_CA_FILE`: a PEM bundle trusted besides the OS store by https integrations
+/// and JWT authorizers' key fetches (tests use a self-signed CA).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the binary is where the environment is read"
+)]
+fn trust_extra_ca() -> anyhow::Result<()> {
+    if let Some(f) = std::env::var_os("PORTICO_EXTRA_CA_FILE").filter(|v| !v.is_empty()) {
+        let pem = std::fs::read(&f)
+            .map_err(|e| anyhow::anyhow!("PORTICO_EXTRA_CA_FILE {}: {e}", f.to_string_lossy()))?;
+        let n = portico_dataplane::http_api::set_extra_ca_pem(&pem)
+            .map_err(|e| anyhow::anyhow!("PORTICO_EXTRA_CA_FILE {}: {e}", f.to_string_lossy()))?;
+        tracing::info!(file = %f.to_string_lossy(), certificates = n, "extra CA certificates trusted");
+    }
+    Ok(())
+}
 
 /// Data-plane worker threads: `PORTICO_DATAPLANE_THREADS` (0 serves connections on the control
 /// plane's runtime), else one per core.

@@ -304,6 +304,22 @@ fn publish_if_changed(control: &Control, last: &mut Option<String>) -> AwsResult
     Ok(())
 }
 
+/// A stage's `accessLogSettings` as the data plane serves them: the format and the log group
+/// (with the stage's stream) of `destinationArn`.
+fn access_log(stage: &Value, api_id: &str, stage_name: &str) -> Option<dp::accesslog::AccessLog> {
+    let a = stage.get("accessLogSettings")?;
+    let format = a.get("format").and_then(Value::as_str)?.to_string();
+    let destination = a
+        .get("destinationArn")
+        .and_then(Value::as_str)
+        .and_then(|arn| dp::accesslog::Destination::from_arn(arn, api_id, stage_name))
+        .map(Arc::new);
+    Some(dp::accesslog::AccessLog {
+        format,
+        destination,
+    })
+}
+
 fn throttle(v: Option<&Value>) -> Throttle {
     Throttle {
         burst: v
@@ -364,12 +380,7 @@ fn build(src: &Source) -> dp::Snapshot {
                         .collect()
                 })
                 .unwrap_or_default();
-            let access_log = s
-                .body
-                .get("accessLogSettings")
-                .and_then(|a| a.get("format"))
-                .and_then(Value::as_str)
-                .map(String::from);
+            let access_log = access_log(&s.body, &api.id, &name);
             st.insert(
                 name.clone(),
                 Arc::new(dp::Stage::new(

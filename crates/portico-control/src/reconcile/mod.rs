@@ -2,6 +2,7 @@
 //! woken by a committed write (the store's watch channel) or by its own period, and must be
 //! idempotent: running it twice does what running it once does.
 
+mod accesslog;
 pub mod apigw;
 mod ecs;
 mod elbv2;
@@ -15,6 +16,7 @@ pub fn spawn_all(control: &Control) {
     ecs::spawn(control);
     elbv2::spawn(control);
     apigw::spawn(control);
+    accesslog::spawn(control);
 }
 
 /// Runs `step` now, then after every committed write and at least every `period`. Errors are

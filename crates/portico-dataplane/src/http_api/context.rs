@@ -29,6 +29,8 @@ pub struct RequestContext {
     pub integration_error: Option<String>,
     pub error_message: Option<String>,
     pub authorizer_error: Option<String>,
+    /// The claims of the verified JWT (`$context.authorizer.claims.<name>`).
+    pub authorizer_claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// A data-plane request id as API Gateway shapes it: 16 base64 characters ending in `=`.
@@ -94,7 +96,14 @@ impl RequestContext {
             "integrationErrorMessage" | "integration.error" => self.integration_error.clone(),
             "error.message" | "error.messageString" => self.error_message.clone(),
             "authorizer.error" => self.authorizer_error.clone(),
-            _ => None,
+            _ => {
+                let claim = name.strip_prefix("authorizer.claims.")?;
+                match self.authorizer_claims.as_ref()?.get(claim)? {
+                    serde_json::Value::String(v) => s(v),
+                    serde_json::Value::Null => None,
+                    v => Some(v.to_string()),
+                }
+            }
         }
     }
 
@@ -141,6 +150,17 @@ mod tests {
         assert_eq!(
             c.render("$context.requestId $context.routeKey $context.status $context.nope."),
             "abc= GET /x 200 -."
+        );
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), "u-1".into());
+        claims.insert("n".into(), 3.into());
+        let c2 = RequestContext {
+            authorizer_claims: Some(std::sync::Arc::new(claims)),
+            ..c.clone()
+        };
+        assert_eq!(
+            c2.render("$context.authorizer.claims.sub $context.authorizer.claims.n $context.authorizer.claims.x"),
+            "u-1 3 -"
         );
         assert_eq!(
             c.render("$context.requestTime"),

@@ -33,6 +33,12 @@ pub(crate) struct Client {
     pool: std::sync::Arc<Pool>,
     /// Backends named by host name: hyper's pooled client, which resolves names.
     hyper: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    /// `https://` backends (`tls.rs`), built on first use.
+    https: super::tls::Lazy,
+    /// JWT authorizers' signing keys (`jwks.rs`), fetched over the same client.
+    pub(crate) jwks: std::sync::Arc<super::jwks::Jwks>,
+    /// Access-log lines bound for CloudWatch Logs (`accesslog.rs`).
+    pub(crate) access_log: super::accesslog::Sink,
 }
 
 /// The pooled clients every integration request goes through.
@@ -40,11 +46,15 @@ pub(crate) fn client() -> Client {
     let mut c = HttpConnector::new();
     c.set_nodelay(true);
     c.enforce_http(true);
+    let https = super::tls::Lazy::default();
     Client {
+        jwks: std::sync::Arc::new(super::jwks::Jwks::new(https.clone())),
+        access_log: super::accesslog::Sink::default(),
         pool: std::sync::Arc::default(),
         hyper: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(c),
+        https,
     }
 }
 
@@ -267,17 +277,25 @@ pub(crate) async fn serve(
             Auth::None => {}
             Auth::Jwt(j) => {
                 let now = ctx.request_time_epoch / 1000;
-                match auth::check_jwt(j, &parts.headers, parts.uri.query(), now) {
-                    Ok(()) => {}
-                    Err(Denied::Unauthorized(www)) => {
-                        ctx.authorizer_error = Some("Unauthorized".into());
-                        let mut r = gateway_response(401, "Unauthorized", &rid);
-                        if let Ok(v) = HeaderValue::from_str(&www) {
-                            r.headers_mut().insert("www-authenticate", v);
+                let checked =
+                    auth::check_jwt(&client.jwks, j, &parts.headers, parts.uri.query(), now).await;
+                match checked {
+                    Ok(claims) => ctx.authorizer_claims = Some(claims),
+                    Err(refusal) => {
+                        ctx.authorizer_error = Some(refusal.cause);
+                        match refusal.denied {
+                            Denied::Unauthorized(www) => {
+                                let mut r = gateway_response(401, "Unauthorized", &rid);
+                                if let Ok(v) = HeaderValue::from_str(&www) {
+                                    r.headers_mut().insert("www-authenticate", v);
+                                }
+                                break 'done r;
+                            }
+                            Denied::Forbidden => {
+                                break 'done gateway_response(403, "Forbidden", &rid)
+                            }
                         }
-                        break 'done r;
                     }
-                    Err(Denied::Forbidden) => break 'done gateway_response(403, "Forbidden", &rid),
                 }
             }
             Auth::Iam => {
@@ -319,11 +337,11 @@ pub(crate) async fn serve(
             Target::Http { uri } => {
                 let s = substitute(uri, &sel.params, &stage.variables);
                 let uri = match s.parse::<http::Uri>() {
-                    Ok(u) if u.scheme_str() == Some("http") && u.authority().is_some() => u,
-                    Ok(u) if u.scheme_str() == Some("https") => {
-                        ctx.integration_error =
-                            Some("https integrations are not supported by Portico yet".into());
-                        break 'done gateway_response(500, "Internal Server Error", &rid);
+                    Ok(u)
+                        if matches!(u.scheme_str(), Some("http" | "https"))
+                            && u.authority().is_some() =>
+                    {
+                        u
                     }
                     _ => {
                         ctx.integration_error = Some(format!("invalid integration URI {s}"));
@@ -336,7 +354,12 @@ pub(crate) async fn serve(
                     .authority()
                     .map(|a| a.as_str().to_string())
                     .unwrap_or_default();
-                (Dest::Http(authority.clone()), path, query, authority)
+                let dest = if uri.scheme_str() == Some("https") {
+                    Dest::Https(authority.clone())
+                } else {
+                    Dest::Http(authority.clone())
+                };
+                (dest, path, query, authority)
             }
             Target::VpcLink {
                 status,
@@ -502,6 +525,33 @@ pub(crate) async fn serve(
                     Ok(Ok(x)) => x,
                 }
             }
+            Dest::Https(authority) => {
+                let mut breq = http::Request::new(Full::new(body.clone()));
+                *breq.method_mut() = method;
+                *breq.headers_mut() = out.headers;
+                match format!("https://{authority}{pq}").parse() {
+                    Ok(u) => *breq.uri_mut() = u,
+                    Err(_) => {
+                        ctx.integration_error = Some(format!("invalid backend URL {pq}"));
+                        break 'done gateway_response(500, "Internal Server Error", &rid);
+                    }
+                }
+                let exchange = super::tls::send(&client.https, breq, MAX_PAYLOAD);
+                let result = tokio::time::timeout(integration.timeout, exchange).await;
+                ctx.integration_latency_ms = Some(int_started.elapsed().as_millis());
+                match result {
+                    Ok(Ok(x)) => x,
+                    Err(_) => {
+                        ctx.integration_error = Some("integration timed out".into());
+                        break 'done gateway_response(503, "Service Unavailable", &rid);
+                    }
+                    Ok(Err(f)) => {
+                        let (status, message, e) = super::tls::gateway_answer(f);
+                        ctx.integration_error = Some(e);
+                        break 'done gateway_response(status, message, &rid);
+                    }
+                }
+            }
             Dest::Lb { lb, listener, ip } => {
                 let mut breq = http::Request::new(full(body.clone()));
                 *breq.method_mut() = method;
@@ -555,13 +605,21 @@ pub(crate) async fn serve(
             cors::response_headers(c, origin, resp.headers_mut());
         }
     }
-    if let Some(fmt) = &stage.access_log_format {
+    if let Some(al) = &stage.access_log {
         ctx.status = resp.status().as_u16();
         ctx.response_length = hyper::body::Body::size_hint(resp.body())
             .exact()
             .unwrap_or(0) as usize;
         ctx.response_latency_ms = started.elapsed().as_millis();
-        tracing::info!(target: "portico::apigw::access", api_id = %api.api_id, stage = %stage.name, "{}", ctx.render(fmt));
+        let message = ctx.render(&al.format);
+        tracing::debug!(target: "portico::apigw::access", api_id = %api.api_id, stage = %stage.name, "{message}");
+        if let Some(d) = &al.destination {
+            client.access_log.push(super::accesslog::Line {
+                destination: d.clone(),
+                timestamp: ctx.request_time_epoch,
+                message,
+            });
+        }
     }
     resp
 }
@@ -641,6 +699,8 @@ fn read_limited(
 enum Dest<'a> {
     /// `HTTP_PROXY` over the internet to this `host[:port]`.
     Http(String),
+    /// The same over TLS (`tls.rs`).
+    Https(String),
     /// Through a VPC link to an ALB listener, from a VPC-link ENI address.
     Lb {
         lb: &'a crate::lb::Engine,

@@ -8,13 +8,16 @@
 //! `apigw-requestid`) -> access log. Nothing here touches the store or holds a lock across an
 //! await.
 
+pub mod accesslog;
 mod auth;
 mod context;
 mod cors;
 mod forward;
+mod jwks;
 mod mapping;
 pub mod routing;
 mod throttle;
+mod tls;
 
 use crate::body::{response, Body};
 use arc_swap::ArcSwap;
@@ -25,6 +28,7 @@ use std::time::Duration;
 
 pub use context::RequestContext;
 pub use throttle::Bucket;
+pub use tls::{set_extra_ca_pem, CaError};
 
 /// The client's address, put on the request as an extension by the server that accepted it.
 #[derive(Debug, Clone, Copy)]
@@ -61,8 +65,8 @@ pub struct Stage {
     pub default_throttle: Throttle,
     /// By route key.
     pub route_throttle: HashMap<String, Throttle>,
-    /// Access-log line format (`$context.*` variables) when access logging is on.
-    pub access_log_format: Option<String>,
+    /// Access logging (`$context.*` line format and log group) when it is on.
+    pub access_log: Option<accesslog::AccessLog>,
     /// Token buckets by route key, made by [`Stage::new`] and carried over across publishes.
     buckets: HashMap<String, Arc<Bucket>>,
 }
@@ -74,7 +78,7 @@ impl Stage {
         variables: HashMap<String, String>,
         default_throttle: Throttle,
         route_throttle: HashMap<String, Throttle>,
-        access_log_format: Option<String>,
+        access_log: Option<accesslog::AccessLog>,
     ) -> Stage {
         let mut buckets = HashMap::new();
         if let Some(d) = &deployment {
@@ -97,7 +101,7 @@ impl Stage {
             variables,
             default_throttle,
             route_throttle,
-            access_log_format,
+            access_log,
             buckets,
         }
     }
@@ -242,7 +246,28 @@ impl Engine {
                 }
             }
         }
+        self.prefetch_jwks(s.apis.values().map(|a| &**a));
         self.snapshot.store(Arc::new(s));
+    }
+
+    /// Starts fetching the signing keys of JWT authorizers in `apis` whose issuer was never
+    /// fetched, so the first request to such a route does not wait for them. Every way of
+    /// publishing APIs calls it with the APIs it publishes.
+    fn prefetch_jwks<'a>(&self, apis: impl Iterator<Item = &'a Api>) {
+        let issuers = apis
+            .flat_map(|a| a.stages.values())
+            .filter_map(|st| st.deployment.as_ref())
+            .flat_map(|d| d.routes.values())
+            .filter_map(|r| match &r.auth {
+                Auth::Jwt(j) => Some(j.issuer.as_str()),
+                _ => None,
+            });
+        self.client.jwks.prefetch(issuers);
+    }
+
+    /// Access-log lines bound for CloudWatch Logs (the control plane drains them).
+    pub fn access_logs(&self) -> &accesslog::Sink {
+        &self.client.access_log
     }
 
     /// The snapshot being served (tests, diagnostics).

@@ -407,6 +407,70 @@ fn create_log_stream(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Val
     Ok(json!({}))
 }
 
+/// How AWS services deliver their own logs (API Gateway access logs): appends `events`
+/// (epoch ms, message) to `stream` of an existing `group`, creating the stream when missing,
+/// in one transaction. Events are sorted and sent in PutLogEvents-sized batches (10,000
+/// events, 1 MiB, 24 h each); empty messages are skipped. `Ok(None)` when the group does not
+/// exist (the caller drops the events, as AWS does).
+pub(crate) fn append_events(
+    store: &portico_store::Store,
+    scope: &Scope,
+    group: &str,
+    stream: &str,
+    mut events: Vec<(i64, String)>,
+) -> AwsResult<Option<usize>> {
+    events.retain(|(_, m)| !m.is_empty());
+    // an event holds at most 256 KiB (message plus 26 bytes)
+    for (_, m) in events.iter_mut() {
+        if m.len() > 262_118 {
+            let mut end = 262_118;
+            while !m.is_char_boundary(end) {
+                end -= 1;
+            }
+            m.truncate(end);
+        }
+    }
+    events.sort_by_key(|(ts, _)| *ts);
+    check_stream_name(stream)?;
+    store.write(|tx| {
+        if tx.get(scope, KIND_GROUP, group)?.is_none() {
+            return Ok(None);
+        }
+        let id = stream_id(group, stream);
+        if tx.get(scope, KIND_STREAM, &id)?.is_none() {
+            let st = json!({"logStreamName": stream, "creationTime": time::now_millis()});
+            tx.put(scope, KIND_STREAM, &id, Some(group), Some(stream), &st)?;
+        }
+        let mut sent = 0;
+        let mut rest = events.as_slice();
+        while !rest.is_empty() {
+            let first_ts = rest[0].0;
+            let mut bytes = 0;
+            let n = rest
+                .iter()
+                .take(10_000)
+                .take_while(|(ts, m)| {
+                    bytes += m.len() + 26;
+                    bytes <= 1_048_576 && ts - first_ts <= DAY_MS
+                })
+                .count()
+                .max(1);
+            let batch: Vec<Value> = rest[..n]
+                .iter()
+                .map(|(ts, m)| json!({"timestamp": ts, "message": m}))
+                .collect();
+            put_log_events(
+                tx,
+                scope,
+                &Input(json!({"logGroupName": group, "logStreamName": stream, "logEvents": batch})),
+            )?;
+            sent += n;
+            rest = &rest[n..];
+        }
+        Ok(Some(sent))
+    })
+}
+
 fn delete_log_stream(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
     let group = input.req_str("logGroupName", "InvalidParameterException")?;
     let name = input.req_str("logStreamName", "InvalidParameterException")?;
@@ -851,6 +915,45 @@ mod tests {
         assert!(a < b && b < c);
         assert_eq!(parse_key(&a), Some((1_700_000_000_000, 7)));
         assert_eq!(parse_key("123"), None);
+    }
+
+    #[test]
+    fn append_events_creates_the_stream_splits_batches_and_skips_missing_groups() {
+        let store = portico_store::Store::in_memory().unwrap();
+        let scope = Scope::new("000000000000", "us-east-1");
+        let now = time::now_millis();
+        let evs = |n: usize| -> Vec<(i64, String)> {
+            (0..n)
+                .map(|i| (now - i as i64, format!("line {i}")))
+                .collect()
+        };
+        assert_eq!(
+            append_events(&store, &scope, "nope", "s", evs(2)).unwrap(),
+            None
+        );
+        store
+            .write(|tx| create_log_group(tx, &scope, &Input(json!({"logGroupName": "g"}))))
+            .unwrap();
+        // out of order, one empty message, more than one PutLogEvents batch
+        let mut many = evs(10_001);
+        many.push((now, String::new()));
+        assert_eq!(
+            append_events(&store, &scope, "g", "api_$default", many).unwrap(),
+            Some(10_001)
+        );
+        let got = store
+            .read(|tx| {
+                get_log_events(
+                    tx,
+                    &scope,
+                    &Input(json!({"logGroupName": "g", "logStreamName": "api_$default", "startFromHead": true, "limit": 10000})),
+                )
+            })
+            .unwrap();
+        let events = got["events"].as_array().unwrap();
+        assert_eq!(events.len(), 10_000);
+        assert_eq!(events[0]["message"], "line 10000");
+        assert!(append_events(&store, &scope, "g", "bad:stream", evs(1)).is_err());
     }
 
     #[test]
