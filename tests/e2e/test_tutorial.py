@@ -5,6 +5,7 @@ README's by-hand walkthrough (extracted from README.md, so it cannot drift) work
 import os
 import re
 import subprocess
+import uuid
 from pathlib import Path
 
 import requests
@@ -12,23 +13,37 @@ import requests
 from conftest import BIN, ROOT, Portico, wait_until
 
 
-def sample_app_processes():
-    """Pids of running built-in sample-app task processes."""
+# Task processes inherit Portico's environment: a per-test mark tells this test's task processes
+# from those of other Porticos running on the same machine (other tests, other checkouts).
+MARK = "PORTICO_E2E_MARK"
+
+
+def new_mark():
+    return {MARK: uuid.uuid4().hex}
+
+
+def sample_app_processes(mark):
+    """Pids of running built-in sample-app task processes started under `mark`."""
+    needle = f"{MARK}={mark[MARK]}".encode()
     pids = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         try:
             cmd = (d / "cmdline").read_bytes().split(b"\0")
+            if b"__sample-app" not in cmd:
+                continue
+            environ = (d / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"__sample-app" in cmd:
+        if needle in environ:
             pids.append(int(d.name))
     return pids
 
 
-def run_tutorial(*args, timeout=300):
-    r = subprocess.run([str(BIN), "tutorial", *args], capture_output=True, text=True, timeout=timeout)
+def run_tutorial(*args, timeout=300, env=None):
+    r = subprocess.run([str(BIN), "tutorial", *args], capture_output=True, text=True, timeout=timeout,
+                       env=dict(os.environ, **(env or {})))
     return r
 
 
@@ -37,7 +52,7 @@ FAST = ["--time-scale", "0.02"]
 
 
 def test_tutorial_then_cleanup_leaves_nothing():
-    p = Portico(extra_args=FAST).start()
+    p = Portico(extra_args=FAST, env=new_mark()).start()
     try:
         tutorial_then_cleanup(p)
     finally:
@@ -45,7 +60,7 @@ def test_tutorial_then_cleanup_leaves_nothing():
 
 
 def tutorial_then_cleanup(p):
-    before = set(sample_app_processes())
+    before = set(sample_app_processes(p.env))
     r = run_tutorial("--endpoint", p.endpoint)
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
@@ -63,7 +78,7 @@ def tutorial_then_cleanup(p):
     page = p.http("GET", "/", host=f"{api_id}.execute-api.localhost:{p.port}")
     assert page.status_code == 200
     assert "<title>Amazon ECS Sample App</title>" in page.text
-    assert set(sample_app_processes()) - before, "no task process runs the sample app"
+    assert set(sample_app_processes(p.env)) - before, "no task process runs the sample app"
     assert p.http("GET", "/_portico/health").json()["tasks_running"] >= 1
 
     # the resources the tutorial names exist, as the AWS CLI sees them
@@ -90,19 +105,20 @@ def tutorial_then_cleanup(p):
     assert "remaining: 0 tasks, 0 load balancers, 0 stacks, 0 APIs, 0 VPC links, 0 task processes" in c.stdout
     gone = p.http("GET", "/", host=f"{api_id}.execute-api.localhost:{p.port}")
     assert gone.status_code == 404
-    wait_until(lambda: not (set(sample_app_processes()) - before), timeout=20, what="task processes to exit")
+    wait_until(lambda: not (set(sample_app_processes(p.env)) - before), timeout=20, what="task processes to exit")
     for cluster in p.aws("ecs", "list-clusters")["clusterArns"]:
         assert p.aws("ecs", "list-tasks", "--cluster", cluster)["taskArns"] == []
 
 
 def test_tutorial_starts_its_own_portico_and_stops_it(tmp_path):
-    before = set(sample_app_processes())
-    r = run_tutorial("--port", "0", "--state-dir", str(tmp_path), "--exit")
+    mark = new_mark()
+    before = set(sample_app_processes(mark))
+    r = run_tutorial("--port", "0", "--state-dir", str(tmp_path), "--exit", env=mark)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Started Portico on http://127.0.0.1:" in r.stdout
     assert 'HTTP 200 "Amazon ECS Sample App"' in r.stdout
     # the Portico it started is gone, and so are its tasks
-    wait_until(lambda: not (set(sample_app_processes()) - before), timeout=20, what="task processes to exit")
+    wait_until(lambda: not (set(sample_app_processes(mark)) - before), timeout=20, what="task processes to exit")
 
 
 def test_cleanup_against_nothing_running_says_what_to_do():
