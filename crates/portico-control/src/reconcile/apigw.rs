@@ -208,6 +208,8 @@ pub(crate) fn step_vpc_links(control: &Control) -> AwsResult<()> {
 struct Link {
     status: String,
     addresses: Vec<std::net::IpAddr>,
+    /// Listeners the link cannot reach, with the reason (reconcile/vpc_reach.rs).
+    unreachable: std::collections::BTreeMap<String, String>,
 }
 
 /// What the snapshot is built from, read in one transaction.
@@ -223,6 +225,7 @@ fn read_source(control: &Control) -> AwsResult<Source> {
     control.store().read(|tx| {
         let mut fp = String::new();
         let mut links = HashMap::new();
+        let net = super::vpc_reach::Network::load(tx)?;
         for l in tx.list_all(KIND_VPCLINK)? {
             let status = l
                 .body
@@ -238,8 +241,10 @@ fn read_source(control: &Control) -> AwsResult<Source> {
                     }
                 }
             }
+            let unreachable =
+                net.unreachable_listeners(&l.scope, &l.id, &str_list(&l.body, "_eniIds"));
             fp.push_str(&format!(
-                "L{}:{}:{}={status}{addresses:?};",
+                "L{}:{}:{}={status}{addresses:?}{unreachable:?};",
                 l.scope.account, l.scope.region, l.id
             ));
             links.insert(
@@ -248,7 +253,11 @@ fn read_source(control: &Control) -> AwsResult<Source> {
                     l.scope.region.clone(),
                     l.id.clone(),
                 ),
-                Link { status, addresses },
+                Link {
+                    status,
+                    addresses,
+                    unreachable,
+                },
             );
         }
         let mut apis = Vec::new();
@@ -410,8 +419,10 @@ fn build_integration(
                 .unwrap_or(Link {
                     status: "DELETED".into(),
                     addresses: Vec::new(),
+                    unreachable: Default::default(),
                 });
             Target::VpcLink {
+                blocked: link.unreachable.get(&s("integrationUri")).cloned(),
                 listener_arn: s("integrationUri"),
                 vpc_link_id: id,
                 status: link.status,

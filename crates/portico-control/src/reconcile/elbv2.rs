@@ -112,6 +112,7 @@ fn tg_spec(c: &Control, tg: &TargetGroup, in_use: bool) -> dp::TargetGroupSpec {
                     ip: t.id.parse().ok()?,
                     port: t.port,
                     draining: t.draining_until_ms.is_some(),
+                    blocked: false,
                 })
             })
             .collect(),
@@ -119,12 +120,13 @@ fn tg_spec(c: &Control, tg: &TargetGroup, in_use: bool) -> dp::TargetGroupSpec {
 }
 
 fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
-    let (lbs, listeners, rules, tgs) = c.store().read(|tx| {
+    let (lbs, listeners, rules, tgs, net) = c.store().read(|tx| {
         Ok((
             tx.list_all(KIND_LB)?,
             tx.list_all(KIND_LISTENER)?,
             tx.list_all(KIND_RULE)?,
             tx.list_all(KIND_TG)?,
+            super::vpc_reach::Network::load(tx)?,
         ))
     })?;
     let lbs: Vec<(Scope, LoadBalancer)> = parse(lbs);
@@ -216,10 +218,26 @@ fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
             listeners: specs,
         });
     }
+    // The load balancer each target group serves (one at most), for security-group checks.
+    let mut lb_of_tg: HashMap<String, &str> = HashMap::new();
+    for (_, l) in &listeners {
+        let rule_actions = rules_of.get(l.arn.as_str()).into_iter().flatten();
+        for tg in model::forward_targets(&l.default_actions)
+            .into_iter()
+            .chain(rule_actions.flat_map(|r| model::forward_targets(&r.actions)))
+        {
+            lb_of_tg.insert(tg, l.lb_arn.as_str());
+        }
+    }
     for (_, tg) in &tgs {
-        snapshot
-            .target_groups
-            .push(tg_spec(c, tg, used.contains(&tg.arn)));
+        let mut spec = tg_spec(c, tg, used.contains(&tg.arn));
+        if let Some(lb) = lb_of_tg.get(&tg.arn) {
+            let proto = super::vpc_reach::Proto::of(&tg.protocol);
+            for t in &mut spec.targets {
+                t.blocked = net.lb_to_target(lb, t.ip, t.port, proto).is_some();
+            }
+        }
+        snapshot.target_groups.push(spec);
     }
 
     let engine = &c.dataplane().lb;

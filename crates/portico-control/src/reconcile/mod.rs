@@ -5,6 +5,7 @@
 pub mod apigw;
 mod ecs;
 mod elbv2;
+mod vpc_reach;
 
 use crate::Control;
 use std::future::Future;

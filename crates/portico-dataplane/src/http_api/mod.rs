@@ -174,6 +174,9 @@ pub enum Target {
         status: String,
         /// The link's ENI addresses: the client address the load balancer sees (round-robin).
         eni_addresses: Vec<std::net::IpAddr>,
+        /// Why the link's packets never reach the listener (another VPC, or security groups
+        /// that drop them): requests then time out, as a connection that never completes does.
+        blocked: Option<String>,
     },
     /// An integration Portico cannot run yet (Lambda); the reason goes to the access log.
     Unsupported { reason: String },

@@ -123,6 +123,9 @@ pub struct TargetSpec {
     pub port: u16,
     /// Deregistration in progress: no new requests or connections.
     pub draining: bool,
+    /// Security groups drop the load balancer's packets to this target: health checks and
+    /// requests time out, as on AWS (docs/security-groups.md).
+    pub blocked: bool,
 }
 
 /// Everything the engine serves, built by the control plane.
@@ -145,6 +148,8 @@ pub(crate) struct TargetState {
     /// give up with a 502, as AWS's do when the deregistration delay expires.
     pub(crate) gone: std::sync::atomic::AtomicBool,
     pub(crate) gone_notify: tokio::sync::Notify,
+    /// [`TargetSpec::blocked`] of the latest snapshot.
+    pub(crate) blocked: std::sync::atomic::AtomicBool,
 }
 
 impl TargetState {
@@ -240,6 +245,7 @@ impl Engine {
                     .map(|t| {
                         let key = (g.arn.clone(), t.ip, t.port);
                         let state = states.entry(key.clone()).or_default().clone();
+                        state.blocked.store(t.blocked, Ordering::Relaxed);
                         keep.insert(key);
                         TargetRt {
                             ip: t.ip,
@@ -521,6 +527,7 @@ mod tests {
             ip: private,
             port,
             draining: false,
+            blocked: false,
         };
         e.publish(snapshot(vec![t(8080)]), &book);
         assert_eq!(get(&e, "/").await, (200, "10.1.2.3".into()));
@@ -554,6 +561,7 @@ mod tests {
             ip: a.ip(),
             port: a.port(),
             draining: false,
+            blocked: false,
         };
         e.publish(snapshot(vec![t.clone()]), &book);
         let (r, ()) = tokio::join!(get(&e, "/"), async {

@@ -39,6 +39,11 @@ pub(crate) async fn serve(engine: Engine, arn: String, mut client: TcpStream) {
         return;
     };
     let state = target.state.clone();
+    if state.blocked.load(Ordering::Relaxed) {
+        // security groups drop the connection attempt: give up after the connect timeout
+        tokio::time::sleep(CONNECT_TIMEOUT).await;
+        return;
+    }
     let Ok(Ok(mut upstream)) =
         tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
     else {
