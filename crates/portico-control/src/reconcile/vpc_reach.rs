@@ -552,4 +552,220 @@ mod tests {
             prop_assert_eq!(connect(&rules_of, &src, &dst, Proto::Tcp, 80).is_ok(), net.contains(&ip[0]));
         }
     }
+
+    /// The records as the APIs write them: a VPC with an ALB (its own group), a link's and a
+    /// task's ENIs, and a second VPC.
+    mod records {
+        use super::super::*;
+        use crate::services::ec2::shared;
+        use crate::{Config, Control};
+        use portico_core::{Input, RequestContext, Service};
+        use serde_json::{json, Value};
+
+        struct World {
+            c: Control,
+            scope: Scope,
+            subnet: String,
+            other_subnet: String,
+            alb_sg: String,
+            link_sg: String,
+            task_sg: String,
+            alb: String,
+            listener: String,
+            nlb: String,
+            nlb_listener: String,
+        }
+
+        async fn call(c: &Control, svc: Service, op: &str, input: Value) -> Value {
+            let rc = RequestContext::new("000000000000", "us-east-1");
+            c.call(&rc, svc, op, Input(input)).await.expect(op)
+        }
+
+        async fn world() -> World {
+            let c = Control::new(
+                portico_store::Store::in_memory().expect("store"),
+                Config::default(),
+                Default::default(),
+                Default::default(),
+            );
+            let vpc = |cidr: &'static str| {
+                let c = c.clone();
+                async move {
+                    let v = call(&c, Service::Ec2, "CreateVpc", json!({"CidrBlock": cidr})).await;
+                    v["vpc"]["vpcId"].as_str().expect("vpc").to_string()
+                }
+            };
+            let (v1, v2) = (vpc("10.0.0.0/16").await, vpc("10.1.0.0/16").await);
+            let mut subnets = Vec::new();
+            for (v, cidr, az) in [
+                (&v1, "10.0.1.0/24", "us-east-1a"),
+                (&v1, "10.0.2.0/24", "us-east-1b"),
+                (&v2, "10.1.1.0/24", "us-east-1a"),
+            ] {
+                let s = call(
+                    &c,
+                    Service::Ec2,
+                    "CreateSubnet",
+                    json!({"VpcId": v, "CidrBlock": cidr, "AvailabilityZone": az}),
+                )
+                .await;
+                subnets.push(
+                    s["subnet"]["subnetId"]
+                        .as_str()
+                        .expect("subnet")
+                        .to_string(),
+                );
+            }
+            let mut groups = Vec::new();
+            for name in ["alb", "link", "task"] {
+                let g = call(
+                    &c,
+                    Service::Ec2,
+                    "CreateSecurityGroup",
+                    json!({"GroupName": name, "GroupDescription": name, "VpcId": v1}),
+                )
+                .await;
+                groups.push(g["groupId"].as_str().expect("sg").to_string());
+            }
+            let lb = |name: &'static str, kind: &'static str, sgs: Vec<String>| {
+                let (c, subnets, v1) = (c.clone(), subnets[..2].to_vec(), v1.clone());
+                async move {
+                    let lb = call(&c, Service::Elbv2, "CreateLoadBalancer", json!({"Name": name, "Subnets": subnets, "SecurityGroups": sgs, "Scheme": "internal", "Type": kind})).await;
+                    let arn = lb["LoadBalancers"][0]["LoadBalancerArn"]
+                        .as_str()
+                        .expect("lb")
+                        .to_string();
+                    let action = if kind == "network" {
+                        let tg = call(&c, Service::Elbv2, "CreateTargetGroup", json!({"Name": format!("{name}-tg"), "Protocol": "TCP", "Port": "80", "VpcId": v1})).await;
+                        json!({"Type": "forward", "TargetGroupArn": tg["TargetGroups"][0]["TargetGroupArn"]})
+                    } else {
+                        json!({"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200"}})
+                    };
+                    let protocol = if kind == "network" { "TCP" } else { "HTTP" };
+                    let l = call(&c, Service::Elbv2, "CreateListener", json!({"LoadBalancerArn": arn, "Protocol": protocol, "Port": "80", "DefaultActions": [action]})).await;
+                    (
+                        arn,
+                        l["Listeners"][0]["ListenerArn"]
+                            .as_str()
+                            .expect("listener")
+                            .to_string(),
+                    )
+                }
+            };
+            let (alb, listener) = lb("alb", "application", vec![groups[0].clone()]).await;
+            let (nlb, nlb_listener) = lb("nlb", "network", vec![]).await;
+            World {
+                c,
+                scope: Scope::new("000000000000", "us-east-1"),
+                subnet: subnets[0].clone(),
+                other_subnet: subnets[2].clone(),
+                alb_sg: groups[0].clone(),
+                link_sg: groups[1].clone(),
+                task_sg: groups[2].clone(),
+                alb,
+                listener,
+                nlb,
+                nlb_listener,
+            }
+        }
+
+        impl World {
+            fn eni(&self, subnet: &str, groups: &[String]) -> (String, IpAddr) {
+                self.c
+                    .store()
+                    .write(|tx| {
+                        let e = shared::create_eni(
+                            tx,
+                            &self.scope,
+                            subnet,
+                            groups,
+                            "t",
+                            "interface",
+                            "me",
+                            None,
+                        )?;
+                        Ok((
+                            e.network_interface_id,
+                            e.private_ip_address.parse().expect("ip"),
+                        ))
+                    })
+                    .expect("eni")
+            }
+
+            fn net(&self) -> Network {
+                self.c.store().read(Network::load).expect("load")
+            }
+
+            async fn ingress(&self, op: &str, group: &str, from: &str) {
+                let perm = json!([{"IpProtocol": "tcp", "FromPort": "80", "ToPort": "80", "UserIdGroupPairs": [{"GroupId": from}]}]);
+                call(
+                    &self.c,
+                    Service::Ec2,
+                    op,
+                    json!({"GroupId": group, "IpPermissions": perm}),
+                )
+                .await;
+            }
+        }
+
+        #[tokio::test]
+        async fn link_to_listener_follows_vpc_and_groups() {
+            let w = world().await;
+            let (link_eni, _) = w.eni(&w.subnet, std::slice::from_ref(&w.link_sg));
+            let blocked = |w: &World| {
+                w.net()
+                    .unreachable_listeners(&w.scope, "l1", std::slice::from_ref(&link_eni))
+            };
+            // the ALB's new group admits nobody; the NLB has no groups
+            let b = blocked(&w);
+            assert_eq!(b.keys().collect::<Vec<_>>(), vec![&w.listener]);
+            assert!(
+                b[&w.listener].contains("do not allow inbound tcp/80"),
+                "{b:?}"
+            );
+            w.ingress("AuthorizeSecurityGroupIngress", &w.alb_sg, &w.link_sg)
+                .await;
+            assert!(blocked(&w).is_empty());
+            // a link in another VPC reaches neither load balancer
+            let (far, _) = w.eni(&w.other_subnet, &[]);
+            let b = w.net().unreachable_listeners(&w.scope, "l2", &[far]);
+            assert_eq!(b.len(), 2);
+            assert!(b[&w.nlb_listener].contains("no route"), "{b:?}");
+            // a link without ENIs is left to its status
+            assert!(w
+                .net()
+                .unreachable_listeners(&w.scope, "l3", &[])
+                .is_empty());
+        }
+
+        #[tokio::test]
+        async fn lb_to_target_follows_the_target_groups() {
+            let w = world().await;
+            let (_, task) = w.eni(&w.subnet, std::slice::from_ref(&w.task_sg));
+            let net = w.net();
+            let why = net
+                .lb_to_target(&w.alb, task, 80, Proto::Tcp)
+                .expect("blocked");
+            assert!(
+                why.contains("target's security groups do not allow inbound tcp/80"),
+                "{why}"
+            );
+            // not an ENI of the VPC (a loopback test server), or an NLB without groups: open
+            assert_eq!(
+                net.lb_to_target(&w.alb, "127.0.0.1".parse().unwrap(), 80, Proto::Tcp),
+                None
+            );
+            assert_eq!(net.lb_to_target(&w.nlb, task, 80, Proto::Tcp), None);
+            w.ingress("AuthorizeSecurityGroupIngress", &w.task_sg, &w.alb_sg)
+                .await;
+            assert_eq!(w.net().lb_to_target(&w.alb, task, 80, Proto::Tcp), None);
+            assert!(w
+                .net()
+                .lb_to_target(&w.alb, task, 8080, Proto::Tcp)
+                .is_some());
+            w.ingress("RevokeSecurityGroupIngress", &w.task_sg, &w.alb_sg)
+                .await;
+            assert!(w.net().lb_to_target(&w.alb, task, 80, Proto::Tcp).is_some());
+        }
+    }
 }

@@ -590,6 +590,51 @@ mod tests {
         assert_eq!(get(&e, "/").await.0, 503);
     }
 
+    #[tokio::test]
+    async fn a_blocked_target_times_out_until_unblocked() {
+        let e = Engine::default();
+        let book = AddressBook::default();
+        let a = backend().await;
+        let mut s = snapshot(vec![TargetSpec {
+            ip: a.ip(),
+            port: a.port(),
+            draining: false,
+            blocked: true,
+        }]);
+        s.load_balancers[0].idle_timeout = Duration::from_millis(100);
+        s.target_groups[0].health = Some(HealthSpec {
+            protocol: HealthProtocol::Http,
+            port: None,
+            path: "/".into(),
+            interval: Duration::from_millis(20),
+            timeout: Duration::from_millis(20),
+            healthy_threshold: 1,
+            unhealthy_threshold: 1,
+            matcher: vec![(200, 200)],
+        });
+        e.publish(s.clone(), &book);
+        // security groups drop the connection attempt: the ALB gives up with a 504
+        assert_eq!(get(&e, "/").await.0, 504);
+        let health = || e.target_health("tg", a.ip(), a.port()).unwrap();
+        for _ in 0..200 {
+            if health().state == HealthState::Unhealthy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(health().reason.unwrap().0, "Target.Timeout");
+        s.target_groups[0].targets[0].blocked = false;
+        e.publish(s, &book);
+        for _ in 0..200 {
+            if health().state == HealthState::Healthy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(health().state, HealthState::Healthy);
+        assert_eq!(get(&e, "/").await, (200, "10.1.2.3".into()));
+    }
+
     #[test]
     fn fail_open_below_minimum_healthy() {
         let target = |port, health: HealthState, draining| {
