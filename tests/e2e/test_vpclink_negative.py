@@ -128,6 +128,12 @@ def test_alb_security_group_must_admit_the_link_and_rules_apply_at_once(env):
     assert times_out(wait_until(lambda: [r for r in [get(e, "/a")] if r.status_code != 200], what="egress blocked")[0])
     e.ec2.authorize_security_group_egress(GroupId=e.link_sg, IpPermissions=tcp80(IpRanges=[{"CidrIp": "10.40.0.0/16"}]))
     assert serves_sample(wait_until(lambda: [r for r in [get(e, "/a")] if r.status_code == 200], what="traffic")[0])
+    # SetSecurityGroups on the ALB applies at once too: a group admitting nobody, then back
+    closed = e.ec2.create_security_group(GroupName="closed", Description="closed", VpcId=e.vpc)["GroupId"]
+    e.elb.set_security_groups(LoadBalancerArn=e.lb["LoadBalancerArn"], SecurityGroups=[closed])
+    assert times_out(wait_until(lambda: [r for r in [get(e, "/a")] if r.status_code != 200], what="closed ALB")[0])
+    e.elb.set_security_groups(LoadBalancerArn=e.lb["LoadBalancerArn"], SecurityGroups=[e.alb_sg])
+    assert serves_sample(wait_until(lambda: [r for r in [get(e, "/a")] if r.status_code == 200], what="traffic")[0])
 
 
 def test_task_security_group_not_admitting_the_alb_makes_targets_time_out(env):

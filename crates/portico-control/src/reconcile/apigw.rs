@@ -225,8 +225,12 @@ fn read_source(control: &Control) -> AwsResult<Source> {
     control.store().read(|tx| {
         let mut fp = String::new();
         let mut links = HashMap::new();
-        let net = super::vpc_reach::Network::load(tx)?;
-        for l in tx.list_all(KIND_VPCLINK)? {
+        let link_records = tx.list_all(KIND_VPCLINK)?;
+        let net = match link_records.is_empty() {
+            true => super::vpc_reach::Network::default(),
+            false => super::vpc_reach::Network::load(tx)?,
+        };
+        for l in link_records {
             let status = l
                 .body
                 .get("vpcLinkStatus")

@@ -121,12 +121,17 @@ fn tg_spec(c: &Control, tg: &TargetGroup, in_use: bool) -> dp::TargetGroupSpec {
 
 fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
     let (lbs, listeners, rules, tgs, net) = c.store().read(|tx| {
+        let lbs = tx.list_all(KIND_LB)?;
+        let net = match lbs.is_empty() {
+            true => super::vpc_reach::Network::default(),
+            false => super::vpc_reach::Network::load(tx)?,
+        };
         Ok((
-            tx.list_all(KIND_LB)?,
+            lbs,
             tx.list_all(KIND_LISTENER)?,
             tx.list_all(KIND_RULE)?,
             tx.list_all(KIND_TG)?,
-            super::vpc_reach::Network::load(tx)?,
+            net,
         ))
     })?;
     let lbs: Vec<(Scope, LoadBalancer)> = parse(lbs);
