@@ -134,6 +134,7 @@ def test_alb_security_group_must_admit_the_link_and_rules_apply_at_once(env):
     assert times_out(wait_until(lambda: [r for r in [get(e, "/a")] if r.status_code != 200], what="closed ALB")[0])
     e.elb.set_security_groups(LoadBalancerArn=e.lb["LoadBalancerArn"], SecurityGroups=[e.alb_sg])
     assert serves_sample(wait_until(lambda: [r for r in [get(e, "/a")] if r.status_code == 200], what="traffic")[0])
+    e.ec2.authorize_security_group_egress(GroupId=e.link_sg, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
 
 
 def test_task_security_group_not_admitting_the_alb_makes_targets_time_out(env):
@@ -194,6 +195,32 @@ def test_vpc_link_fails_when_a_group_or_subnet_does_not_exist(env):
         e.apigw.delete_vpc_link(VpcLinkId=link["VpcLinkId"])
 
 
+def test_nlb_with_security_groups_filters_like_an_alb(env):
+    """NLBs may have security groups; then the link must be admitted on the listener's port."""
+    e = env
+    task = e.ecs.describe_tasks(cluster="neg", tasks=e.ecs.list_tasks(cluster="neg", serviceName="web")["taskArns"])["tasks"][0]
+    task_ip = next(d["value"] for d in task["attachments"][0]["details"] if d["name"] == "privateIPv4Address")
+    nlb_sg = e.ec2.create_security_group(GroupName="nlb", Description="nlb", VpcId=e.vpc)["GroupId"]
+    e.ec2.authorize_security_group_ingress(GroupId=e.task_sg, IpPermissions=tcp80(UserIdGroupPairs=[{"GroupId": nlb_sg}]))
+    tg = e.elb.create_target_group(Name="neg-tcp", Protocol="TCP", Port=80, VpcId=e.vpc, TargetType="ip",
+                                   HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                   HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+    e.elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": task_ip, "Port": 80}])
+    nlb = e.elb.create_load_balancer(Name="neg-nlb", Subnets=e.subnets, SecurityGroups=[nlb_sg], Scheme="internal",
+                                     Type="network")["LoadBalancers"][0]["LoadBalancerArn"]
+    listener = e.elb.create_listener(LoadBalancerArn=nlb, Protocol="TCP", Port=7000,
+                                     DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])["Listeners"][0]["ListenerArn"]
+    integ = e.apigw.create_integration(ApiId=e.api, IntegrationType="HTTP_PROXY", IntegrationMethod="ANY",
+                                       ConnectionType="VPC_LINK", ConnectionId=e.link, IntegrationUri=listener,
+                                       PayloadFormatVersion="1.0", TimeoutInMillis=TIMEOUT_MS)["IntegrationId"]
+    e.apigw.create_route(ApiId=e.api, RouteKey="ANY /nlb/{proxy+}", Target=f"integrations/{integ}")
+    r = wait_until(lambda: [r for r in [get(e, "/nlb/x")] if r.status_code != 404], what="route deployed")[0]
+    assert times_out(r), (r.status_code, r.text)
+    e.p.aws("ec2", "authorize-security-group-ingress", "--group-id", nlb_sg, "--protocol", "tcp", "--port", "7000",
+            "--source-group", e.link_sg)
+    assert serves_sample(wait_until(lambda: [r for r in [get(e, "/nlb/x")] if r.status_code == 200], what="through the NLB")[0])
+
+
 def test_service_scaled_to_zero_then_back(env):
     e = env
     admit_link(e)
@@ -209,12 +236,16 @@ def test_service_scaled_to_zero_then_back(env):
                                     what="served again")[0])
 
 
-def test_deleting_the_integration_frees_the_link(env):
+def test_deleting_the_integrations_frees_the_link(env):
     e = env
     with pytest.raises(botocore.exceptions.ClientError):
         e.apigw.delete_vpc_link(VpcLinkId=e.link)
-    e.apigw.delete_route(ApiId=e.api, RouteId=next(r["RouteId"] for r in e.apigw.get_routes(ApiId=e.api)["Items"]
-                                                  if r["RouteKey"] == "ANY /{proxy+}"))
-    e.apigw.delete_integration(ApiId=e.api, IntegrationId=e.integ)
+    users = {i["IntegrationId"] for i in e.apigw.get_integrations(ApiId=e.api)["Items"] if i.get("ConnectionId") == e.link}
+    for r in e.apigw.get_routes(ApiId=e.api)["Items"]:
+        if r.get("Target", "").removeprefix("integrations/") in users:
+            e.apigw.delete_route(ApiId=e.api, RouteId=r["RouteId"])
+    for i in users:
+        e.apigw.delete_integration(ApiId=e.api, IntegrationId=i)
     e.apigw.delete_vpc_link(VpcLinkId=e.link)
+    assert e.apigw.get_vpc_link(VpcLinkId=e.link)["VpcLinkStatus"] == "DELETING"
     wait_until(lambda: e.link not in {x["VpcLinkId"] for x in e.apigw.get_vpc_links()["Items"]}, what="link gone")
