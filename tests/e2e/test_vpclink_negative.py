@@ -147,6 +147,15 @@ def test_task_security_group_not_admitting_the_alb_makes_targets_time_out(env):
     # every target unhealthy: the ALB fails open to it, its connection attempt hangs, and the
     # integration timeout (shorter than the ALB's 10 s connect timeout) answers first
     assert times_out(get(e, "/b"))
+    # straight to the ALB: its connection attempt gives up at the connect timeout (10 s) or the
+    # idle timeout when that is shorter, with the ALB's 504 page
+    e.elb.modify_load_balancer_attributes(LoadBalancerArn=e.lb["LoadBalancerArn"], Attributes=[
+        {"Key": "idle_timeout.timeout_seconds", "Value": "1"}])
+    r = wait_until(lambda: [r for r in [e.p.http("GET", "/b", host=e.lb["DNSName"])] if r.status_code == 504],
+                   what="ALB 504")[0]
+    assert r.headers["server"] == "awselb/2.0" and "504 Gateway Time-out" in r.text
+    e.elb.modify_load_balancer_attributes(LoadBalancerArn=e.lb["LoadBalancerArn"], Attributes=[
+        {"Key": "idle_timeout.timeout_seconds", "Value": "60"}])
     e.p.aws("ec2", "authorize-security-group-ingress", "--group-id", e.task_sg, "--protocol", "tcp", "--port", "80",
             "--source-group", e.alb_sg)
     wait_until(lambda: state_of(e) == "healthy", what="target healthy again")
