@@ -565,6 +565,7 @@ mod tests {
         struct World {
             c: Control,
             scope: Scope,
+            vpc: String,
             subnet: String,
             other_subnet: String,
             alb_sg: String,
@@ -657,6 +658,7 @@ mod tests {
             World {
                 c,
                 scope: Scope::new("000000000000", "us-east-1"),
+                vpc: v1.clone(),
                 subnet: subnets[0].clone(),
                 other_subnet: subnets[2].clone(),
                 alb_sg: groups[0].clone(),
@@ -731,6 +733,22 @@ mod tests {
             let b = w.net().unreachable_listeners(&w.scope, "l2", &[far]);
             assert_eq!(b.len(), 2);
             assert!(b[&w.nlb_listener].contains("no route"), "{b:?}");
+            // an ENI without groups has its VPC's default group
+            let (plain, _) = w.eni(&w.subnet, &[]);
+            let default_sg =
+                w.c.store()
+                    .read(|tx| shared::get_vpc(tx, &w.scope, &w.vpc))
+                    .expect("read")
+                    .and_then(|v| shared::default_security_group_id(&v).map(String::from))
+                    .expect("default group");
+            let plain_blocked = |w: &World| {
+                w.net()
+                    .unreachable_listeners(&w.scope, "l4", std::slice::from_ref(&plain))
+            };
+            assert!(plain_blocked(&w).contains_key(&w.listener));
+            w.ingress("AuthorizeSecurityGroupIngress", &w.alb_sg, &default_sg)
+                .await;
+            assert!(plain_blocked(&w).is_empty());
             // a link without ENIs is left to its status
             assert!(w
                 .net()
