@@ -230,6 +230,35 @@ def test_nlb_with_security_groups_filters_like_an_alb(env):
     assert serves_sample(wait_until(lambda: [r for r in [get(e, "/nlb/x")] if r.status_code == 200], what="through the NLB")[0])
 
 
+def test_nlb_without_security_groups_needs_targets_admitting_its_addresses(env):
+    """Without groups on the NLB, a task's group must admit the NLB's node addresses (health
+    checks and, for ip targets, the traffic come from them); a group rule cannot name it."""
+    e = env
+    task = e.ecs.describe_tasks(cluster="neg", tasks=e.ecs.list_tasks(cluster="neg", serviceName="web")["taskArns"])["tasks"][0]
+    task_ip = next(d["value"] for d in task["attachments"][0]["details"] if d["name"] == "privateIPv4Address")
+    tg = e.elb.create_target_group(Name="neg-open", Protocol="TCP", Port=80, VpcId=e.vpc, TargetType="ip",
+                                   HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                   HealthyThresholdCount=2, UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+    e.elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": task_ip, "Port": 80}])
+    nlb = e.elb.create_load_balancer(Name="neg-open", Subnets=e.subnets, Scheme="internal",
+                                     Type="network")["LoadBalancers"][0]["LoadBalancerArn"]
+    listener = e.elb.create_listener(LoadBalancerArn=nlb, Protocol="TCP", Port=7100,
+                                     DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])["Listeners"][0]["ListenerArn"]
+    th = wait_until(lambda: [h["TargetHealth"] for h in e.elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+                             if h["TargetHealth"]["State"] == "unhealthy"], what="NLB target unhealthy")[0]
+    assert th["Reason"] == "Target.FailedHealthChecks"  # how NLBs report every failed check
+    integ = e.apigw.create_integration(ApiId=e.api, IntegrationType="HTTP_PROXY", IntegrationMethod="ANY",
+                                       ConnectionType="VPC_LINK", ConnectionId=e.link, IntegrationUri=listener,
+                                       PayloadFormatVersion="1.0", TimeoutInMillis=TIMEOUT_MS)["IntegrationId"]
+    e.apigw.create_route(ApiId=e.api, RouteKey="ANY /open/{proxy+}", Target=f"integrations/{integ}")
+    r = wait_until(lambda: [r for r in [get(e, "/open/x")] if r.status_code != 404], what="route deployed")[0]
+    assert times_out(r), (r.status_code, r.text)
+    e.ec2.authorize_security_group_ingress(GroupId=e.task_sg, IpPermissions=tcp80(IpRanges=[{"CidrIp": "10.40.0.0/16"}]))
+    wait_until(lambda: [h for h in e.elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+                        if h["TargetHealth"]["State"] == "healthy"], what="NLB target healthy")
+    assert serves_sample(wait_until(lambda: [r for r in [get(e, "/open/x")] if r.status_code == 200], what="through the NLB")[0])
+
+
 def test_service_scaled_to_zero_then_back(env):
     e = env
     admit_link(e)

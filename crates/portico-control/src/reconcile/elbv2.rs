@@ -238,8 +238,12 @@ fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
         let mut spec = tg_spec(c, tg, used.contains(&tg.arn));
         if let Some(lb) = lb_of_tg.get(&tg.arn) {
             let proto = super::vpc_reach::Proto::of(&tg.protocol);
+            let preserved =
+                tg.attributes.get("preserve_client_ip.enabled") == Some(&"true".to_string());
             for t in &mut spec.targets {
-                t.blocked = net.lb_to_target(lb, t.ip, t.port, proto).is_some();
+                t.blocked = net
+                    .lb_to_target(lb, t.ip, t.port, proto, preserved)
+                    .is_some();
             }
         }
         snapshot.target_groups.push(spec);

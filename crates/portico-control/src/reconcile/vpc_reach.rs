@@ -368,17 +368,20 @@ impl Network {
 
     /// Why the load balancer `lb_arn` cannot reach the target `ip:port` (a VPC address of an
     /// ENI in its VPC), or `None` when it can. Targets that are no ENI of the VPC (loopback
-    /// test servers) and load balancers without security groups (NLBs may have none) are not
-    /// filtered.
+    /// test servers) are not filtered. A load balancer without security groups (NLBs may have
+    /// none) is filtered only by the target's groups, which must admit its node addresses; when
+    /// the target group preserves client addresses (`client_ip_preserved`) the sources are the
+    /// clients, which Portico does not model, so such targets are not filtered.
     pub(crate) fn lb_to_target(
         &self,
         lb_arn: &str,
         ip: IpAddr,
         port: u16,
         proto: Proto,
+        client_ip_preserved: bool,
     ) -> Option<String> {
         let lb = self.lbs.get(lb_arn)?;
-        if lb.groups.is_empty() {
+        if lb.groups.is_empty() && client_ip_preserved {
             return None;
         }
         let IpAddr::V4(ip) = ip else { return None };
@@ -760,30 +763,32 @@ mod tests {
         async fn lb_to_target_follows_the_target_groups() {
             let w = world().await;
             let (_, task) = w.eni(&w.subnet, std::slice::from_ref(&w.task_sg));
-            let net = w.net();
-            let why = net
-                .lb_to_target(&w.alb, task, 80, Proto::Tcp)
-                .expect("blocked");
+            let reach = |lb: &str, ip: IpAddr, port: u16, preserved: bool| {
+                w.net().lb_to_target(lb, ip, port, Proto::Tcp, preserved)
+            };
+            let why = reach(&w.alb, task, 80, false).expect("blocked");
             assert!(
                 why.contains("target's security groups do not allow inbound tcp/80"),
                 "{why}"
             );
-            // not an ENI of the VPC (a loopback test server), or an NLB without groups: open
-            assert_eq!(
-                net.lb_to_target(&w.alb, "127.0.0.1".parse().unwrap(), 80, Proto::Tcp),
-                None
-            );
-            assert_eq!(net.lb_to_target(&w.nlb, task, 80, Proto::Tcp), None);
+            // not an ENI of the VPC (a loopback test server): open
+            assert_eq!(reach(&w.alb, "127.0.0.1".parse().unwrap(), 80, false), None);
             w.ingress("AuthorizeSecurityGroupIngress", &w.task_sg, &w.alb_sg)
                 .await;
-            assert_eq!(w.net().lb_to_target(&w.alb, task, 80, Proto::Tcp), None);
-            assert!(w
-                .net()
-                .lb_to_target(&w.alb, task, 8080, Proto::Tcp)
-                .is_some());
+            assert_eq!(reach(&w.alb, task, 80, false), None);
+            assert!(reach(&w.alb, task, 8080, false).is_some());
             w.ingress("RevokeSecurityGroupIngress", &w.task_sg, &w.alb_sg)
                 .await;
-            assert!(w.net().lb_to_target(&w.alb, task, 80, Proto::Tcp).is_some());
+            assert!(reach(&w.alb, task, 80, false).is_some());
+            // an NLB without groups: the target must admit the NLB's node addresses, unless
+            // client addresses are preserved (the sources are then the clients: not modelled)
+            assert!(reach(&w.nlb, task, 80, false).is_some());
+            assert_eq!(reach(&w.nlb, task, 80, true), None);
+            let range = json!([{"IpProtocol": "tcp", "FromPort": "80", "ToPort": "80",
+                                "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}]);
+            let input = json!({"GroupId": w.task_sg, "IpPermissions": range});
+            call(&w.c, Service::Ec2, "AuthorizeSecurityGroupIngress", input).await;
+            assert_eq!(reach(&w.nlb, task, 80, false), None);
         }
     }
 }
