@@ -18,12 +18,19 @@ use std::time::Duration;
 
 pub(crate) fn spawn(control: &Control) {
     let mut mapped: HashSet<(IpAddr, u16)> = HashSet::new();
-    super::spawn_loop(control, "elbv2", Duration::from_millis(500), move |c| {
-        if let Err(e) = step(&c, &mut mapped) {
-            tracing::error!(error = %e, cause = ?e.cause, "elbv2 reconcile failed");
-        }
-        async {}
-    });
+    super::spawn_loop_on(
+        control,
+        "elbv2",
+        Duration::from_millis(500),
+        // security groups and ENIs decide which targets the load balancers reach
+        &["elbv2.", "ec2.sg", "ec2.eni"],
+        move |c| {
+            if let Err(e) = step(&c, &mut mapped) {
+                tracing::error!(error = %e, cause = ?e.cause, "elbv2 reconcile failed");
+            }
+            async {}
+        },
+    );
 }
 
 fn parse<T: serde::de::DeserializeOwned>(records: Vec<Record>) -> Vec<(Scope, T)> {

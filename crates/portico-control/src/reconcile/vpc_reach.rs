@@ -226,6 +226,7 @@ pub(crate) struct Network {
 }
 
 impl Network {
+    /// Every record of every scope (the ELBv2 reconciler checks all its targets at once).
     pub(crate) fn load(tx: &Tx<'_>) -> AwsResult<Network> {
         let mut net = Network::default();
         let mut default_group: HashMap<(Scope, String), String> = HashMap::new();
@@ -238,69 +239,121 @@ impl Network {
         }
         for r in tx.list_all(KIND_SG)? {
             if let Ok(g) = serde_json::from_value::<SecurityGroup>(r.body) {
-                let rules = g
-                    .rest
-                    .get("_rules")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Rule::from_json).collect())
-                    .unwrap_or_default();
-                net.rules.insert((r.scope, g.group_id), rules);
+                net.add_group(&r.scope, g);
             }
         }
         for r in tx.list_all(KIND_ENI)? {
-            let Ok(e) = serde_json::from_value::<NetworkInterface>(r.body) else {
-                continue;
-            };
-            // An interface always has a group: without one, its VPC's default group applies.
-            let groups = if e.group_ids.is_empty() {
-                default_group
-                    .get(&(r.scope.clone(), e.vpc_id.clone()))
-                    .cloned()
-                    .into_iter()
-                    .collect()
-            } else {
-                e.group_ids.clone()
-            };
-            let ip = e.private_ip_address.parse().ok();
-            if let Some(ip) = ip {
-                net.eni_by_ip.insert(
-                    (r.scope.clone(), e.vpc_id.clone(), ip),
-                    e.network_interface_id.clone(),
-                );
+            if let Ok(e) = serde_json::from_value::<NetworkInterface>(r.body) {
+                let default = default_group.get(&(r.scope.clone(), e.vpc_id.clone()));
+                net.add_eni(&r.scope, e, default.cloned());
             }
-            net.enis.insert(
-                (r.scope, e.network_interface_id),
-                Eni {
-                    vpc: e.vpc_id,
-                    ip,
-                    groups,
-                },
-            );
         }
         for r in tx.list_all(KIND_LB)? {
             if let Ok(lb) = serde_json::from_value::<LoadBalancer>(r.body) {
-                net.lbs.insert(
-                    lb.arn.clone(),
-                    Lb {
-                        scope: r.scope,
-                        vpc: lb.vpc_id,
-                        groups: lb.security_groups,
-                        ips: lb
-                            .subnets
-                            .iter()
-                            .filter_map(|s| s.private_ip.parse().ok())
-                            .collect(),
-                    },
-                );
+                net.add_lb(&r.scope, lb);
             }
         }
         for r in tx.list_all(KIND_LISTENER)? {
             if let Ok(l) = serde_json::from_value::<Listener>(r.body) {
-                net.listeners
-                    .insert(l.arn, (l.lb_arn, l.port, Proto::of(&l.protocol)));
+                net.add_listener(l);
             }
         }
         Ok(net)
+    }
+
+    /// Only the records one VPC link -> listener verdict needs: the link's ENIs, the listener,
+    /// its load balancer and the groups of both sides (rules naming other groups need only their
+    /// ids). For snapshot builders that rebuild one API at a time.
+    pub(crate) fn load_for_link(
+        tx: &Tx<'_>,
+        scope: &Scope,
+        eni_ids: &[String],
+        listener_arn: &str,
+    ) -> AwsResult<Network> {
+        let mut net = Network::default();
+        let mut groups: Vec<String> = Vec::new();
+        for id in eni_ids {
+            let Some(e) = shared::get_eni(tx, scope, id)? else {
+                continue;
+            };
+            let default = match e.group_ids.is_empty() {
+                true => shared::get_vpc(tx, scope, &e.vpc_id)?
+                    .and_then(|v| shared::default_security_group_id(&v).map(String::from)),
+                false => None,
+            };
+            groups.extend(e.group_ids.iter().cloned().chain(default.clone()));
+            net.add_eni(scope, e, default);
+        }
+        if let Some(l) = tx.get_as::<Listener>(scope, KIND_LISTENER, listener_arn)? {
+            if let Some(lb) = tx.get_as::<LoadBalancer>(scope, KIND_LB, &l.lb_arn)? {
+                groups.extend(lb.security_groups.iter().cloned());
+                net.add_lb(scope, lb);
+            }
+            net.add_listener(l);
+        }
+        groups.sort();
+        groups.dedup();
+        for g in groups {
+            if let Some(g) = shared::get_security_group(tx, scope, &g)? {
+                net.add_group(scope, g);
+            }
+        }
+        Ok(net)
+    }
+
+    fn add_group(&mut self, scope: &Scope, g: SecurityGroup) {
+        let rules = g
+            .rest
+            .get("_rules")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Rule::from_json).collect())
+            .unwrap_or_default();
+        self.rules.insert((scope.clone(), g.group_id), rules);
+    }
+
+    /// `default_group`: the VPC's default group, which an interface without groups has.
+    fn add_eni(&mut self, scope: &Scope, e: NetworkInterface, default_group: Option<String>) {
+        let groups = if e.group_ids.is_empty() {
+            default_group.into_iter().collect()
+        } else {
+            e.group_ids
+        };
+        let ip = e.private_ip_address.parse().ok();
+        if let Some(ip) = ip {
+            self.eni_by_ip.insert(
+                (scope.clone(), e.vpc_id.clone(), ip),
+                e.network_interface_id.clone(),
+            );
+        }
+        self.enis.insert(
+            (scope.clone(), e.network_interface_id),
+            Eni {
+                vpc: e.vpc_id,
+                ip,
+                groups,
+            },
+        );
+    }
+
+    fn add_lb(&mut self, scope: &Scope, lb: LoadBalancer) {
+        self.lbs.insert(
+            lb.arn.clone(),
+            Lb {
+                scope: scope.clone(),
+                vpc: lb.vpc_id,
+                groups: lb.security_groups,
+                ips: lb
+                    .subnets
+                    .iter()
+                    .filter_map(|s| s.private_ip.parse().ok())
+                    .collect(),
+            },
+        );
+    }
+
+    fn add_listener(&mut self, l: Listener) {
+        self.listeners
+            .insert(l.arn, (l.lb_arn, l.port, Proto::of(&l.protocol)));
     }
 
     fn rules_of<'a>(&'a self, scope: &'a Scope) -> impl Fn(&str) -> &'a [Rule] + 'a {
@@ -718,8 +771,18 @@ mod tests {
             let w = world().await;
             let (link_eni, _) = w.eni(&w.subnet, std::slice::from_ref(&w.link_sg));
             let blocked = |w: &World| {
-                w.net()
-                    .unreachable_listeners(&w.scope, "l1", std::slice::from_ref(&link_eni))
+                let enis = std::slice::from_ref(&link_eni);
+                let all = w.net().unreachable_listeners(&w.scope, "l1", enis);
+                // the per-link loader reaches the same verdict from the records involved only
+                for l in [&w.listener, &w.nlb_listener] {
+                    let one =
+                        w.c.store()
+                            .read(|tx| Network::load_for_link(tx, &w.scope, enis, l))
+                            .expect("load")
+                            .unreachable_listeners(&w.scope, "l1", enis);
+                    assert_eq!(one.get(l), all.get(l));
+                }
+                all
             };
             // the ALB's new group admits nobody; the NLB has no groups
             let b = blocked(&w);

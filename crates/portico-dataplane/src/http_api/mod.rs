@@ -30,7 +30,8 @@ pub use throttle::Bucket;
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
-/// Everything the engine needs to route, built by the control plane.
+/// Everything the engine needs to route, built by the control plane. One `Arc` per API, so a
+/// change to one API publishes a new snapshot that shares every other API ([`Engine::update`]).
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub apis: HashMap<String, Arc<Api>>,
@@ -43,6 +44,25 @@ pub struct Api {
     pub region: String,
     /// By stage name (`$default` included).
     pub stages: HashMap<String, Arc<Stage>>,
+}
+
+impl Api {
+    /// Takes the token buckets of `old`'s stages whose limits are unchanged (a rebuilt API
+    /// must not refill its buckets). Stages shared with another snapshot are left alone.
+    fn inherit_buckets(&mut self, old: &Api) {
+        for (name, stage) in self.stages.iter_mut() {
+            let (Some(old_stage), Some(stage)) = (old.stages.get(name), Arc::get_mut(stage)) else {
+                continue;
+            };
+            for (key, bucket) in stage.buckets.iter_mut() {
+                if let Some(ob) = old_stage.buckets.get(key) {
+                    if ob.same_limits(bucket) {
+                        *bucket = ob.clone();
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Throttling limits; `None` members fall back to the account default.
@@ -224,28 +244,31 @@ impl Engine {
     pub fn publish(&self, mut s: Snapshot) {
         let old = self.snapshot.load();
         for (api_id, api) in s.apis.iter_mut() {
-            let Some(old_api) = old.apis.get(api_id) else {
-                continue;
-            };
-            let Some(api) = Arc::get_mut(api) else {
-                continue;
-            };
-            for (name, stage) in api.stages.iter_mut() {
-                let (Some(old_stage), Some(stage)) =
-                    (old_api.stages.get(name), Arc::get_mut(stage))
-                else {
-                    continue;
-                };
-                for (key, bucket) in stage.buckets.iter_mut() {
-                    if let Some(ob) = old_stage.buckets.get(key) {
-                        if ob.same_limits(bucket) {
-                            *bucket = ob.clone();
-                        }
-                    }
-                }
+            if let (Some(old_api), Some(api)) = (old.apis.get(api_id), Arc::get_mut(api)) {
+                api.inherit_buckets(old_api);
             }
         }
         self.snapshot.store(Arc::new(s));
+    }
+
+    /// Publishes a snapshot that differs from the served one only in `changed` (new or rebuilt
+    /// APIs) and `removed` (API ids): every other API is the same `Arc`, so the cost is the
+    /// changed APIs plus one map of `Arc`s, whatever the number of APIs. Throttle buckets carry
+    /// over as in [`Engine::publish`]. Callers serialize their updates (a concurrent update
+    /// could otherwise be lost).
+    pub fn update(&self, changed: Vec<Api>, removed: &[String]) {
+        let old = self.snapshot.load_full();
+        let mut apis = old.apis.clone();
+        for id in removed {
+            apis.remove(id);
+        }
+        for mut api in changed {
+            if let Some(old_api) = old.apis.get(&api.api_id) {
+                api.inherit_buckets(old_api);
+            }
+            apis.insert(api.api_id.clone(), Arc::new(api));
+        }
+        self.snapshot.store(Arc::new(Snapshot { apis }));
     }
 
     /// The snapshot being served (tests, diagnostics).
