@@ -120,6 +120,7 @@ fn tg_spec(c: &Control, tg: &TargetGroup, in_use: bool) -> dp::TargetGroupSpec {
                     port: t.port,
                     draining: t.draining_until_ms.is_some(),
                     blocked: false,
+                    health_blocked: false,
                 })
             })
             .collect(),
@@ -247,9 +248,15 @@ fn step(c: &Control, mapped: &mut HashSet<(IpAddr, u16)>) -> AwsResult<()> {
             let proto = super::vpc_reach::Proto::of(&tg.protocol);
             let preserved =
                 tg.attributes.get("preserve_client_ip.enabled") == Some(&"true".to_string());
+            // health checks (TCP, HTTP or HTTPS) always come from the load balancer's nodes
+            let health_port = tg.health.port.parse::<u16>().ok();
             for t in &mut spec.targets {
                 t.blocked = net
                     .lb_to_target(lb, t.ip, t.port, proto, preserved)
+                    .is_some();
+                let hp = health_port.unwrap_or(t.port);
+                t.health_blocked = net
+                    .lb_to_target(lb, t.ip, hp, super::vpc_reach::Proto::Tcp, false)
                     .is_some();
             }
         }

@@ -189,7 +189,7 @@ async fn probe_loop(
         let hport = spec.port.unwrap_or(port);
         let result = match book.resolve(ip, hport) {
             // security groups drop the probe: no answer within the timeout
-            _ if state.blocked.load(Ordering::Relaxed) => {
+            _ if state.health_blocked.load(Ordering::Relaxed) => {
                 tokio::time::sleep(spec.timeout).await;
                 Err(Failure::Timeout)
             }

@@ -123,9 +123,11 @@ pub struct TargetSpec {
     pub port: u16,
     /// Deregistration in progress: no new requests or connections.
     pub draining: bool,
-    /// Security groups drop the load balancer's packets to this target: health checks and
+    /// Security groups drop the load balancer's packets to this target's traffic port:
     /// requests time out, as on AWS (docs/security-groups.md).
     pub blocked: bool,
+    /// The same for the health-check port: probes time out (`Target.Timeout`).
+    pub health_blocked: bool,
 }
 
 /// Everything the engine serves, built by the control plane.
@@ -148,8 +150,9 @@ pub(crate) struct TargetState {
     /// give up with a 502, as AWS's do when the deregistration delay expires.
     pub(crate) gone: std::sync::atomic::AtomicBool,
     pub(crate) gone_notify: tokio::sync::Notify,
-    /// [`TargetSpec::blocked`] of the latest snapshot.
+    /// [`TargetSpec::blocked`] and [`TargetSpec::health_blocked`] of the latest snapshot.
     pub(crate) blocked: std::sync::atomic::AtomicBool,
+    pub(crate) health_blocked: std::sync::atomic::AtomicBool,
 }
 
 impl TargetState {
@@ -246,6 +249,9 @@ impl Engine {
                         let key = (g.arn.clone(), t.ip, t.port);
                         let state = states.entry(key.clone()).or_default().clone();
                         state.blocked.store(t.blocked, Ordering::Relaxed);
+                        state
+                            .health_blocked
+                            .store(t.health_blocked, Ordering::Relaxed);
                         keep.insert(key);
                         TargetRt {
                             ip: t.ip,
@@ -528,6 +534,7 @@ mod tests {
             port,
             draining: false,
             blocked: false,
+            health_blocked: false,
         };
         e.publish(snapshot(vec![t(8080)]), &book);
         assert_eq!(get(&e, "/").await, (200, "10.1.2.3".into()));
@@ -562,6 +569,7 @@ mod tests {
             port: a.port(),
             draining: false,
             blocked: false,
+            health_blocked: false,
         };
         e.publish(snapshot(vec![t.clone()]), &book);
         let (r, ()) = tokio::join!(get(&e, "/"), async {
@@ -600,6 +608,7 @@ mod tests {
             port: a.port(),
             draining: false,
             blocked: true,
+            health_blocked: true,
         }]);
         s.load_balancers[0].idle_timeout = Duration::from_millis(100);
         s.target_groups[0].health = Some(HealthSpec {
@@ -624,7 +633,8 @@ mod tests {
         }
         assert_eq!(health().reason.unwrap().0, "Target.Timeout");
         s.target_groups[0].targets[0].blocked = false;
-        e.publish(s, &book);
+        s.target_groups[0].targets[0].health_blocked = false;
+        e.publish(s.clone(), &book);
         for _ in 0..200 {
             if health().state == HealthState::Healthy {
                 break;
@@ -632,6 +642,17 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(health().state, HealthState::Healthy);
+        assert_eq!(get(&e, "/").await, (200, "10.1.2.3".into()));
+        // only the health-check port dropped: unhealthy, and the ALB fails open to it
+        s.target_groups[0].targets[0].health_blocked = true;
+        e.publish(s, &book);
+        for _ in 0..200 {
+            if health().state == HealthState::Unhealthy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(health().reason.unwrap().0, "Target.Timeout");
         assert_eq!(get(&e, "/").await, (200, "10.1.2.3".into()));
     }
 
