@@ -442,6 +442,17 @@ class Moto:
         self.proc.stop()
 
 
+class Endpoint:
+    """boto3 clients for an endpoint URL (what a client process needs of a server)."""
+
+    def __init__(self, url):
+        self.endpoint = url
+
+    def client(self, svc):
+        return boto3.client(svc, endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id="test",
+                            aws_secret_access_key="test", config=botocore.config.Config(retries={"max_attempts": 1}))
+
+
 class ControlMix:
     """The same create/describe/list calls, with the same boto3 clients, against any endpoint."""
 
@@ -475,8 +486,45 @@ class ControlMix:
         return 10
 
 
-def control_plane(rounds, iters):
-    """Operations/s, p50 latency and server CPU per operation: Portico vs moto's server, interleaved."""
+def _control_worker(url, tag, duration, barrier, out):
+    """One client process: its own boto3 clients, the same mix, for `duration` seconds after
+    every process is ready."""
+    mix = ControlMix(Endpoint(url), tag)
+    mix.iteration([])  # warm up (first-call paths)
+    barrier.wait()
+    t0 = time.perf_counter()
+    lat, ops = [], 0
+    while time.perf_counter() - t0 < duration:
+        ops += mix.iteration(lat)
+    out.put((ops, lat, time.perf_counter() - t0))
+
+
+def control_parallel(server, clients, duration, tag):
+    """`clients` processes run the mix at once: total ops/s, p50, server CPU/op."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(clients + 1)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_control_worker, args=(server.endpoint, f"{tag}w{i}x", duration, barrier, out))
+             for i in range(clients)]
+    for p in procs:
+        p.start()
+    pids = server.pids()
+    barrier.wait(timeout=120)
+    c0 = cpu_ticks(pids)
+    res = [out.get(timeout=duration + 120) for _ in procs]
+    cpu = (cpu_ticks(pids) - c0) * 1e6 / TICK
+    for p in procs:
+        p.join()
+    ops = sum(r[0] for r in res)
+    wall = max(r[2] for r in res)
+    lat = [x for r in res for x in r[1]]
+    return ops / wall, statistics.median(lat), cpu / ops
+
+
+def control_plane(rounds, iters, clients, duration):
+    """Operations/s, p50 latency and server CPU per operation: Portico vs moto's server,
+    interleaved; one sequential client, then `clients` client processes at once."""
     servers = {}
     try:
         servers["portico"] = Portico()
@@ -484,10 +532,22 @@ def control_plane(rounds, iters):
         mixes = {name: ControlMix(s, "r") for name, s in servers.items()}
         for m in mixes.values():  # warm up both (imports, first-call paths)
             m.iteration([])
-        raw = {name: {"ops_s": [], "p50_us": [], "cpu_us_per_op": []} for name in servers}
+        resets = {"portico": "/_portico/reset", "moto": "/moto-api/reset"}
+
+        def reset(name):
+            """Empty state before each run, so the list calls return the same sizes on both
+            servers and in every round (they list everything they hold)."""
+            import urllib.request
+            urllib.request.urlopen(urllib.request.Request(servers[name].endpoint + resets[name], method="POST"),
+                                   timeout=30).read()
+
+        keys = ("ops_s", "p50_us", "cpu_us_per_op", "par_ops_s", "par_p50_us", "par_cpu_us_per_op")
+        raw = {name: {k: [] for k in keys} for name in servers}
         for rnd in range(rounds):
             order = list(servers) if rnd % 2 == 0 else list(reversed(servers))
             for name in order:
+                reset(name)
+                mixes[name] = ControlMix(servers[name], f"r{rnd}")
                 lat = []
                 pids = servers[name].pids()
                 c0 = cpu_ticks(pids)
@@ -498,7 +558,14 @@ def control_plane(rounds, iters):
                 raw[name]["ops_s"].append(ops / wall)
                 raw[name]["p50_us"].append(statistics.median(lat))
                 raw[name]["cpu_us_per_op"].append(cpu / ops)
-        return {f"control-{name}": {k: summarize(v) for k, v in m.items()} for name, m in raw.items()}
+                if clients > 1:
+                    reset(name)
+                    o, p50, c = control_parallel(servers[name], clients, duration, f"r{rnd}")
+                    raw[name]["par_ops_s"].append(o)
+                    raw[name]["par_p50_us"].append(p50)
+                    raw[name]["par_cpu_us_per_op"].append(c)
+        return {f"control-{name}": {**{k: summarize(v) for k, v in m.items()}, "clients": clients}
+                for name, m in raw.items()}
     finally:
         for s in servers.values():
             s.stop()
@@ -526,27 +593,37 @@ class Raw:
         return json.loads(data)
 
 
-def build_apis(port, backend_port, start, count, routes):
-    """APIs [start, start+count) with `routes` routes each (plus `GET /zz/{id}`), a $default stage each."""
-    from concurrent.futures import ThreadPoolExecutor
+def _build_api(args):
+    """One API with `routes` routes (the last `GET /zz/{id}`) and an auto-deploy `$default` stage,
+    created after the routes, through the restJson API (CreateApi, CreateIntegration,
+    CreateRoute x routes, CreateStage)."""
+    port, backend_port, n, routes = args
+    raw = Raw(port)
+    a = raw.post("/v2/apis", {"name": f"scale{n}", "protocolType": "HTTP"})["apiId"]
+    i = raw.post(f"/v2/apis/{a}/integrations", {"integrationType": "HTTP_PROXY", "integrationMethod": "ANY",
+                                                 "integrationUri": f"http://127.0.0.1:{backend_port}/bench",
+                                                 "payloadFormatVersion": "1.0"})["integrationId"]
+    shapes = ["GET /r{j}", "GET /r{j}/{{id}}", "POST /r{j}/items", "ANY /p{j}/{{proxy+}}"]
+    for j in range(routes - 1):
+        raw.post(f"/v2/apis/{a}/routes", {"routeKey": shapes[j % 4].format(j=j), "target": f"integrations/{i}"})
+    raw.post(f"/v2/apis/{a}/routes", {"routeKey": "GET /zz/{id}", "target": f"integrations/{i}"})
+    raw.post(f"/v2/apis/{a}/stages", {"stageName": "$default", "autoDeploy": True})
+    raw.c.close()
+    return a, i
 
-    def one(n, routes=routes):
-        raw = Raw(port)
-        a = raw.post("/v2/apis", {"name": f"scale{n}", "protocolType": "HTTP"})["apiId"]
-        i = raw.post(f"/v2/apis/{a}/integrations", {"integrationType": "HTTP_PROXY", "integrationMethod": "ANY",
-                                                     "integrationUri": f"http://127.0.0.1:{backend_port}/bench",
-                                                     "payloadFormatVersion": "1.0"})["integrationId"]
-        shapes = ["GET /r{j}", "GET /r{j}/{{id}}", "POST /r{j}/items", "ANY /p{j}/{{proxy+}}"]
-        for j in range(routes - 1):
-            raw.post(f"/v2/apis/{a}/routes", {"routeKey": shapes[j % 4].format(j=j), "target": f"integrations/{i}"})
-        raw.post(f"/v2/apis/{a}/routes", {"routeKey": "GET /zz/{id}", "target": f"integrations/{i}"})
-        raw.post(f"/v2/apis/{a}/stages", {"stageName": "$default", "autoDeploy": True})
-        return a, i
 
+FIXTURE_PROCS = 4
+
+
+def build_apis(port, backend_port, start, count, routes, pool=None):
+    """APIs [start, start+count) with `routes` routes each (plus `GET /zz/{id}`), a $default stage
+    each, built by `pool` (client processes) when given."""
     if isinstance(routes, list):  # one API per route count
-        return [one(start + k, r) for k, r in enumerate(routes)]
-    with ThreadPoolExecutor(max_workers=4) as ex:
-        return list(ex.map(one, range(start, start + count)))
+        return [_build_api((port, backend_port, start + k, r)) for k, r in enumerate(routes)]
+    jobs = [(port, backend_port, n, routes) for n in range(start, start + count)]
+    if pool is None:
+        return [_build_api(j) for j in jobs]
+    return pool.map(_build_api, jobs, chunksize=1)
 
 
 def poll_route(port, host, path, timeout=10):
@@ -585,10 +662,12 @@ def route_count_scale(portico, backend_port, counts, rounds, duration):
 
 def scale(levels, routes, tgs, rounds, duration, backend_port, budget_s, route_counts=()):
     """Route selection (CPU per request, req/s through an API with `routes` routes) and snapshot
-    rebuild time (CreateRoute returned -> new route answers) at each API count."""
+    rebuild time (CreateRoute -> new route answers) at each API count."""
+    import multiprocessing as mp
     out = {}
     notes = {}
     portico = Portico()
+    pool = mp.get_context("fork").Pool(FIXTURE_PROCS)
     try:
         ec2, elb, api = portico.client("ec2"), portico.client("elbv2"), portico.client("apigatewayv2")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -600,8 +679,10 @@ def scale(levels, routes, tgs, rounds, duration, backend_port, budget_s, route_c
         deadline = time.time() + budget_s
         for level in levels:
             t = time.time()
-            while len(built) < level and time.time() < deadline:  # chunks, so the budget holds
-                built += build_apis(portico.port, backend_port, len(built), min(4, level - len(built)), routes)
+            # chunks of a few APIs per process, so the budget holds
+            while len(built) < level and time.time() < deadline:
+                built += build_apis(portico.port, backend_port, len(built),
+                                    min(FIXTURE_PROCS * 25, level - len(built)), routes, pool)
             setup_s = time.time() - t
             if len(built) < level:
                 notes["scale"] = f"stopped at {len(built)} APIs (of {level}): fixture setup over the {budget_s} s budget"
@@ -609,7 +690,7 @@ def scale(levels, routes, tgs, rounds, duration, backend_port, budget_s, route_c
             a0, i0 = built[0]
             host = f"{a0}.execute-api.localhost:{portico.port}"
             wait_ok(portico.port, host, path="/zz/42")
-            r = {"rps": [], "cpu_us_per_req": [], "rebuild_ms": []}
+            r = {"rps": [], "cpu_us_per_req": [], "rebuild_ms": [], "change_ms": []}
             for rnd in range(rounds):
                 pids = portico.pids()
                 c0 = cpu_ticks(pids)
@@ -618,10 +699,12 @@ def scale(levels, routes, tgs, rounds, duration, backend_port, budget_s, route_c
                 r["rps"].append(w["rps"])
                 r["cpu_us_per_req"].append(cpu / w["requests"] if w["requests"] else None)
                 key = f"GET /new{level}x{rnd}"
+                t_call = time.perf_counter()
                 api.create_route(ApiId=a0, RouteKey=key, Target=f"integrations/{i0}")
                 t_ret = time.perf_counter()
                 t_ok = poll_route(portico.port, host, f"/new{level}x{rnd}")
                 r["rebuild_ms"].append((t_ok - t_ret) * 1000)
+                r["change_ms"].append((t_ok - t_call) * 1000)
             out[f"scale-{level}"] = {k: summarize(v) for k, v in r.items()}
             out[f"scale-{level}"]["apis"] = level
             out[f"scale-{level}"]["routes"] = level * routes
@@ -630,6 +713,7 @@ def scale(levels, routes, tgs, rounds, duration, backend_port, budget_s, route_c
             if "scale" in notes:
                 break
     finally:
+        pool.terminate()
         portico.stop()
     return out, notes
 
@@ -683,6 +767,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=float, default=4)
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--control-clients", type=int, default=4,
+                    help="client processes driving each server at once in the control case")
     ap.add_argument("--only", default="", help="cases or groups: dataplane, startup, restart, control, scale, deploy")
     args = ap.parse_args()
     smoke = args.smoke
@@ -878,7 +964,8 @@ def main():
         if want("control"):
             phase("control plane: Portico vs moto_server")
             try:
-                results.update(control_plane(args.rounds, 2 if smoke else 40))
+                results.update(control_plane(args.rounds, 2 if smoke else 40, args.control_clients,
+                                             1 if smoke else duration))
             except Exception as e:  # noqa: BLE001
                 notes["control"] = f"not available: {e}"
 
@@ -1011,6 +1098,18 @@ def report(results, notes, args, duration, elapsed):
                 ratio(med(name, "p50_us"), med("control-moto", "p50_us")) if vs else "")
             row(name, "server CPU us/op", fmt(rr["cpu_us_per_op"], 1), "moto" if vs else "",
                 ratio(med(name, "cpu_us_per_op"), med("control-moto", "cpu_us_per_op")) if vs else "")
+            n = rr.get("clients", 1)
+            if rr.get("par_ops_s"):
+                row(name, f"ops/s (boto3, {n} processes)", fmt(rr["par_ops_s"]), "moto" if vs else "",
+                    ratio(med(name, "par_ops_s"), med("control-moto", "par_ops_s")) if vs else "")
+                row(name, f"p50 us/op ({n} processes)", fmt(rr["par_p50_us"]), "moto" if vs else "",
+                    ratio(med(name, "par_p50_us"), med("control-moto", "par_p50_us")) if vs else "")
+                row(name, f"server CPU us/op ({n} processes)", fmt(rr["par_cpu_us_per_op"], 1), "moto" if vs else "",
+                    ratio(med(name, "par_cpu_us_per_op"), med("control-moto", "par_cpu_us_per_op")) if vs else "")
+                cap = med(name, "par_cpu_us_per_op")
+                base_cap = med("control-moto", "par_cpu_us_per_op")
+                row(name, "server ops/s per CPU core", f"{1e6 / cap:.0f}" if cap else "n/a", "moto" if vs else "",
+                    ratio(base_cap, cap) if vs else "")
     if "control" in notes:
         row("control", "-", notes["control"])
     levels = sorted((v["apis"], k) for k, v in results.items() if k.startswith("scale-"))
@@ -1023,6 +1122,9 @@ def report(results, notes, args, duration, elapsed):
             row(label, "route selection CPU us/req", fmt(v["cpu_us_per_req"], 1), first_label, ratio(med(k, "cpu_us_per_req"), med(first, "cpu_us_per_req")))
             row(label, "req/s", fmt(v["rps"]), first_label, ratio(med(k, "rps"), med(first, "rps")))
             row(label, "rebuild after CreateRoute ms", fmt(v["rebuild_ms"], 1), first_label, ratio(med(k, "rebuild_ms"), med(first, "rebuild_ms")))
+            if v.get("change_ms"):
+                row(label, "CreateRoute call -> served ms", fmt(v["change_ms"], 1), first_label,
+                    ratio(med(k, "change_ms"), med(first, "change_ms")))
             row(label, "setup s / RSS MB", f"{v['setup_s']} / {v['rss_mb']}")
     rcs = sorted((v["routes"], k) for k, v in results.items() if k.startswith("routes-"))
     for n, k in rcs:

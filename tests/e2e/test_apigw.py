@@ -271,6 +271,9 @@ def test_private_integration_through_vpc_link_to_alb(backend):
         subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=f"us-east-1{z}")
                    ["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
         sg = ec2.create_security_group(GroupName="link", Description="link", VpcId=vpc)["GroupId"]
+        # the ALB and the link share the group: it must admit its own members (groups are enforced)
+        ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": sg}]}])
         tg = elb.create_target_group(Name="svc", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip",
                                      HealthCheckPath="/health", HealthCheckIntervalSeconds=5,
                                      HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]

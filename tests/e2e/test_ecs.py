@@ -461,6 +461,9 @@ def test_alb_reaches_both_tasks(unique, tmp_path):
                                            "environment": {"FLAG_DIR": str(tmp_path)}}}}))
         ecs, elb, ec2 = p.client("ecs"), p.client("elbv2"), p.client("ec2")
         vpc, subnets, sg = network(p, unique)
+        # the ALB and the tasks share the group: it must admit its own members (groups are enforced)
+        ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": sg}]}])
         lb = elb.create_load_balancer(Name="alb", Subnets=subnets, SecurityGroups=[sg], Scheme="internal", Type="application")["LoadBalancers"][0]
         tg = elb.create_target_group(Name="tg", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
         elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,

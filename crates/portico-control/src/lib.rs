@@ -77,6 +77,9 @@ struct Inner {
     dataplane: Dataplane,
     runtime: Runtime,
     externals: RwLock<HashMap<Service, Arc<dyn ExternalService>>>,
+    /// The HTTP API snapshot publisher (created with the store's change feed, before any
+    /// operation runs, so it misses no change).
+    apigw: reconcile::apigw::Publisher,
 }
 
 /// What an operation handler gets: the control plane, who is calling, and where.
@@ -96,6 +99,7 @@ impl Control {
     pub fn new(store: Store, config: Config, dataplane: Dataplane, runtime: Runtime) -> Control {
         Control {
             inner: Arc::new(Inner {
+                apigw: reconcile::apigw::Publisher::new(&store),
                 store,
                 config,
                 dataplane,
@@ -115,6 +119,10 @@ impl Control {
 
     pub fn dataplane(&self) -> &Dataplane {
         &self.inner.dataplane
+    }
+
+    pub(crate) fn apigw_publisher(&self) -> &reconcile::apigw::Publisher {
+        &self.inner.apigw
     }
 
     pub fn runtime(&self) -> &Runtime {

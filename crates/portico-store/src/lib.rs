@@ -1,8 +1,10 @@
 //! Portico's embedded state: one SQLite database (a file in the state directory, or in memory
 //! with `--ephemeral`). Every resource is a JSON document keyed by (account, region, kind, id),
 //! with an optional parent and name for lookups. Every control-plane write is one transaction
-//! ([`Store::write`]); a committed write bumps a version on a watch channel that reconcilers
-//! wait on. Schema changes are numbered migrations applied at open.
+//! ([`Store::write`]); a committed write bumps a version on a watch channel, and hands what it
+//! wrote (kind, id, parent of every put and delete) to every [`ChangeFeed`] interested in those
+//! kinds, so a reconciler can wake only for the kinds it follows and redo only what changed.
+//! Schema changes are numbered migrations applied at open.
 //!
 //! Architecture Invariant: the store knows no service. Kinds are opaque strings owned by the
 //! services (`"ec2.vpc"`, `"apigw.route"`, ...).
@@ -13,6 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -35,6 +38,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX resources_name ON resources (account, region, kind, name);",
     // 2: global counters (ENI addresses, sequence numbers).
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    // 3: reconcilers and snapshots list every resource of a kind (`Tx::list_all`); without
+    // this index that is a scan of the whole table (100,000 routes at scale).
+    "CREATE INDEX resources_kind ON resources (kind);",
 ];
 
 /// The partition a resource lives in. Global services (IAM) use region `""`.
@@ -99,6 +105,101 @@ pub struct Store {
 struct Inner {
     conn: Mutex<Connection>,
     version: watch::Sender<u64>,
+    /// Change feeds to hand each commit's changes to (dropped feeds are pruned).
+    feeds: Mutex<Vec<std::sync::Weak<FeedShared>>>,
+}
+
+/// One resource a committed transaction put or deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Change {
+    pub scope: Scope,
+    pub kind: String,
+    pub id: String,
+    /// The parent it was written with (put) or had (delete).
+    pub parent: Option<String>,
+}
+
+/// What a [`ChangeFeed`] collected since it was last taken.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Too much changed to list, or the whole store was reset: treat everything as changed.
+    pub everything: bool,
+    /// In commit order; may repeat a resource.
+    pub changes: Vec<Change>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        !self.everything && self.changes.is_empty()
+    }
+}
+
+/// More changes than this pending in one feed collapse into `everything`.
+const FEED_CAP: usize = 100_000;
+
+struct FeedShared {
+    /// Kind prefixes this feed follows (`"apigw."`); empty follows every kind.
+    prefixes: Vec<String>,
+    /// Keeps the changes for [`ChangeFeed::take`]; a wake-only feed does not.
+    collect: bool,
+    pending: Mutex<Changes>,
+    notify: tokio::sync::Notify,
+}
+
+impl FeedShared {
+    fn wants(&self, kind: &str) -> bool {
+        self.prefixes.is_empty() || self.prefixes.iter().any(|p| kind.starts_with(p.as_str()))
+    }
+
+    fn push(&self, log: &[Change], everything: bool) {
+        if !self.collect {
+            if everything || log.iter().any(|c| self.wants(&c.kind)) {
+                self.notify.notify_one();
+            }
+            return;
+        }
+        let mut any = everything;
+        {
+            let mut p = self.pending.lock();
+            if everything {
+                p.everything = true;
+                p.changes.clear();
+            }
+            for c in log.iter().filter(|c| self.wants(&c.kind)) {
+                any = true;
+                if !p.everything {
+                    p.changes.push(c.clone());
+                }
+            }
+            if p.changes.len() > FEED_CAP {
+                p.everything = true;
+                p.changes.clear();
+            }
+        }
+        if any {
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// Collects the changes of every commit that touch the kinds it follows, from its creation on.
+/// A feed is drained by [`ChangeFeed::take`] and wakes one waiter of [`ChangeFeed::changed`].
+#[derive(Clone)]
+pub struct ChangeFeed {
+    shared: Arc<FeedShared>,
+}
+
+impl ChangeFeed {
+    /// Everything collected since the last call (and clears it).
+    pub fn take(&self) -> Changes {
+        std::mem::take(&mut *self.shared.pending.lock())
+    }
+
+    /// Resolves when a commit touched a followed kind since the last wake (a wake that came
+    /// while nobody waited is kept, so none is lost).
+    pub async fn changed(&self) {
+        self.shared.notify.notified().await
+    }
 }
 
 impl Store {
@@ -138,6 +239,7 @@ impl Store {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 version,
+                feeds: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -148,8 +250,21 @@ impl Store {
         let out = {
             let mut conn = self.inner.conn.lock();
             let tx = conn.transaction().map_err(StoreError::from)?;
-            let out = f(&Tx { tx: &tx })?;
+            let t = Tx::new(&tx);
+            let out = f(&t)?;
+            let (log, everything) = (t.log.take(), t.everything.get());
             tx.commit().map_err(StoreError::from)?;
+            // Handed over before the connection is released: whoever reads the store after
+            // taking a feed sees at least the state those changes describe.
+            if everything || !log.is_empty() {
+                self.inner.feeds.lock().retain(|w| match w.upgrade() {
+                    Some(f) => {
+                        f.push(&log, everything);
+                        true
+                    }
+                    None => false,
+                });
+            }
             out
         };
         self.inner.version.send_modify(|v| *v += 1);
@@ -160,7 +275,7 @@ impl Store {
     pub fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, AwsError>) -> Result<T, AwsError> {
         let mut conn = self.inner.conn.lock();
         let tx = conn.transaction().map_err(StoreError::from)?;
-        let out = f(&Tx { tx: &tx })?;
+        let out = f(&Tx::new(&tx))?;
         drop(tx);
         Ok(out)
     }
@@ -168,6 +283,29 @@ impl Store {
     /// A receiver whose value changes after every committed write.
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.inner.version.subscribe()
+    }
+
+    /// A feed of the changes committed from now on to kinds starting with one of `prefixes`
+    /// (every kind when empty).
+    pub fn feed(&self, prefixes: &[&str]) -> ChangeFeed {
+        self.new_feed(prefixes, true)
+    }
+
+    /// A feed that only wakes ([`ChangeFeed::changed`]) after commits to kinds starting with
+    /// one of `prefixes`, and keeps nothing ([`ChangeFeed::take`] is always empty).
+    pub fn wake_on(&self, prefixes: &[&str]) -> ChangeFeed {
+        self.new_feed(prefixes, false)
+    }
+
+    fn new_feed(&self, prefixes: &[&str], collect: bool) -> ChangeFeed {
+        let shared = Arc::new(FeedShared {
+            collect,
+            prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+            pending: Mutex::new(Changes::default()),
+            notify: tokio::sync::Notify::new(),
+        });
+        self.inner.feeds.lock().push(Arc::downgrade(&shared));
+        ChangeFeed { shared }
     }
 
     /// Deletes all state (`/_portico/reset`).
@@ -179,6 +317,7 @@ impl Store {
             tx.tx
                 .execute("DELETE FROM counters", [])
                 .map_err(StoreError::from)?;
+            tx.everything.set(true);
             Ok(())
         })
     }
@@ -187,6 +326,9 @@ impl Store {
 /// A transaction. All lookups are scoped to (account, region, kind).
 pub struct Tx<'a> {
     tx: &'a rusqlite::Transaction<'a>,
+    /// What this transaction wrote, for the change feeds.
+    log: RefCell<Vec<Change>>,
+    everything: std::cell::Cell<bool>,
 }
 
 fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
@@ -225,12 +367,33 @@ fn to_record(raw: RawRow) -> Result<Record, StoreError> {
 
 const COLS: &str = "account, region, kind, id, parent, name, body";
 
+impl<'a> Tx<'a> {
+    fn new(tx: &'a rusqlite::Transaction<'a>) -> Tx<'a> {
+        Tx {
+            tx,
+            log: RefCell::new(Vec::new()),
+            everything: std::cell::Cell::new(false),
+        }
+    }
+
+    fn logged(&self, scope: &Scope, kind: &str, id: &str, parent: Option<String>) {
+        self.log.borrow_mut().push(Change {
+            scope: scope.clone(),
+            kind: kind.to_string(),
+            id: id.to_string(),
+            parent,
+        });
+    }
+}
+
 impl Tx<'_> {
     pub fn get(&self, scope: &Scope, kind: &str, id: &str) -> Result<Option<Record>, StoreError> {
         let raw = self
             .tx
+            .prepare_cached(
+                "SELECT account, region, kind, id, parent, name, body FROM resources WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4",
+            )?
             .query_row(
-                &format!("SELECT {COLS} FROM resources WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4"),
                 params![scope.account, scope.region, kind, id],
                 row_to_record,
             )
@@ -262,11 +425,13 @@ impl Tx<'_> {
         body: &Value,
     ) -> Result<(), StoreError> {
         let text = serde_json::to_string(body)?;
-        self.tx.execute(
-            "INSERT INTO resources (account, region, kind, id, parent, name, body) VALUES (?1,?2,?3,?4,?5,?6,?7)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO resources (account, region, kind, id, parent, name, body) VALUES (?1,?2,?3,?4,?5,?6,?7)
              ON CONFLICT (account, region, kind, id) DO UPDATE SET parent=excluded.parent, name=excluded.name, body=excluded.body",
-            params![scope.account, scope.region, kind, id, parent, name, text],
-        )?;
+            )?
+            .execute(params![scope.account, scope.region, kind, id, parent, name, text])?;
+        self.logged(scope, kind, id, parent.map(str::to_string));
         Ok(())
     }
 
@@ -284,11 +449,20 @@ impl Tx<'_> {
 
     /// Deletes a resource; returns whether it existed.
     pub fn delete(&self, scope: &Scope, kind: &str, id: &str) -> Result<bool, StoreError> {
-        let n = self.tx.execute(
-            "DELETE FROM resources WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4",
-            params![scope.account, scope.region, kind, id],
-        )?;
-        Ok(n > 0)
+        let gone: Option<Option<String>> = self
+            .tx
+            .prepare_cached(
+                "DELETE FROM resources WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4 RETURNING parent",
+            )?
+            .query_row(params![scope.account, scope.region, kind, id], |r| r.get(0))
+            .optional()?;
+        match gone {
+            Some(parent) => {
+                self.logged(scope, kind, id, parent);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// All resources of a kind in a scope (optionally under one parent), in creation order.
@@ -375,16 +549,18 @@ impl Tx<'_> {
         parent: Option<&str>,
     ) -> Result<usize, StoreError> {
         let n: i64 = match parent {
-            Some(p) => self.tx.query_row(
-                "SELECT COUNT(*) FROM resources WHERE account=?1 AND region=?2 AND kind=?3 AND parent=?4",
-                params![scope.account, scope.region, kind, p],
-                |r| r.get(0),
-            )?,
-            None => self.tx.query_row(
-                "SELECT COUNT(*) FROM resources WHERE account=?1 AND region=?2 AND kind=?3",
-                params![scope.account, scope.region, kind],
-                |r| r.get(0),
-            )?,
+            Some(p) => self
+                .tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM resources WHERE account=?1 AND region=?2 AND kind=?3 AND parent=?4",
+                )?
+                .query_row(params![scope.account, scope.region, kind, p], |r| r.get(0))?,
+            None => self
+                .tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM resources WHERE account=?1 AND region=?2 AND kind=?3",
+                )?
+                .query_row(params![scope.account, scope.region, kind], |r| r.get(0))?,
         };
         Ok(n as usize)
     }
@@ -438,6 +614,72 @@ mod tests {
                 .unwrap(),
             0
         );
+    }
+
+    #[test]
+    fn feeds_get_the_changes_of_committed_writes_for_their_kinds() {
+        let s = Store::in_memory().unwrap();
+        let apigw = s.feed(&["apigw."]);
+        let all = s.feed(&[]);
+        s.write(|tx| {
+            tx.put(&scope(), "apigw.api", "a1", None, None, &json!({}))?;
+            tx.put(
+                &scope(),
+                "apigw.stage",
+                "a1/$default",
+                Some("a1"),
+                None,
+                &json!({}),
+            )?;
+            Ok(tx.put(&scope(), "ec2.vpc", "v", None, None, &json!({}))?)
+        })
+        .unwrap();
+        // rolled back: not fed
+        let _ = s.write(|tx| {
+            tx.put(&scope(), "apigw.api", "a2", None, None, &json!({}))?;
+            Err::<(), _>(AwsError::bad("X", "no"))
+        });
+        s.write(|tx| Ok(tx.delete(&scope(), "apigw.stage", "a1/$default")?))
+            .unwrap();
+        let got = apigw.take();
+        assert!(!got.everything);
+        let ids: Vec<(&str, &str, Option<&str>)> = got
+            .changes
+            .iter()
+            .map(|c| (c.kind.as_str(), c.id.as_str(), c.parent.as_deref()))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                ("apigw.api", "a1", None),
+                ("apigw.stage", "a1/$default", Some("a1")),
+                // a delete reports the parent the resource had
+                ("apigw.stage", "a1/$default", Some("a1")),
+            ]
+        );
+        assert!(apigw.take().is_empty());
+        assert_eq!(all.take().changes.len(), 4);
+        // deleting nothing changes nothing
+        s.write(|tx| Ok(tx.delete(&scope(), "apigw.stage", "nope")?))
+            .unwrap();
+        assert!(all.take().is_empty());
+        s.reset().unwrap();
+        assert!(apigw.take().everything);
+    }
+
+    #[tokio::test]
+    async fn a_feed_wakes_only_for_its_kinds_and_keeps_a_wake_nobody_waited_for() {
+        let s = Store::in_memory().unwrap();
+        let f = s.feed(&["ecs."]);
+        s.write(|tx| Ok(tx.put(&scope(), "apigw.api", "a", None, None, &json!({}))?))
+            .unwrap();
+        let woke = tokio::time::timeout(std::time::Duration::from_millis(20), f.changed()).await;
+        assert!(woke.is_err(), "an apigw write does not wake an ecs feed");
+        s.write(|tx| Ok(tx.put(&scope(), "ecs.task", "t", None, None, &json!({}))?))
+            .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), f.changed())
+            .await
+            .unwrap();
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! API Gateway v2 reconcilers. `vpc_links`: moves VPC links through their lifecycle (PENDING ->
 //! AVAILABLE or FAILED after checking subnets and security groups against EC2 and creating one
-//! ENI per subnet; DELETING -> gone, ENIs removed). `snapshot`: after every commit, builds the
-//! HTTP API data-plane snapshot from the stored APIs, stages and the deployments they serve,
-//! and publishes it when anything it depends on changed.
+//! ENI per subnet; DELETING -> gone, ENIs removed). The snapshot [`Publisher`]: after every
+//! commit that touches what an API serves, rebuilds that API (not the others) from its stored
+//! stages and the deployments they serve, and publishes a snapshot sharing every other API.
 
 use crate::services::apigatewayv2::{
     vpclinks, KIND_API, KIND_DEPLOYMENT, KIND_STAGE, KIND_VPCLINK,
@@ -15,7 +15,7 @@ use portico_dataplane::http_api::{
 };
 use portico_store::{Record, Scope};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,28 +30,22 @@ pub fn spawn(control: &Control) {
         .dataplane()
         .http_api
         .attach_lb(control.dataplane().lb.clone());
-    let mut last: Option<String> = None;
-    super::spawn_loop(
+    spawn_snapshot_loop(control, Duration::from_secs(30));
+    let links = [KIND_VPCLINK];
+    super::spawn_loop_on(
         control,
-        "apigw-snapshot",
-        Duration::from_secs(30),
-        move |c| {
-            let r = publish_if_changed(&c, &mut last);
+        "apigw-vpclinks",
+        Duration::from_millis(250),
+        &links,
+        |c| {
+            let r = step_vpc_links(&c);
             async move {
                 if let Err(e) = r {
-                    tracing::error!(error = %e, cause = ?e.cause, "apigw snapshot failed");
+                    tracing::error!(error = %e, cause = ?e.cause, "apigw vpc link step failed");
                 }
             }
         },
     );
-    super::spawn_loop(control, "apigw-vpclinks", Duration::from_millis(250), |c| {
-        let r = step_vpc_links(&c);
-        async move {
-            if let Err(e) = r {
-                tracing::error!(error = %e, cause = ?e.cause, "apigw vpc link step failed");
-            }
-        }
-    });
 }
 
 // ---------- VPC links ----------
@@ -203,105 +197,356 @@ pub(crate) fn step_vpc_links(control: &Control) -> AwsResult<()> {
 
 // ---------- data-plane snapshot ----------
 
+/// Kinds whose writes can change what an API serves: its own records (API, stages, the
+/// deployments they name), VPC links, and for APIs with VPC-link integrations the EC2 and ELB
+/// records a link's target depends on (ENIs, security groups, listeners, load balancers).
+const FOLLOWED: &[&str] = &["apigw.", "ec2.", "elbv2."];
+
+/// Builds and publishes the HTTP API data-plane snapshot incrementally: each sync rebuilds only
+/// the APIs whose records a commit touched since the last sync (from the store's change feed)
+/// and publishes a snapshot that shares every other API's `Arc`. One per [`Control`].
+pub struct Publisher {
+    feed: portico_store::ChangeFeed,
+    state: parking_lot::Mutex<State>,
+}
+
+/// What the last sync published, and who depends on what.
+#[derive(Default)]
+struct State {
+    /// Everything was built at least once (the first sync, or after a failure, builds all).
+    built: bool,
+    /// The scope of every API in the published snapshot (the snapshot is keyed by API id).
+    apis: HashMap<String, Scope>,
+    /// VPC link -> the APIs whose deployments use it.
+    link_users: HashMap<(Scope, String), HashSet<String>>,
+    /// API -> the VPC links its deployments use (to unindex on rebuild).
+    links_of: HashMap<String, Vec<(Scope, String)>>,
+}
+
+/// Which APIs a sync rebuilds.
+enum Dirty {
+    All,
+    Some(HashSet<(Scope, String)>),
+}
+
+impl State {
+    fn dirty(&self, changes: portico_store::Changes) -> Dirty {
+        if changes.everything || !self.built {
+            return Dirty::All;
+        }
+        let mut dirty = HashSet::new();
+        let mut vpc_users = false;
+        for c in changes.changes {
+            match c.kind.as_str() {
+                KIND_API => {
+                    dirty.insert((c.scope, c.id));
+                }
+                KIND_STAGE | KIND_DEPLOYMENT => {
+                    if let Some(api) = c.parent {
+                        dirty.insert((c.scope, api));
+                    }
+                }
+                KIND_VPCLINK => {
+                    let key = (c.scope, c.id);
+                    for api in self.link_users.get(&key).into_iter().flatten() {
+                        dirty.insert((key.0.clone(), api.clone()));
+                    }
+                }
+                // routes, integrations, authorizers reach the data plane only through a
+                // deployment (a stage's own or an auto-deploy), which is written with them
+                k if k.starts_with("apigw.") => {}
+                // EC2 and ELB records: what a VPC link's target depends on
+                _ => vpc_users = true,
+            }
+        }
+        if vpc_users {
+            for (api, links) in &self.links_of {
+                if let Some((scope, _)) = links.first() {
+                    dirty.insert((scope.clone(), api.clone()));
+                }
+            }
+        }
+        Dirty::Some(dirty)
+    }
+
+    fn unindex(&mut self, api_id: &str) {
+        for key in self.links_of.remove(api_id).unwrap_or_default() {
+            if let Some(users) = self.link_users.get_mut(&key) {
+                users.remove(api_id);
+                if users.is_empty() {
+                    self.link_users.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn index(&mut self, api_id: &str, scope: &Scope, links: Vec<String>) {
+        self.apis.insert(api_id.to_string(), scope.clone());
+        let keys: Vec<(Scope, String)> = links.into_iter().map(|l| (scope.clone(), l)).collect();
+        for k in &keys {
+            self.link_users
+                .entry(k.clone())
+                .or_default()
+                .insert(api_id.to_string());
+        }
+        if !keys.is_empty() {
+            self.links_of.insert(api_id.to_string(), keys);
+        }
+    }
+}
+
+impl Publisher {
+    pub(crate) fn new(store: &portico_store::Store) -> Publisher {
+        Publisher {
+            feed: store.feed(FOLLOWED),
+            state: parking_lot::Mutex::new(State::default()),
+        }
+    }
+
+    /// Rebuilds and publishes what changed since the last sync; `Ok(true)` when it published.
+    ///
+    /// Serialized (the state lock is held from taking the changes to publishing), so the last
+    /// snapshot published is always built from the newest state: an operation's own sync and
+    /// the reconciler's would race otherwise. Every commit is followed by a sync that takes its
+    /// changes after the commit (the feed gets them before the store is unlocked).
+    pub(crate) fn sync(&self, control: &Control) -> AwsResult<bool> {
+        let mut st = self.state.lock();
+        let dirty = st.dirty(self.feed.take());
+        if matches!(&dirty, Dirty::Some(d) if d.is_empty()) {
+            return Ok(false);
+        }
+        let r = Self::rebuild(&mut st, control, dirty);
+        if r.is_err() {
+            // changes taken but not applied: build everything next time
+            st.built = false;
+        }
+        r.map(|()| true)
+    }
+
+    fn rebuild(st: &mut State, control: &Control, dirty: Dirty) -> AwsResult<()> {
+        let engine = &control.dataplane().http_api;
+        match dirty {
+            Dirty::All => {
+                let built = control.store().read(|tx| {
+                    let mut links = LinkCache::default();
+                    let mut out = Vec::new();
+                    for api in tx.list_all(KIND_API)? {
+                        out.push(build_api(tx, &api, &mut links)?);
+                    }
+                    Ok(out)
+                })?;
+                *st = State {
+                    built: true,
+                    ..State::default()
+                };
+                let mut apis = HashMap::new();
+                for (api, scope, links) in built {
+                    st.index(&api.api_id, &scope, links);
+                    apis.insert(api.api_id.clone(), Arc::new(api));
+                }
+                engine.publish(dp::Snapshot { apis });
+            }
+            Dirty::Some(ids) => {
+                let built = control.store().read(|tx| {
+                    let mut links = LinkCache::default();
+                    let mut out = Vec::new();
+                    for (scope, id) in &ids {
+                        let api = tx.get(scope, KIND_API, id)?;
+                        out.push((
+                            scope,
+                            id,
+                            api.map(|a| build_api(tx, &a, &mut links)).transpose()?,
+                        ));
+                    }
+                    Ok(out)
+                })?;
+                let mut changed = Vec::new();
+                let mut removed = Vec::new();
+                for (scope, id, api) in built {
+                    // an id lives in one scope; a rebuild for another scope's same id (which
+                    // does not exist there) must not remove it
+                    let ours = st.apis.get(id).is_none_or(|s| s == scope);
+                    match api {
+                        Some((api, scope, links)) => {
+                            st.unindex(id);
+                            st.index(id, &scope, links);
+                            changed.push(api);
+                        }
+                        None if ours && st.apis.contains_key(id) => {
+                            st.unindex(id);
+                            st.apis.remove(id);
+                            removed.push(id.clone());
+                        }
+                        None => {}
+                    }
+                }
+                if !changed.is_empty() || !removed.is_empty() {
+                    engine.update(changed, &removed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves when a followed kind was written since the last wake.
+    async fn changed(&self) {
+        self.feed.changed().await
+    }
+}
+
+/// Rebuilds and publishes what changed now. API Gateway operations call this after their
+/// write commits, so a request sent right after `CreateRoute` returns already sees the route.
+pub(crate) fn publish_now(control: &Control) -> AwsResult<()> {
+    control.apigw_publisher().sync(control).map(|_| ())
+}
+
+/// The snapshot reconciler: syncs after every commit to a followed kind (and every `period`).
+fn spawn_snapshot_loop(control: &Control, period: Duration) {
+    let control = control.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = control.apigw_publisher().sync(&control) {
+                tracing::error!(error = %e, cause = ?e.cause, "apigw snapshot failed");
+            }
+            tokio::select! {
+                _ = control.apigw_publisher().changed() => {},
+                _ = tokio::time::sleep(period) => {}
+            }
+        }
+    });
+}
+
 /// A VPC link as the snapshot needs it.
 #[derive(Debug, Clone)]
 struct Link {
     status: String,
     addresses: Vec<std::net::IpAddr>,
+    eni_ids: Vec<String>,
 }
 
-/// What the snapshot is built from, read in one transaction.
-struct Source {
-    /// (api record, its stages, deployments by id)
-    apis: Vec<(Record, Vec<Record>, HashMap<String, Value>)>,
-    /// (account, region, link id) -> status and ENI addresses
-    links: HashMap<(String, String, String), Link>,
-    fingerprint: String,
-}
+/// VPC links read during one sync, by (scope, id); `None` when the link does not exist.
+#[derive(Default)]
+struct LinkCache(HashMap<(Scope, String), Option<Link>>);
 
-fn read_source(control: &Control) -> AwsResult<Source> {
-    control.store().read(|tx| {
-        let mut fp = String::new();
-        let mut links = HashMap::new();
-        for l in tx.list_all(KIND_VPCLINK)? {
-            let status = l
-                .body
-                .get("vpcLinkStatus")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let mut addresses = Vec::new();
-            for e in str_list(&l.body, "_eniIds") {
-                if let Some(eni) = shared::get_eni(tx, &l.scope, &e)? {
-                    if let Ok(ip) = eni.private_ip_address.parse() {
-                        addresses.push(ip);
+impl LinkCache {
+    fn get(
+        &mut self,
+        tx: &portico_store::Tx<'_>,
+        scope: &Scope,
+        id: &str,
+    ) -> AwsResult<Option<Link>> {
+        let key = (scope.clone(), id.to_string());
+        if let Some(l) = self.0.get(&key) {
+            return Ok(l.clone());
+        }
+        let link = match tx.get(scope, KIND_VPCLINK, id)? {
+            None => None,
+            Some(l) => {
+                let status = l
+                    .body
+                    .get("vpcLinkStatus")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let mut addresses = Vec::new();
+                let eni_ids = str_list(&l.body, "_eniIds");
+                for e in &eni_ids {
+                    if let Some(eni) = shared::get_eni(tx, scope, e)? {
+                        if let Ok(ip) = eni.private_ip_address.parse() {
+                            addresses.push(ip);
+                        }
                     }
                 }
+                Some(Link {
+                    status,
+                    addresses,
+                    eni_ids,
+                })
             }
-            fp.push_str(&format!(
-                "L{}:{}:{}={status}{addresses:?};",
-                l.scope.account, l.scope.region, l.id
-            ));
-            links.insert(
-                (
-                    l.scope.account.clone(),
-                    l.scope.region.clone(),
-                    l.id.clone(),
-                ),
-                Link { status, addresses },
-            );
-        }
-        let mut apis = Vec::new();
-        for api in tx.list_all(KIND_API)? {
-            let stages = tx.list(&api.scope, KIND_STAGE, Some(&api.id))?;
-            let mut deployments = HashMap::new();
-            fp.push_str(&format!(
-                "A{}:{}:{};",
-                api.scope.account, api.scope.region, api.id
-            ));
-            for s in &stages {
-                fp.push_str(&format!("S{}={};", s.id, s.body));
-                if let Some(d) = s.body.get("deploymentId").and_then(Value::as_str) {
-                    if let Some(rec) =
-                        tx.get(&api.scope, KIND_DEPLOYMENT, &format!("{}/{d}", api.id))?
-                    {
-                        deployments.insert(d.to_string(), rec.body);
-                    }
-                }
-            }
-            apis.push((api, stages, deployments));
-        }
-        Ok(Source {
-            apis,
-            links,
-            fingerprint: fp,
-        })
-    })
-}
-
-/// Serializes read-build-publish, so the last snapshot published is always built from the
-/// newest state (an operation's own publish and the reconciler's may race otherwise).
-static PUBLISH: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-
-/// Builds and publishes the snapshot now. API Gateway operations call this after their write
-/// commits, so a request sent right after `CreateRoute` returns already sees the route.
-pub(crate) fn publish_now(control: &Control) -> AwsResult<()> {
-    let _guard = PUBLISH.lock();
-    let src = read_source(control)?;
-    control.dataplane().http_api.publish(build(&src));
-    Ok(())
-}
-
-fn publish_if_changed(control: &Control, last: &mut Option<String>) -> AwsResult<()> {
-    let _guard = PUBLISH.lock();
-    let src = read_source(control)?;
-    if last.as_deref() == Some(src.fingerprint.as_str()) {
-        return Ok(());
+        };
+        self.0.insert(key, link.clone());
+        Ok(link)
     }
-    let snapshot = build(&src);
-    control.dataplane().http_api.publish(snapshot);
-    *last = Some(src.fingerprint);
-    Ok(())
+}
+
+/// One API as the data plane serves it, from its stages and the deployments they name; with
+/// its scope and the VPC links it uses (its dependencies outside its own records).
+fn build_api(
+    tx: &portico_store::Tx<'_>,
+    api: &Record,
+    links: &mut LinkCache,
+) -> AwsResult<(dp::Api, Scope, Vec<String>)> {
+    let scope = &api.scope;
+    let stages = tx.list(scope, KIND_STAGE, Some(&api.id))?;
+    let mut used = Vec::new();
+    let mut built: HashMap<String, Arc<dp::Deployment>> = HashMap::new();
+    for s in &stages {
+        let Some(d) = s.body.get("deploymentId").and_then(Value::as_str) else {
+            continue;
+        };
+        if built.contains_key(d) {
+            continue;
+        }
+        if let Some(rec) = tx.get(scope, KIND_DEPLOYMENT, &format!("{}/{d}", api.id))? {
+            let snap = rec.body.get("_snapshot").unwrap_or(&Value::Null);
+            let dep = build_deployment(tx, d, snap, scope, links, &mut used)?;
+            built.insert(d.to_string(), Arc::new(dep));
+        }
+    }
+    let mut st = HashMap::new();
+    for s in &stages {
+        let stage = build_stage(&s.body, &api.id, &built);
+        st.insert(stage.name.clone(), Arc::new(stage));
+    }
+    used.sort();
+    used.dedup();
+    Ok((
+        dp::Api {
+            api_id: api.id.clone(),
+            account_id: scope.account.clone(),
+            region: scope.region.clone(),
+            stages: st,
+        },
+        scope.clone(),
+        used,
+    ))
+}
+
+fn build_stage(
+    body: &Value,
+    api_id: &str,
+    deployments: &HashMap<String, Arc<dp::Deployment>>,
+) -> dp::Stage {
+    let name = body
+        .get("stageName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let deployment = body
+        .get("deploymentId")
+        .and_then(Value::as_str)
+        .and_then(|d| deployments.get(d).cloned());
+    let variables: HashMap<String, String> = string_pairs(body.get("stageVariables"))
+        .into_iter()
+        .collect();
+    let route_throttle: HashMap<String, Throttle> = body
+        .get("routeSettings")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), throttle(Some(v))))
+                .collect()
+        })
+        .unwrap_or_default();
+    let access_log = access_log(body, api_id, &name);
+    dp::Stage::new(
+        name,
+        deployment,
+        variables,
+        throttle(body.get("defaultRouteSettings")),
+        route_throttle,
+        access_log,
+    )
 }
 
 /// A stage's `accessLogSettings` as the data plane serves them: the format and the log group
@@ -342,92 +587,60 @@ fn string_pairs(v: Option<&Value>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn build(src: &Source) -> dp::Snapshot {
-    let mut apis = HashMap::new();
-    for (api, stages, deployments) in &src.apis {
-        let scope = &api.scope;
-        let mut built: HashMap<String, Arc<dp::Deployment>> = HashMap::new();
-        for (id, d) in deployments {
-            let snap = d.get("_snapshot").cloned().unwrap_or(Value::Null);
-            built.insert(
-                id.clone(),
-                Arc::new(build_deployment(id, &snap, scope, &src.links)),
-            );
+/// The one place a VPC-link integration's target is built: the link's status and ENI
+/// addresses as stored now. Whatever else decides how a request through the link fares (e.g.
+/// reachability from the link's security groups to the load balancer) belongs here too; its
+/// inputs must be kinds in [`FOLLOWED`], so their changes rebuild the APIs using VPC links.
+fn vpc_link_target(
+    tx: &portico_store::Tx<'_>,
+    scope: &Scope,
+    integration: &Value,
+    links: &mut LinkCache,
+) -> AwsResult<Target> {
+    let s = |k: &str| {
+        integration
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let id = s("connectionId");
+    let link = links.get(tx, scope, &id)?.unwrap_or(Link {
+        status: "DELETED".into(),
+        addresses: Vec::new(),
+        eni_ids: Vec::new(),
+    });
+    // another VPC, or security groups dropping the link's packets (reconcile/vpc_reach.rs)
+    let listener = s("integrationUri");
+    let blocked = match link.status.as_str() {
+        "AVAILABLE" => {
+            super::vpc_reach::Network::load_for_link(tx, scope, &link.eni_ids, &listener)?
+                .unreachable_listeners(scope, &id, &link.eni_ids)
+                .remove(&listener)
         }
-        let mut st = HashMap::new();
-        for s in stages {
-            let name = s
-                .body
-                .get("stageName")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let deployment = s
-                .body
-                .get("deploymentId")
-                .and_then(Value::as_str)
-                .and_then(|d| built.get(d).cloned());
-            let variables: HashMap<String, String> = string_pairs(s.body.get("stageVariables"))
-                .into_iter()
-                .collect();
-            let route_throttle: HashMap<String, Throttle> = s
-                .body
-                .get("routeSettings")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), throttle(Some(v))))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let access_log = access_log(&s.body, &api.id, &name);
-            st.insert(
-                name.clone(),
-                Arc::new(dp::Stage::new(
-                    name,
-                    deployment,
-                    variables,
-                    throttle(s.body.get("defaultRouteSettings")),
-                    route_throttle,
-                    access_log,
-                )),
-            );
-        }
-        apis.insert(
-            api.id.clone(),
-            Arc::new(dp::Api {
-                api_id: api.id.clone(),
-                account_id: scope.account.clone(),
-                region: scope.region.clone(),
-                stages: st,
-            }),
-        );
-    }
-    dp::Snapshot { apis }
+        _ => None,
+    };
+    Ok(Target::VpcLink {
+        blocked,
+        listener_arn: s("integrationUri"),
+        vpc_link_id: id,
+        status: link.status,
+        eni_addresses: link.addresses,
+    })
 }
 
 fn build_integration(
+    tx: &portico_store::Tx<'_>,
     i: &Value,
     scope: &Scope,
-    links: &HashMap<(String, String, String), Link>,
-) -> dp::Integration {
+    links: &mut LinkCache,
+    used: &mut Vec<String>,
+) -> AwsResult<dp::Integration> {
     let s = |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let target = match (s("integrationType").as_str(), s("connectionType").as_str()) {
         ("HTTP_PROXY", "VPC_LINK") => {
-            let id = s("connectionId");
-            let link = links
-                .get(&(scope.account.clone(), scope.region.clone(), id.clone()))
-                .cloned()
-                .unwrap_or(Link {
-                    status: "DELETED".into(),
-                    addresses: Vec::new(),
-                });
-            Target::VpcLink {
-                listener_arn: s("integrationUri"),
-                vpc_link_id: id,
-                status: link.status,
-                eni_addresses: link.addresses,
-            }
+            used.push(s("connectionId"));
+            vpc_link_target(tx, scope, i, links)?
         }
         ("HTTP_PROXY", _) => Target::Http {
             uri: s("integrationUri"),
@@ -451,7 +664,7 @@ fn build_integration(
                 .collect()
         })
         .unwrap_or_default();
-    dp::Integration {
+    Ok(dp::Integration {
         id: s("integrationId"),
         target,
         method,
@@ -462,7 +675,7 @@ fn build_integration(
         ),
         request_parameters: string_pairs(i.get("requestParameters")),
         response_parameters,
-    }
+    })
 }
 
 fn build_auth(route: &Value, authorizers: &[Value]) -> Auth {
@@ -505,24 +718,24 @@ fn build_auth(route: &Value, authorizers: &[Value]) -> Auth {
 }
 
 fn build_deployment(
+    tx: &portico_store::Tx<'_>,
     id: &str,
     snap: &Value,
     scope: &Scope,
-    links: &HashMap<(String, String, String), Link>,
-) -> dp::Deployment {
+    links: &mut LinkCache,
+    used: &mut Vec<String>,
+) -> AwsResult<dp::Deployment> {
     let list = |k: &str| {
         snap.get(k)
             .and_then(Value::as_array)
-            .cloned()
+            .map(Vec::as_slice)
             .unwrap_or_default()
     };
-    let integrations: HashMap<String, Arc<dp::Integration>> = list("integrations")
-        .iter()
-        .map(|i| {
-            let b = build_integration(i, scope, links);
-            (b.id.clone(), Arc::new(b))
-        })
-        .collect();
+    let mut integrations: HashMap<String, Arc<dp::Integration>> = HashMap::new();
+    for i in list("integrations") {
+        let b = build_integration(tx, i, scope, links, used)?;
+        integrations.insert(b.id.clone(), Arc::new(b));
+    }
     let authorizers = list("authorizers");
     let mut routes = Vec::new();
     for r in list("routes") {
@@ -540,7 +753,7 @@ fn build_deployment(
             dp::Route {
                 key: key.to_string(),
                 integration,
-                auth: build_auth(&r, &authorizers),
+                auth: build_auth(r, authorizers),
             },
         ));
     }
@@ -558,7 +771,7 @@ fn build_deployment(
                 .unwrap_or(false),
             max_age: c.get("maxAge").and_then(Value::as_i64),
         });
-    dp::Deployment {
+    Ok(dp::Deployment {
         id: id.to_string(),
         routes: Table::new(routes),
         cors,
@@ -566,7 +779,7 @@ fn build_deployment(
             .get("disableExecuteApiEndpoint")
             .and_then(Value::as_bool)
             .unwrap_or(false),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -808,8 +1021,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let mut last = None;
-        publish_if_changed(&c, &mut last).unwrap();
+        publish_now(&c).unwrap();
         let snap = c.dataplane().http_api.current();
         let api = &snap.apis[&api_id];
         let keys = |stage: &str| -> Vec<String> {
@@ -828,7 +1040,175 @@ mod tests {
         assert_eq!(keys("dev"), vec!["GET /a"]);
         // nothing changed: no republish
         let before = c.dataplane().http_api.current();
-        publish_if_changed(&c, &mut last).unwrap();
+        assert!(!c.apigw_publisher().sync(&c).unwrap());
         assert!(Arc::ptr_eq(&before, &c.dataplane().http_api.current()));
+    }
+
+    async fn http_api(c: &Control, name: &str, uri: &str, conn: Option<&str>) -> String {
+        let api = call(
+            c,
+            "CreateApi",
+            json!({"name": name, "protocolType": "HTTP"}),
+        )
+        .await
+        .unwrap();
+        let api_id = api["apiId"].as_str().unwrap().to_string();
+        let mut integ = json!({"apiId": api_id, "integrationType": "HTTP_PROXY", "integrationMethod": "ANY", "integrationUri": uri});
+        if let Some(link) = conn {
+            integ["connectionType"] = json!("VPC_LINK");
+            integ["connectionId"] = json!(link);
+        }
+        let integ = call(c, "CreateIntegration", integ).await.unwrap();
+        let target = format!("integrations/{}", integ["integrationId"].as_str().unwrap());
+        call(
+            c,
+            "CreateRoute",
+            json!({"apiId": api_id, "routeKey": "GET /a", "target": target}),
+        )
+        .await
+        .unwrap();
+        call(
+            c,
+            "CreateStage",
+            json!({"apiId": api_id, "stageName": "$default", "autoDeploy": true}),
+        )
+        .await
+        .unwrap();
+        api_id
+    }
+
+    fn route_count(c: &Control, api_id: &str) -> usize {
+        let snap = c.dataplane().http_api.current();
+        snap.apis[api_id].stages["$default"]
+            .deployment
+            .as_ref()
+            .unwrap()
+            .routes
+            .values()
+            .count()
+    }
+
+    #[tokio::test]
+    async fn a_change_to_one_api_republishes_that_api_and_shares_the_others() {
+        let c = control();
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            ids.push(http_api(&c, &format!("a{n}"), "http://127.0.0.1:9/x", None).await);
+        }
+        let before = c.dataplane().http_api.current();
+        assert_eq!(before.apis.len(), 5);
+        let integ = call(&c, "GetIntegrations", json!({"apiId": ids[2]}))
+            .await
+            .unwrap();
+        let target = format!(
+            "integrations/{}",
+            integ["items"][0]["integrationId"].as_str().unwrap()
+        );
+        call(
+            &c,
+            "CreateRoute",
+            json!({"apiId": ids[2], "routeKey": "GET /b", "target": target}),
+        )
+        .await
+        .unwrap();
+        // the operation published before returning
+        let after = c.dataplane().http_api.current();
+        assert!(!Arc::ptr_eq(&before, &after));
+        assert_eq!(route_count(&c, &ids[2]), 2);
+        for (n, id) in ids.iter().enumerate() {
+            let same = Arc::ptr_eq(&before.apis[id], &after.apis[id]);
+            assert_eq!(same, n != 2, "api {n}");
+        }
+        // a route change without a deployment (no auto-deploy stage) publishes nothing
+        let plain = call(
+            &c,
+            "CreateApi",
+            json!({"name": "p", "protocolType": "HTTP"}),
+        )
+        .await
+        .unwrap();
+        let plain = plain["apiId"].as_str().unwrap().to_string();
+        let cur = c.dataplane().http_api.current();
+        assert!(cur.apis.contains_key(&plain));
+        call(
+            &c,
+            "CreateRoute",
+            json!({"apiId": plain, "routeKey": "GET /x"}),
+        )
+        .await
+        .unwrap();
+        assert!(Arc::ptr_eq(&cur, &c.dataplane().http_api.current()));
+        // deleting an API removes only it
+        call(&c, "DeleteApi", json!({"apiId": ids[0]}))
+            .await
+            .unwrap();
+        let last = c.dataplane().http_api.current();
+        assert!(!last.apis.contains_key(&ids[0]));
+        assert!(Arc::ptr_eq(&after.apis[&ids[1]], &last.apis[&ids[1]]));
+        // a full rebuild (store reset) empties it
+        c.store().reset().unwrap();
+        publish_now(&c).unwrap();
+        assert!(c.dataplane().http_api.current().apis.is_empty());
+    }
+
+    #[tokio::test]
+    async fn vpc_link_and_network_changes_rebuild_the_apis_using_links_only() {
+        let c = control();
+        seed_network(&c);
+        let link = call(
+            &c,
+            "CreateVpcLink",
+            json!({"name": "l", "subnetIds": ["subnet-a"], "securityGroupIds": ["sg-1"]}),
+        )
+        .await
+        .unwrap();
+        let link_id = link["vpcLinkId"].as_str().unwrap().to_string();
+        let linked = http_api(&c, "linked", "arn:aws:elasticloadbalancing:us-east-1:000000000000:listener/app/lb/1234567890abcdef/1234567890abcdef", Some(&link_id)).await;
+        let plain = http_api(&c, "plain", "http://127.0.0.1:9/x", None).await;
+        let status = |c: &Control| match &c.dataplane().http_api.current().apis[&linked].stages
+            ["$default"]
+            .deployment
+            .as_ref()
+            .unwrap()
+            .routes
+            .values()
+            .next()
+            .unwrap()
+            .integration
+            .as_ref()
+            .unwrap()
+            .target
+        {
+            Target::VpcLink {
+                status,
+                eni_addresses,
+                ..
+            } => (status.clone(), eni_addresses.len()),
+            t => panic!("{t:?}"),
+        };
+        assert_eq!(status(&c), ("PENDING".to_string(), 0));
+        let before = c.dataplane().http_api.current();
+        step_vpc_links(&c).unwrap(); // a reconciler write, no API Gateway operation
+        publish_now(&c).unwrap();
+        assert_eq!(status(&c), ("AVAILABLE".to_string(), 1));
+        let after = c.dataplane().http_api.current();
+        assert!(Arc::ptr_eq(&before.apis[&plain], &after.apis[&plain]));
+        // a security-group change rebuilds the API behind a VPC link, not the other
+        let scope = Scope::new("000000000000", "us-east-1");
+        c.store()
+            .write(|tx| {
+                let sg = SecurityGroup {
+                    group_id: "sg-2".into(),
+                    group_name: "lb".into(),
+                    vpc_id: "vpc-1".into(),
+                    rest: Default::default(),
+                };
+                Ok(tx.put_as(&scope, KIND_SG, "sg-2", Some("vpc-1"), None, &sg)?)
+            })
+            .unwrap();
+        assert!(c.apigw_publisher().sync(&c).unwrap());
+        let last = c.dataplane().http_api.current();
+        assert!(!Arc::ptr_eq(&after.apis[&linked], &last.apis[&linked]));
+        assert!(Arc::ptr_eq(&after.apis[&plain], &last.apis[&plain]));
     }
 }

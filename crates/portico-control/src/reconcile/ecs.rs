@@ -43,10 +43,16 @@ pub fn spawn(control: &Control) {
         bound: Mutex::new(HashMap::new()),
         reaped: std::sync::atomic::AtomicBool::new(false),
     });
-    super::spawn_loop(control, "ecs", Duration::from_millis(250), move |c| {
-        let st = state.clone();
-        async move { st.pass(&c).await }
-    });
+    super::spawn_loop_on(
+        control,
+        "ecs",
+        Duration::from_millis(250),
+        &["ecs.", "elbv2."],
+        move |c| {
+            let st = state.clone();
+            async move { st.pass(&c).await }
+        },
+    );
 }
 
 /// One line bound for CloudWatch Logs.

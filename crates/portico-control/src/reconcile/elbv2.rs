@@ -22,12 +22,20 @@ use std::time::Duration;
 pub(crate) fn spawn(control: &Control) {
     let mut mapped: HashSet<(IpAddr, u16)> = HashSet::new();
     let mut self_signed: HashMap<String, dp::CertPem> = HashMap::new();
-    super::spawn_loop(control, "elbv2", Duration::from_millis(500), move |c| {
-        if let Err(e) = step(&c, &mut mapped, &mut self_signed) {
-            tracing::error!(error = %e, cause = ?e.cause, "elbv2 reconcile failed");
-        }
-        async {}
-    });
+    super::spawn_loop_on(
+        control,
+        "elbv2",
+        Duration::from_millis(500),
+        // security groups and ENIs decide which targets the load balancers reach; IAM server
+        // certificates are what TLS listeners serve
+        &["elbv2.", "ec2.sg", "ec2.eni", "iam."],
+        move |c| {
+            if let Err(e) = step(&c, &mut mapped, &mut self_signed) {
+                tracing::error!(error = %e, cause = ?e.cause, "elbv2 reconcile failed");
+            }
+            async {}
+        },
+    );
 }
 
 fn parse<T: serde::de::DeserializeOwned>(records: Vec<Record>) -> Vec<(Scope, T)> {
@@ -116,6 +124,8 @@ fn tg_spec(c: &Control, tg: &TargetGroup, in_use: bool) -> dp::TargetGroupSpec {
                     ip: t.id.parse().ok()?,
                     port: t.port,
                     draining: t.draining_until_ms.is_some(),
+                    blocked: false,
+                    health_blocked: false,
                 })
             })
             .collect(),
@@ -209,7 +219,12 @@ fn step(
     mapped: &mut HashSet<(IpAddr, u16)>,
     self_signed: &mut HashMap<String, dp::CertPem>,
 ) -> AwsResult<()> {
-    let (lbs, listeners, rules, tgs, certs) = c.store().read(|tx| {
+    let (lbs, listeners, rules, tgs, certs, net) = c.store().read(|tx| {
+        let lbs = tx.list_all(KIND_LB)?;
+        let net = match lbs.is_empty() {
+            true => super::vpc_reach::Network::default(),
+            false => super::vpc_reach::Network::load(tx)?,
+        };
         let listeners = tx.list_all(KIND_LISTENER)?;
         // Server certificates (with their keys) are read only when some listener needs them.
         let tls = listeners.iter().any(|r| {
@@ -219,7 +234,7 @@ fn step(
             )
         });
         Ok((
-            tx.list_all(KIND_LB)?,
+            lbs,
             listeners,
             tx.list_all(KIND_RULE)?,
             tx.list_all(KIND_TG)?,
@@ -228,6 +243,7 @@ fn step(
             } else {
                 Vec::new()
             },
+            net,
         ))
     })?;
     let iam_certs: HashMap<String, dp::CertPem> = certs.into_iter().collect();
@@ -323,10 +339,36 @@ fn step(
             listeners: specs,
         });
     }
+    // The load balancer each target group serves (one at most), for security-group checks.
+    let mut lb_of_tg: HashMap<String, &str> = HashMap::new();
+    for (_, l) in &listeners {
+        let rule_actions = rules_of.get(l.arn.as_str()).into_iter().flatten();
+        for tg in model::forward_targets(&l.default_actions)
+            .into_iter()
+            .chain(rule_actions.flat_map(|r| model::forward_targets(&r.actions)))
+        {
+            lb_of_tg.insert(tg, l.lb_arn.as_str());
+        }
+    }
     for (_, tg) in &tgs {
-        snapshot
-            .target_groups
-            .push(tg_spec(c, tg, used.contains(&tg.arn)));
+        let mut spec = tg_spec(c, tg, used.contains(&tg.arn));
+        if let Some(lb) = lb_of_tg.get(&tg.arn) {
+            let proto = super::vpc_reach::Proto::of(&tg.protocol);
+            let preserved =
+                tg.attributes.get("preserve_client_ip.enabled") == Some(&"true".to_string());
+            // health checks (TCP, HTTP or HTTPS) always come from the load balancer's nodes
+            let health_port = tg.health.port.parse::<u16>().ok();
+            for t in &mut spec.targets {
+                t.blocked = net
+                    .lb_to_target(lb, t.ip, t.port, proto, preserved)
+                    .is_some();
+                let hp = health_port.unwrap_or(t.port);
+                t.health_blocked = net
+                    .lb_to_target(lb, t.ip, hp, super::vpc_reach::Proto::Tcp, false)
+                    .is_some();
+            }
+        }
+        snapshot.target_groups.push(spec);
     }
 
     let engine = &c.dataplane().lb;

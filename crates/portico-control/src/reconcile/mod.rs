@@ -6,6 +6,7 @@ mod accesslog;
 pub mod apigw;
 mod ecs;
 mod elbv2;
+mod vpc_reach;
 
 use crate::Control;
 use std::future::Future;
@@ -21,18 +22,36 @@ pub fn spawn_all(control: &Control) {
 
 /// Runs `step` now, then after every committed write and at least every `period`. Errors are
 /// logged where they happen (inside `step`); the loop never ends while the process runs.
-pub fn spawn_loop<F, Fut>(control: &Control, name: &'static str, period: Duration, mut step: F)
+pub fn spawn_loop<F, Fut>(control: &Control, name: &'static str, period: Duration, step: F)
 where
     F: FnMut(Control) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
+    spawn_loop_on(control, name, period, &[], step)
+}
+
+/// Like [`spawn_loop`], but woken only by commits that write a kind starting with one of
+/// `prefixes` (`"ecs."`); other commits do not run `step` (its `period` still does). A
+/// reconciler that re-reads its kinds on every pass should follow only those kinds: woken by
+/// every commit, each reconciler re-read everything on every unrelated write.
+pub fn spawn_loop_on<F, Fut>(
+    control: &Control,
+    name: &'static str,
+    period: Duration,
+    prefixes: &[&str],
+    mut step: F,
+) where
+    F: FnMut(Control) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let control = control.clone();
+    let wake = control.store().wake_on(prefixes);
     tokio::spawn(async move {
-        let mut rx = control.store().watch();
+        tracing::debug!(reconciler = name, "started");
         loop {
             step(control.clone()).await;
             tokio::select! {
-                r = rx.changed() => if r.is_err() { tracing::debug!(reconciler = name, "store closed"); return; },
+                _ = wake.changed() => {},
                 _ = tokio::time::sleep(period) => {}
             }
         }

@@ -366,10 +366,19 @@ pub(crate) async fn serve(
                 vpc_link_id,
                 listener_arn,
                 eni_addresses,
+                blocked,
             } => {
                 if status != "AVAILABLE" {
                     ctx.integration_error = Some(format!("VPC link {vpc_link_id} is {status}"));
                     break 'done gateway_response(500, "Internal Server Error", &rid);
+                }
+                if let Some(why) = blocked {
+                    // dropped packets: the connection never completes and the integration
+                    // times out (docs/security-groups.md)
+                    tokio::time::sleep(integration.timeout).await;
+                    ctx.integration_latency_ms = Some(integration.timeout.as_millis());
+                    ctx.integration_error = Some(format!("integration timed out: {why}"));
+                    break 'done gateway_response(503, "Service Unavailable", &rid);
                 }
                 let Some(lb) = lb else {
                     ctx.integration_error = Some("no load-balancer engine attached".into());

@@ -34,7 +34,8 @@ pub use tls::{set_extra_ca_pem, CaError};
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
-/// Everything the engine needs to route, built by the control plane.
+/// Everything the engine needs to route, built by the control plane. One `Arc` per API, so a
+/// change to one API publishes a new snapshot that shares every other API ([`Engine::update`]).
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub apis: HashMap<String, Arc<Api>>,
@@ -47,6 +48,25 @@ pub struct Api {
     pub region: String,
     /// By stage name (`$default` included).
     pub stages: HashMap<String, Arc<Stage>>,
+}
+
+impl Api {
+    /// Takes the token buckets of `old`'s stages whose limits are unchanged (a rebuilt API
+    /// must not refill its buckets). Stages shared with another snapshot are left alone.
+    fn inherit_buckets(&mut self, old: &Api) {
+        for (name, stage) in self.stages.iter_mut() {
+            let (Some(old_stage), Some(stage)) = (old.stages.get(name), Arc::get_mut(stage)) else {
+                continue;
+            };
+            for (key, bucket) in stage.buckets.iter_mut() {
+                if let Some(ob) = old_stage.buckets.get(key) {
+                    if ob.same_limits(bucket) {
+                        *bucket = ob.clone();
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Throttling limits; `None` members fall back to the account default.
@@ -178,6 +198,9 @@ pub enum Target {
         status: String,
         /// The link's ENI addresses: the client address the load balancer sees (round-robin).
         eni_addresses: Vec<std::net::IpAddr>,
+        /// Why the link's packets never reach the listener (another VPC, or security groups
+        /// that drop them): requests then time out, as a connection that never completes does.
+        blocked: Option<String>,
     },
     /// An integration Portico cannot run yet (Lambda); the reason goes to the access log.
     Unsupported { reason: String },
@@ -225,29 +248,33 @@ impl Engine {
     pub fn publish(&self, mut s: Snapshot) {
         let old = self.snapshot.load();
         for (api_id, api) in s.apis.iter_mut() {
-            let Some(old_api) = old.apis.get(api_id) else {
-                continue;
-            };
-            let Some(api) = Arc::get_mut(api) else {
-                continue;
-            };
-            for (name, stage) in api.stages.iter_mut() {
-                let (Some(old_stage), Some(stage)) =
-                    (old_api.stages.get(name), Arc::get_mut(stage))
-                else {
-                    continue;
-                };
-                for (key, bucket) in stage.buckets.iter_mut() {
-                    if let Some(ob) = old_stage.buckets.get(key) {
-                        if ob.same_limits(bucket) {
-                            *bucket = ob.clone();
-                        }
-                    }
-                }
+            if let (Some(old_api), Some(api)) = (old.apis.get(api_id), Arc::get_mut(api)) {
+                api.inherit_buckets(old_api);
             }
         }
         self.prefetch_jwks(s.apis.values().map(|a| &**a));
         self.snapshot.store(Arc::new(s));
+    }
+
+    /// Publishes a snapshot that differs from the served one only in `changed` (new or rebuilt
+    /// APIs) and `removed` (API ids): every other API is the same `Arc`, so the cost is the
+    /// changed APIs plus one map of `Arc`s, whatever the number of APIs. Throttle buckets carry
+    /// over as in [`Engine::publish`]. Callers serialize their updates (a concurrent update
+    /// could otherwise be lost).
+    pub fn update(&self, changed: Vec<Api>, removed: &[String]) {
+        let old = self.snapshot.load_full();
+        let mut apis = old.apis.clone();
+        for id in removed {
+            apis.remove(id);
+        }
+        self.prefetch_jwks(changed.iter());
+        for mut api in changed {
+            if let Some(old_api) = old.apis.get(&api.api_id) {
+                api.inherit_buckets(old_api);
+            }
+            apis.insert(api.api_id.clone(), Arc::new(api));
+        }
+        self.snapshot.store(Arc::new(Snapshot { apis }));
     }
 
     /// Starts fetching the signing keys of JWT authorizers in `apis` whose issuer was never

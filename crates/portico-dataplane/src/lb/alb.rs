@@ -250,6 +250,14 @@ async fn forward(
     let Some(target) = sticky.or_else(|| group.pick(&eligible)) else {
         return page(503);
     };
+    if target.state.blocked.load(Ordering::Relaxed) {
+        // security groups drop the connection attempt: the connect timeout ends it
+        let wait = pool::CONNECT_TIMEOUT.min(l.lb.idle_timeout);
+        return tokio::select! {
+            _ = tokio::time::sleep(wait) => page(504),
+            _ = target.state.left() => page(502),
+        };
+    }
     let Some(addr) = engine
         .addresses()
         .and_then(|b| b.resolve(target.ip, target.port))

@@ -188,6 +188,11 @@ async fn probe_loop(
         tick.tick().await;
         let hport = spec.port.unwrap_or(port);
         let result = match book.resolve(ip, hport) {
+            // security groups drop the probe: no answer within the timeout
+            _ if state.health_blocked.load(Ordering::Relaxed) => {
+                tokio::time::sleep(spec.timeout).await;
+                Err(Failure::Timeout)
+            }
             None => Err(Failure::Failed),
             Some(addr) => match tokio::time::timeout(spec.timeout, probe(&spec, addr)).await {
                 Err(_) => Err(Failure::Timeout),

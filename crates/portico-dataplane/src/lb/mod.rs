@@ -132,6 +132,11 @@ pub struct TargetSpec {
     pub port: u16,
     /// Deregistration in progress: no new requests or connections.
     pub draining: bool,
+    /// Security groups drop the load balancer's packets to this target's traffic port:
+    /// requests time out, as on AWS (docs/security-groups.md).
+    pub blocked: bool,
+    /// The same for the health-check port: probes time out (`Target.Timeout`).
+    pub health_blocked: bool,
 }
 
 /// Everything the engine serves, built by the control plane.
@@ -154,6 +159,9 @@ pub(crate) struct TargetState {
     /// give up with a 502, as AWS's do when the deregistration delay expires.
     pub(crate) gone: std::sync::atomic::AtomicBool,
     pub(crate) gone_notify: tokio::sync::Notify,
+    /// [`TargetSpec::blocked`] and [`TargetSpec::health_blocked`] of the latest snapshot.
+    pub(crate) blocked: std::sync::atomic::AtomicBool,
+    pub(crate) health_blocked: std::sync::atomic::AtomicBool,
 }
 
 impl TargetState {
@@ -255,6 +263,10 @@ impl Engine {
                     .map(|t| {
                         let key = (g.arn.clone(), t.ip, t.port);
                         let state = states.entry(key.clone()).or_default().clone();
+                        state.blocked.store(t.blocked, Ordering::Relaxed);
+                        state
+                            .health_blocked
+                            .store(t.health_blocked, Ordering::Relaxed);
                         keep.insert(key);
                         TargetRt {
                             ip: t.ip,
@@ -558,6 +570,8 @@ mod tests {
             ip: private,
             port,
             draining: false,
+            blocked: false,
+            health_blocked: false,
         };
         e.publish(snapshot(vec![t(8080)]), &book);
         assert_eq!(get(&e, "/").await, (200, "10.1.2.3".into()));
@@ -591,6 +605,8 @@ mod tests {
             ip: a.ip(),
             port: a.port(),
             draining: false,
+            blocked: false,
+            health_blocked: false,
         };
         e.publish(snapshot(vec![t.clone()]), &book);
         let (r, ()) = tokio::join!(get(&e, "/"), async {
@@ -617,6 +633,64 @@ mod tests {
             &book,
         );
         assert_eq!(get(&e, "/").await.0, 503);
+    }
+
+    #[tokio::test]
+    async fn a_blocked_target_times_out_until_unblocked() {
+        let e = Engine::default();
+        let book = AddressBook::default();
+        let a = backend().await;
+        let mut s = snapshot(vec![TargetSpec {
+            ip: a.ip(),
+            port: a.port(),
+            draining: false,
+            blocked: true,
+            health_blocked: true,
+        }]);
+        s.load_balancers[0].idle_timeout = Duration::from_millis(100);
+        s.target_groups[0].health = Some(HealthSpec {
+            protocol: HealthProtocol::Http,
+            port: None,
+            path: "/".into(),
+            interval: Duration::from_millis(20),
+            timeout: Duration::from_millis(20),
+            healthy_threshold: 1,
+            unhealthy_threshold: 1,
+            matcher: vec![(200, 200)],
+        });
+        e.publish(s.clone(), &book);
+        // security groups drop the connection attempt: the ALB gives up with a 504
+        assert_eq!(get(&e, "/").await.0, 504);
+        let health = || e.target_health("tg", a.ip(), a.port()).unwrap();
+        for _ in 0..200 {
+            if health().state == HealthState::Unhealthy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(health().reason.unwrap().0, "Target.Timeout");
+        s.target_groups[0].targets[0].blocked = false;
+        s.target_groups[0].targets[0].health_blocked = false;
+        e.publish(s.clone(), &book);
+        for _ in 0..200 {
+            if health().state == HealthState::Healthy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(health().state, HealthState::Healthy);
+        assert_eq!(get(&e, "/").await, (200, "10.1.2.3".into()));
+        // only the health-check port dropped: unhealthy, and the ALB fails open to it
+        s.target_groups[0].targets[0].health_blocked = true;
+        e.publish(s, &book);
+        for _ in 0..200 {
+            if health().state == HealthState::Unhealthy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(health().reason.unwrap().0, "Target.Timeout");
+        assert_eq!(get(&e, "/").await, (200, "10.1.2.3".into()));
     }
 
     #[test]

@@ -64,6 +64,11 @@ async fn pass<S: AsyncRead + AsyncWrite + Unpin>(
         return;
     };
     let state = target.state.clone();
+    if state.blocked.load(Ordering::Relaxed) {
+        // security groups drop the connection attempt: give up after the connect timeout
+        tokio::time::sleep(CONNECT_TIMEOUT).await;
+        return;
+    }
     let Ok(Ok(upstream)) = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
     else {
         return;

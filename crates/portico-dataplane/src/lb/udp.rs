@@ -119,6 +119,10 @@ async fn open(
         return None;
     }
     let target = eligible[(hash % eligible.len() as u64) as usize];
+    if target.state.blocked.load(Ordering::Relaxed) {
+        // security groups drop the datagrams (docs/security-groups.md)
+        return None;
+    }
     let addr = engine.addresses()?.resolve(target.ip, target.port)?;
     // Loopback targets (every local one) are reached from a loopback socket.
     let bind: SocketAddr = match addr.ip() {
@@ -238,6 +242,8 @@ mod tests {
                     ip: t.ip(),
                     port: t.port(),
                     draining: false,
+                    blocked: false,
+                    health_blocked: false,
                 }],
                 min_healthy: 1,
             }],
