@@ -41,6 +41,9 @@ const MIGRATIONS: &[&str] = &[
     // 3: reconcilers and snapshots list every resource of a kind (`Tx::list_all`); without
     // this index that is a scan of the whole table (100,000 routes at scale).
     "CREATE INDEX resources_kind ON resources (kind);",
+    // 4: a name within a parent (route keys are unique per API, and all 1,000 APIs of the
+    // scale case share keys: through the name index alone that was 1,000 rows per lookup).
+    "CREATE INDEX resources_parent_name ON resources (account, region, kind, parent, name);",
 ];
 
 /// The partition a resource lives in. Global services (IAM) use region `""`.
