@@ -91,9 +91,9 @@ def children(pid):
         return []
 
 
-def rss_kb(pid):
+def rss_kb(pid, field="VmRSS:"):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1])
     return 0
 
@@ -710,6 +710,9 @@ def scale(levels, routes, tgs, rounds, duration, backend_port, budget_s, route_c
             out[f"scale-{level}"]["routes"] = level * routes
             out[f"scale-{level}"]["setup_s"] = round(setup_s, 1)
             out[f"scale-{level}"]["rss_mb"] = round(rss_kb(portico.p.pid) / 1024, 1)
+            # RSS counts the pages of the memory-mapped database file read so far; RssAnon
+            # is Portico's own heap (snapshot, caches)
+            out[f"scale-{level}"]["rss_anon_mb"] = round(rss_kb(portico.p.pid, "RssAnon:") / 1024, 1)
             if "scale" in notes:
                 break
     finally:
@@ -1125,7 +1128,8 @@ def report(results, notes, args, duration, elapsed):
             if v.get("change_ms"):
                 row(label, "CreateRoute call -> served ms", fmt(v["change_ms"], 1), first_label,
                     ratio(med(k, "change_ms"), med(first, "change_ms")))
-            row(label, "setup s / RSS MB", f"{v['setup_s']} / {v['rss_mb']}")
+            anon = f" (anon {v['rss_anon_mb']})" if "rss_anon_mb" in v else ""
+            row(label, "setup s / RSS MB", f"{v['setup_s']} / {v['rss_mb']}{anon}")
     rcs = sorted((v["routes"], k) for k, v in results.items() if k.startswith("routes-"))
     for n, k in rcs:
         first = rcs[0][1]

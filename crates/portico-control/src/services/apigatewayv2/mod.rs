@@ -473,7 +473,7 @@ pub(crate) fn fresh_id(
 }
 
 /// `{"items": [...], "nextToken": "..."}` for one page. `maxResults` is a decimal string.
-pub(crate) fn paginate(input: &Input, items: Vec<Value>) -> AwsResult<Value> {
+pub(crate) fn paginate(input: &Input, mut items: Vec<Value>) -> AwsResult<Value> {
     let max = match input.get("maxResults") {
         None => 500,
         Some(v) => {
@@ -496,11 +496,12 @@ pub(crate) fn paginate(input: &Input, items: Vec<Value>) -> AwsResult<Value> {
             .filter(|n| *n <= items.len())
             .ok_or_else(|| bad("Invalid nextToken"))?,
     };
-    let end = (start + max).min(items.len());
-    let page: Vec<Value> = items[start..end].iter().cloned().map(public).collect();
+    let (end, total) = ((start + max).min(items.len()), items.len());
+    // moved out, not cloned: GetApis and friends list every item they hold
+    let page: Vec<Value> = items.drain(start..end).map(public).collect();
     let mut out = Map::new();
     out.insert("items".into(), Value::Array(page));
-    if end < items.len() {
+    if end < total {
         out.insert("nextToken".into(), Value::String(format!("p{end}")));
     }
     Ok(Value::Object(out))

@@ -107,10 +107,8 @@ fn validate(ctx: &Ctx<'_>, tx: &Tx<'_>, api_id: &str, route: &Map<String, Value>
     }
     opt_obj(&input, "requestParameters")?;
     // route keys are unique within the API
-    for other in tx.find_by_name(&ctx.scope, KIND_ROUTE, &key)? {
-        if other.parent.as_deref() == Some(api_id)
-            && other.body.get("routeId") != route.get("routeId")
-        {
+    for other in tx.find_by_name_under(&ctx.scope, KIND_ROUTE, api_id, &key)? {
+        if other.body.get("routeId") != route.get("routeId") {
             return Err(conflict(format!(
                 "Route with key {key} already exists for this API"
             )));
