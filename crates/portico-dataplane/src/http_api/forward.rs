@@ -686,12 +686,11 @@ async fn send_pooled(
         Err(PoolFailure::Timeout) => return Err(unreachable("connect timed out")),
         Err(PoolFailure::Bad) => return Err(unreachable("connection refused")),
     };
-    let (resp, up) = up
+    let (parts, ex) = up
         .send(req)
         .await
         .map_err(|_| unreachable("connection failed"))?;
-    let (parts, body) = resp.into_parts();
-    let body = up.body(pool, addr, body, ());
+    let body = ex.body(pool, addr, ());
     match read_limited(body).await {
         Ok(b) => Ok((parts, b)),
         Err(ReadError::TooLarge) => Err(SendError::TooLarge),

@@ -348,14 +348,13 @@ async fn forward(
         // The draining delay ended (or the target was removed) with the request in flight.
         _ = state.left() => return page(502),
     };
-    let (resp, up) = match result {
+    let (mut parts, ex) = match result {
         Err(_) | Ok(Err(pool::Failure::Timeout)) => return page(504),
         Ok(Err(pool::Failure::Bad)) => return page(502),
         Ok(Ok(x)) => x,
     };
-    let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    let body = up.body(pool, addr, body, guard);
+    let body = ex.body(pool, addr, guard);
     let mut r = Response::from_parts(parts, body);
     if let Some((v, d)) = sticky_cookie {
         set_cookie(&mut r, "AWSALB", &v, d);
