@@ -51,6 +51,11 @@ pub(crate) async fn serve_on(
     }
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+
 /// Hop-by-hop headers, as names (removing by `&str` would parse the name every time).
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -304,17 +309,17 @@ async fn forward(
     };
     match lb.xff_mode {
         XffMode::Append => {
-            let new = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            let new = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
                 Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client}"),
                 _ => client,
             };
             if let Ok(v) = HeaderValue::from_str(&new) {
-                h.insert("x-forwarded-for", v);
+                h.insert(X_FORWARDED_FOR, v);
             }
         }
         XffMode::Preserve => {}
         XffMode::Remove => {
-            h.remove("x-forwarded-for");
+            h.remove(&X_FORWARDED_FOR);
         }
     }
     let proto = if l.spec.protocol == "HTTPS" {
@@ -322,11 +327,11 @@ async fn forward(
     } else {
         "http"
     };
-    h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
-    h.insert("x-forwarded-port", HeaderValue::from(l.spec.port));
-    let trace = trace_id(h.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()));
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    h.insert(X_FORWARDED_PORT, HeaderValue::from(l.spec.port));
+    let trace = trace_id(h.get(&X_AMZN_TRACE_ID).and_then(|v| v.to_str().ok()));
     if let Ok(v) = HeaderValue::from_str(&trace) {
-        h.insert("x-amzn-trace-id", v);
+        h.insert(X_AMZN_TRACE_ID, v);
     }
     let upstream = Request::from_parts(parts, body);
 

@@ -63,7 +63,11 @@ fn set_length(method: &Method, headers: &mut HeaderMap, body: BodyLen) -> ReqFra
         return ReqFraming::Length(0);
     }
     let existing = content_length(headers);
-    if let Some(te) = headers.get_all(header::TRANSFER_ENCODING).iter().next_back() {
+    if let Some(te) = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+    {
         if !ends_in_chunked(te) {
             let v = te.to_str().unwrap_or("");
             let fixed = HeaderValue::from_str(&format!("{v}, chunked"))
@@ -230,7 +234,11 @@ pub(crate) fn parse_response(
                     if version == Version::HTTP_10 {
                         return Err(ParseError);
                     }
-                    match headers.get_all(header::TRANSFER_ENCODING).iter().next_back() {
+                    match headers
+                        .get_all(header::TRANSFER_ENCODING)
+                        .iter()
+                        .next_back()
+                    {
                         Some(te) if ends_in_chunked(te) => RespFraming::Chunked,
                         _ => RespFraming::Close,
                     }
