@@ -462,3 +462,182 @@ impl<G: Unpin> hyper::body::Body for UpstreamBody<G> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncWriteExt;
+
+    /// A request body of several frames and no known length (sent chunked).
+    struct Frames(VecDeque<Bytes>);
+
+    impl hyper::body::Body for Frames {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.get_mut().0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    /// Reads one request (head and body, chunked or by length) from a raw socket.
+    async fn read_request(s: &mut TcpStream, buf: &mut BytesMut) -> Option<(String, Vec<u8>)> {
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8(buf.split_to(end + 4).to_vec()).ok()?;
+                let lower = head.to_ascii_lowercase();
+                let mut body = Vec::new();
+                if lower.contains("transfer-encoding: chunked") {
+                    let mut dec = ChunkedDecoder::default();
+                    loop {
+                        match dec.decode(buf).ok()? {
+                            Chunk::Data(d) => body.extend_from_slice(&d),
+                            Chunk::End(_) => break,
+                            Chunk::More => {
+                                if s.read_buf(buf).await.ok()? == 0 {
+                                    return None;
+                                }
+                            }
+                        }
+                    }
+                } else if let Some(l) = lower.split("content-length: ").nth(1) {
+                    let n: usize = l.split("\r\n").next()?.parse().ok()?;
+                    while buf.len() < n {
+                        if s.read_buf(buf).await.ok()? == 0 {
+                            return None;
+                        }
+                    }
+                    body = buf.split_to(n).to_vec();
+                }
+                return Some((head, body));
+            }
+            if s.read_buf(buf).await.ok()? == 0 {
+                return None;
+            }
+        }
+    }
+
+    #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
+    async fn collect(b: crate::body::Body) -> Vec<u8> {
+        http_body_util::Limited::new(b, 8 << 20)
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn streams_chunked_and_large_bodies_both_ways_and_reuses_the_connection() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let a2 = accepts.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                a2.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut buf = BytesMut::new();
+                    while let Some((head, body)) = read_request(&mut s, &mut buf).await {
+                        let reply = if head.starts_with("POST /chunked") {
+                            // echo the body back chunked, in two chunks, with a trailer
+                            let (a, b) = body.split_at(body.len() / 2);
+                            let mut r =
+                                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+                            for part in [a, b] {
+                                r.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                                r.extend_from_slice(part);
+                                r.extend_from_slice(b"\r\n");
+                            }
+                            r.extend_from_slice(b"0\r\nx-t: 1\r\n\r\n");
+                            r
+                        } else {
+                            let mut r = format!(
+                                "HTTP/1.1 201 Created\r\ncontent-length: {}\r\n\r\n",
+                                body.len() * 2
+                            )
+                            .into_bytes();
+                            r.extend_from_slice(&body);
+                            r.extend_from_slice(&body);
+                            r
+                        };
+                        s.write_all(&reply).await.unwrap();
+                    }
+                });
+            }
+        });
+        let pool = Arc::new(Pool::default());
+        // a chunked request body (unknown length), a chunked response
+        let frames: VecDeque<Bytes> = (0..5).map(|i| Bytes::from(vec![b'a' + i; 1000])).collect();
+        let want: Vec<u8> = frames.iter().flat_map(|b| b.to_vec()).collect();
+        let mut req = http::Request::new(Frames(frames).boxed());
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = "/chunked".parse().unwrap();
+        let up = pool.checkout(addr).await.ok().unwrap();
+        let (parts, ex) = up.send(req).await.ok().unwrap();
+        assert_eq!(parts.status, 200);
+        assert_eq!(collect(ex.body(&pool, addr, ())).await, want);
+        // a 1 MB request body by length, a 2 MB response by length, on the same connection
+        let big = vec![b'z'; 1 << 20];
+        let mut req = http::Request::new(crate::body::full(big.clone()));
+        *req.method_mut() = http::Method::PUT;
+        *req.uri_mut() = "/big".parse().unwrap();
+        let up = pool.checkout(addr).await.ok().unwrap();
+        let (parts, ex) = up.send(req).await.ok().unwrap();
+        assert_eq!(parts.status, 201);
+        assert_eq!(parts.headers[http::header::CONTENT_LENGTH], "2097152");
+        assert_eq!(collect(ex.body(&pool, addr, ())).await.len(), 2 << 20);
+        // and an empty GET
+        let up = pool.checkout(addr).await.ok().unwrap();
+        let (parts, ex) = up
+            .send(http::Request::new(crate::body::empty()))
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(parts.status, 201);
+        assert!(collect(ex.body(&pool, addr, ())).await.is_empty());
+        assert_eq!(
+            accepts.load(Ordering::Relaxed),
+            1,
+            "one keep-alive connection for all"
+        );
+    }
+
+    #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
+    #[tokio::test]
+    async fn a_malformed_head_or_an_early_close_fails() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            for reply in [
+                &b"HTTP/1.1 200 OK\r\ncontent-length: nope\r\n\r\n"[..],
+                b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
+            ] {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut buf = BytesMut::new();
+                let _ = read_request(&mut s, &mut buf).await;
+                s.write_all(reply).await.unwrap();
+            }
+        });
+        let pool = Arc::new(Pool::default());
+        let up = pool.checkout(addr).await.ok().unwrap();
+        assert!(up
+            .send(http::Request::new(crate::body::empty()))
+            .await
+            .is_err());
+        let up = pool.checkout(addr).await.ok().unwrap();
+        let (_, ex) = up
+            .send(http::Request::new(crate::body::empty()))
+            .await
+            .ok()
+            .unwrap();
+        assert!(http_body_util::Limited::new(ex.body(&pool, addr, ()), 1024)
+            .collect()
+            .await
+            .is_err());
+    }
+}
