@@ -21,6 +21,9 @@ struct Workers {
 
 static WORKERS: OnceLock<Workers> = OnceLock::new();
 
+/// How often an idle worker wakes (see `start`).
+const TICK: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Starts `n` worker threads (at most once per process; later calls do nothing). With `n == 0`
 /// connections keep being served on the runtime that accepted them.
 pub fn start(n: usize) -> std::io::Result<()> {
@@ -39,8 +42,17 @@ pub fn start(n: usize) -> std::io::Result<()> {
                 match rt {
                     Ok(rt) => {
                         let _ = tx.send(Ok(rt.handle().clone()));
-                        // Serves spawned connections until the process exits.
-                        rt.block_on(std::future::pending::<()>());
+                        // Serves spawned connections until the process exits. The loop keeps
+                        // one timer due within TICK at all times: tokio's time driver writes to
+                        // its eventfd (a syscall, and a spurious `epoll_wait` return) whenever a
+                        // new timer is due before every registered one, which every request's
+                        // timeout was after an idle moment. Request timeouts (1 s and more)
+                        // are never earlier than this one, so they no longer unpark.
+                        rt.block_on(async {
+                            loop {
+                                tokio::time::sleep(TICK).await;
+                            }
+                        });
                     }
                     Err(e) => {
                         let _ = tx.send(Err(e));

@@ -110,8 +110,28 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name.as_str())
+    // a match on the name compiles to a length switch, cheaper than scanning the list
+    let hop = matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    );
+    debug_assert_eq!(hop, HOP_BY_HOP.contains(&name.as_str()));
+    hop
 }
+
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+const APIGW_REQUESTID: HeaderName = HeaderName::from_static("apigw-requestid");
+const ACCESS_CONTROL_REQUEST_METHOD: HeaderName =
+    HeaderName::from_static("access-control-request-method");
 
 /// `Root=1-{8 hex epoch seconds}-{24 hex}`.
 fn trace_id(now_ms: i64) -> String {
@@ -223,9 +243,9 @@ pub(crate) async fn serve(
     if deployment.disable_execute_api_endpoint {
         return gateway_response(403, "Forbidden", &rid);
     }
-    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
-    let origin = header("origin");
-    let client_host = header("host").unwrap_or("").to_string();
+    let header = |n: HeaderName| parts.headers.get(n).and_then(|v| v.to_str().ok());
+    let origin = header(http::header::ORIGIN);
+    let client_host = header(http::header::HOST).unwrap_or("").to_string();
     let source_ip = parts
         .extensions
         .get::<ClientAddr>()
@@ -241,7 +261,7 @@ pub(crate) async fn serve(
         protocol: "HTTP/1.1".into(),
         domain_name: client_host.split(':').next().unwrap_or("").to_string(),
         source_ip: source_ip.clone(),
-        user_agent: header("user-agent").unwrap_or("").to_string(),
+        user_agent: header(http::header::USER_AGENT).unwrap_or("").to_string(),
         request_time_epoch: context::now_millis(),
         ..Default::default()
     };
@@ -252,13 +272,13 @@ pub(crate) async fn serve(
             &deployment.cors,
             origin,
             parts.method == Method::OPTIONS
-                && parts.headers.contains_key("access-control-request-method"),
+                && parts.headers.contains_key(&ACCESS_CONTROL_REQUEST_METHOD),
         ) {
             let mut r = http::Response::new(full(Bytes::new()));
             *r.status_mut() = http::StatusCode::NO_CONTENT;
             cors::preflight_headers(c, o, r.headers_mut());
             if let Ok(v) = HeaderValue::from_str(&rid) {
-                r.headers_mut().insert("apigw-requestid", v);
+                r.headers_mut().insert(APIGW_REQUESTID, v);
             }
             break 'done r;
         }
@@ -299,7 +319,9 @@ pub(crate) async fn serve(
                 }
             }
             Auth::Iam => {
-                if !header("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 ")) {
+                if !header(http::header::AUTHORIZATION)
+                    .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 "))
+                {
                     break 'done gateway_response(403, "Forbidden", &rid);
                 }
             }
@@ -314,7 +336,7 @@ pub(crate) async fn serve(
             break 'done gateway_response(500, "Internal Server Error", &rid);
         };
         // request body, at most 10 MB
-        if header("content-length")
+        if header(http::header::CONTENT_LENGTH)
             .and_then(|v| v.parse::<usize>().ok())
             .is_some_and(|n| n > MAX_PAYLOAD)
         {
@@ -455,13 +477,15 @@ pub(crate) async fn serve(
         }
         let fwd = format!("for={source_ip};host={client_host};proto=http");
         if let Ok(v) = HeaderValue::from_str(&fwd) {
-            out.headers.insert("forwarded", v);
+            out.headers.insert(FORWARDED, v);
         }
-        out.headers
-            .insert("via", HeaderValue::from_static("HTTP/1.1 AmazonAPIGateway"));
-        if !out.headers.contains_key("x-amzn-trace-id") {
+        out.headers.insert(
+            http::header::VIA,
+            HeaderValue::from_static("HTTP/1.1 AmazonAPIGateway"),
+        );
+        if !out.headers.contains_key(&X_AMZN_TRACE_ID) {
             if let Ok(v) = HeaderValue::from_str(&trace_id(ctx.request_time_epoch)) {
-                out.headers.insert("x-amzn-trace-id", v);
+                out.headers.insert(X_AMZN_TRACE_ID, v);
             }
         }
         let method = match &integration.method {
@@ -755,12 +779,11 @@ async fn send_pooled(
         Err(PoolFailure::Timeout) => return Err(unreachable("connect timed out")),
         Err(PoolFailure::Bad) => return Err(unreachable("connection refused")),
     };
-    let (resp, up) = up
+    let (parts, ex) = up
         .send(req)
         .await
         .map_err(|_| unreachable("connection failed"))?;
-    let (parts, body) = resp.into_parts();
-    let body = up.body(pool, addr, body, ());
+    let body = ex.body(pool, addr, ());
     match read_limited(body).await {
         Ok(b) => Ok((parts, b)),
         Err(ReadError::TooLarge) => Err(SendError::TooLarge),
@@ -847,7 +870,7 @@ fn build_response(
         mapping::apply_response(rp, &src, &mut status, &mut headers);
     }
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        headers.insert("apigw-requestid", v);
+        headers.insert(APIGW_REQUESTID, v);
     }
     let mut r = http::Response::new(full(rbody));
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);

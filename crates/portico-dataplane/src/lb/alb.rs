@@ -51,6 +51,11 @@ pub(crate) async fn serve_on(
     }
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+
 /// Hop-by-hop headers, as names (removing by `&str` would parse the name every time).
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -312,17 +317,17 @@ async fn forward(
     };
     match lb.xff_mode {
         XffMode::Append => {
-            let new = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            let new = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
                 Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client}"),
                 _ => client,
             };
             if let Ok(v) = HeaderValue::from_str(&new) {
-                h.insert("x-forwarded-for", v);
+                h.insert(X_FORWARDED_FOR, v);
             }
         }
         XffMode::Preserve => {}
         XffMode::Remove => {
-            h.remove("x-forwarded-for");
+            h.remove(&X_FORWARDED_FOR);
         }
     }
     let proto = if l.spec.protocol == "HTTPS" {
@@ -330,11 +335,11 @@ async fn forward(
     } else {
         "http"
     };
-    h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
-    h.insert("x-forwarded-port", HeaderValue::from(l.spec.port));
-    let trace = trace_id(h.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()));
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    h.insert(X_FORWARDED_PORT, HeaderValue::from(l.spec.port));
+    let trace = trace_id(h.get(&X_AMZN_TRACE_ID).and_then(|v| v.to_str().ok()));
     if let Ok(v) = HeaderValue::from_str(&trace) {
-        h.insert("x-amzn-trace-id", v);
+        h.insert(X_AMZN_TRACE_ID, v);
     }
     let upstream = Request::from_parts(parts, body);
 
@@ -356,14 +361,13 @@ async fn forward(
         // The draining delay ended (or the target was removed) with the request in flight.
         _ = state.left() => return page(502),
     };
-    let (resp, up) = match result {
+    let (mut parts, ex) = match result {
         Err(_) | Ok(Err(pool::Failure::Timeout)) => return page(504),
         Ok(Err(pool::Failure::Bad)) => return page(502),
         Ok(Ok(x)) => x,
     };
-    let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    let body = up.body(pool, addr, body, guard);
+    let body = ex.body(pool, addr, guard);
     let mut r = Response::from_parts(parts, body);
     if let Some((v, d)) = sticky_cookie {
         set_cookie(&mut r, "AWSALB", &v, d);

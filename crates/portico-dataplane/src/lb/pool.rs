@@ -1,46 +1,38 @@
 //! HOT PATH
-//! Keep-alive connections to targets, driven inside the task that serves the client request
-//! instead of a task of their own: the upstream connection is polled while we wait for the
-//! response head and, afterwards, by the response body as the client side reads it. This avoids
-//! a cross-task (often cross-thread) wake-up per request, which dominated the proxy's CPU cost.
-//! A connection goes back to the pool when its response body has been read to the end.
+//! Keep-alive HTTP/1.1 connections to targets, spoken directly on the socket: the request head
+//! is written into a buffer and sent with its first body bytes in one `writev`, the response
+//! head is parsed with httparse (`h1`), and the response body is decoded as the client side
+//! reads it, all inside the task that serves the client request. No connection task, no
+//! channel between a request sender and a connection driver, no wake-up between them (hyper's
+//! client dispatch cost a mpsc + oneshot round trip per request; see
+//! docs/dataplane-performance.md). A connection goes back to the pool when its response has
+//! been read to the end and the request body was sent in full.
+
+mod h1;
 
 use crate::body::BoxError;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use h1::{BodyLen, Chunk, ChunkedDecoder, ReqFraming, RespFraming};
 use http_body_util::BodyExt;
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::body::{Body as _, Frame, SizeHint};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
-type Conn = http1::Connection<TokioIo<TcpStream>, crate::body::Body>;
-
-/// One open HTTP/1.1 connection to a target.
+/// One open HTTP/1.1 connection to a target, idle between requests.
 pub(crate) struct Upstream {
-    sender: http1::SendRequest<crate::body::Body>,
-    conn: Pin<Box<Conn>>,
-    /// The connection future has completed (closed, failed, or `Connection: close` served):
-    /// never poll it again, never reuse it.
-    done: bool,
+    io: TcpStream,
+    /// Bytes read and not yet used (always empty while idle).
+    rbuf: BytesMut,
     idle_since: Instant,
-}
-
-impl Upstream {
-    /// Polls the connection unless it is done; true when it is (now) done.
-    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.done && self.conn.as_mut().poll(cx).is_ready() {
-            self.done = true;
-        }
-        self.done
-    }
 }
 
 /// Idle connections per (thread, target address). A connection is only reused on the thread
@@ -62,6 +54,13 @@ fn thread_key() -> usize {
 const MAX_IDLE_PER_TARGET: usize = 64;
 const IDLE_EXPIRY: Duration = Duration::from_secs(50);
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest response head accepted (hyper's default read buffer limit).
+const MAX_HEAD: usize = 8192 + 4096 * 100;
+/// Read buffer: grown by this much when less than `READ_MIN` bytes of room are left.
+const READ_CHUNK: usize = 16 * 1024;
+const READ_MIN: usize = 4096;
+/// Request body bytes queued before writing them (more are read once these are written).
+const WRITE_QUEUE: usize = 64 * 1024;
 
 /// Why a request to a target failed, as the ALB reports it.
 pub(crate) enum Failure {
@@ -69,6 +68,18 @@ pub(crate) enum Failure {
     Bad,
     /// Connect not established in time: 504.
     Timeout,
+}
+
+/// Reads what the socket has into `buf` (one `read`).
+fn poll_fill(
+    io: &mut TcpStream,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    if buf.capacity() - buf.len() < READ_MIN {
+        buf.reserve(READ_CHUNK);
+    }
+    pin!(io.read_buf(buf)).poll(cx)
 }
 
 impl Pool {
@@ -83,33 +94,30 @@ impl Pool {
             if up.idle_since.elapsed() > IDLE_EXPIRY {
                 continue;
             }
-            // Poll once: a connection the target closed while idle finishes here.
-            let closed = std::future::poll_fn(|cx| Poll::Ready(up.drive(cx))).await;
-            if !closed && up.sender.is_ready() {
+            // Poll the socket once: a connection the target closed while idle reads EOF here
+            // (no syscall when nothing happened: the socket is not readable).
+            let open = std::future::poll_fn(|cx| {
+                Poll::Ready(poll_fill(&mut up.io, &mut up.rbuf, cx).is_pending())
+            })
+            .await;
+            if open {
                 return Ok(up);
             }
         }
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        let io = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
             Err(_) => return Err(Failure::Timeout),
             Ok(Err(_)) => return Err(Failure::Bad),
             Ok(Ok(s)) => s,
         };
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| Failure::Bad)?;
+        let _ = io.set_nodelay(true);
         Ok(Upstream {
-            sender,
-            conn: Box::pin(conn),
-            done: false,
+            io,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
             idle_since: Instant::now(),
         })
     }
 
     fn checkin(&self, addr: SocketAddr, mut up: Upstream) {
-        if up.done || !up.sender.is_ready() {
-            return;
-        }
         up.idle_since = Instant::now();
         let mut idle = self.idle.lock();
         let list = idle.entry((thread_key(), addr)).or_default();
@@ -120,47 +128,207 @@ impl Pool {
     }
 }
 
+/// Sends a request's head and body: queued bytes are written with `writev`, the body is read
+/// as the socket takes it.
+struct Writer {
+    queue: VecDeque<Bytes>,
+    queued: usize,
+    body: Option<crate::body::Body>,
+    framing: ReqFraming,
+    /// Bytes the body may still carry (length framing).
+    left: u64,
+}
+
+impl Writer {
+    fn push(&mut self, b: Bytes) {
+        self.queued += b.len();
+        self.queue.push_back(b);
+    }
+
+    fn push_data(&mut self, d: Bytes) -> Result<(), ()> {
+        match self.framing {
+            ReqFraming::Length(_) => {
+                // more than the declared length: refused (hyper refuses it too)
+                self.left = self.left.checked_sub(d.len() as u64).ok_or(())?;
+                self.push(d);
+            }
+            ReqFraming::Chunked => {
+                self.push(Bytes::from(format!("{:x}\r\n", d.len())));
+                self.push(d);
+                self.push(Bytes::from_static(b"\r\n"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ready(Ok) once everything was written; Ready(Err) when the body or the socket failed.
+    fn poll(&mut self, io: &mut TcpStream, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        loop {
+            if let (Some(body), true) = (&mut self.body, self.queued < WRITE_QUEUE) {
+                match Pin::new(body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Ok(d) = frame.into_data() {
+                            if !d.is_empty() {
+                                self.push_data(d)?;
+                            }
+                        }
+                        continue;
+                    }
+                    Poll::Ready(Some(Err(_))) => return Poll::Ready(Err(())),
+                    Poll::Ready(None) => {
+                        self.body = None;
+                        match self.framing {
+                            ReqFraming::Chunked => self.push(Bytes::from_static(b"0\r\n\r\n")),
+                            ReqFraming::Length(_) if self.left != 0 => return Poll::Ready(Err(())),
+                            ReqFraming::Length(_) => {}
+                        }
+                        continue;
+                    }
+                    Poll::Pending if self.queue.is_empty() => return Poll::Pending,
+                    Poll::Pending => {}
+                }
+            }
+            if self.queue.is_empty() {
+                return if self.body.is_none() {
+                    Poll::Ready(Ok(()))
+                } else {
+                    // the queue is full of nothing: only reachable with an empty queue and a
+                    // body that was not polled, which the branch above rules out
+                    Poll::Pending
+                };
+            }
+            let mut slices = [IoSlice::new(&[]); 8];
+            let n = self.queue.len().min(slices.len());
+            for (s, b) in slices.iter_mut().zip(self.queue.iter()) {
+                *s = IoSlice::new(b);
+            }
+            let written = match ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n])) {
+                Ok(0) | Err(_) => return Poll::Ready(Err(())),
+                Ok(w) => w,
+            };
+            self.queued -= written;
+            let mut w = written;
+            while w > 0 {
+                let Some(front) = self.queue.front_mut() else {
+                    break;
+                };
+                if front.len() <= w {
+                    w -= front.len();
+                    self.queue.pop_front();
+                } else {
+                    let _ = front.split_to(w);
+                    w = 0;
+                }
+            }
+        }
+    }
+}
+
+/// One request in flight on a connection: the response head has arrived.
+pub(crate) struct Exchange {
+    up: Upstream,
+    /// Still sending the request body (the target answered before reading it all).
+    writer: Option<Writer>,
+    framing: RespFraming,
+    /// The connection may be reused once this exchange ends.
+    reusable: bool,
+}
+
 impl Upstream {
-    /// Sends one request and waits for the response head, driving the connection meanwhile.
+    /// Sends one request and waits for the response head; the request body is written while
+    /// the head is awaited (a target may answer before reading it).
     pub(crate) async fn send(
         mut self,
         req: http::Request<crate::body::Body>,
-    ) -> Result<(http::Response<Incoming>, Self), Failure> {
-        let result = {
-            let mut send = std::pin::pin!(self.sender.send_request(req));
-            loop {
-                tokio::select! {
-                    r = &mut send => break r,
-                    // Drives the exchange; a connection that ends here has answered (or failed,
-                    // which `send` then reports).
-                    _ = std::future::poll_fn(|cx| if self.drive(cx) { Poll::Ready(()) } else { Poll::Pending }), if !self.done => {}
-                }
+    ) -> Result<(http::response::Parts, Exchange), Failure> {
+        let (parts, body) = req.into_parts();
+        let mut headers = parts.headers;
+        let len = if body.is_end_stream() {
+            BodyLen::Empty
+        } else {
+            match body.size_hint().exact() {
+                Some(n) => BodyLen::Known(n),
+                None => BodyLen::Unknown,
             }
         };
-        match result {
-            Ok(r) => Ok((r, self)),
-            Err(_) => Err(Failure::Bad),
-        }
+        let absolute;
+        let target = if parts.uri.scheme().is_some() {
+            absolute = parts.uri.to_string();
+            absolute.as_str()
+        } else {
+            parts.uri.path_and_query().map_or("/", |p| p.as_str())
+        };
+        let mut head = Vec::new();
+        let framing = h1::encode_request_head(&parts.method, target, &mut headers, len, &mut head);
+        let mut writer = Writer {
+            queued: 0,
+            queue: VecDeque::new(),
+            body: (len != BodyLen::Empty).then_some(body),
+            framing,
+            left: match framing {
+                ReqFraming::Length(n) => n,
+                ReqFraming::Chunked => 0,
+            },
+        };
+        writer.push(Bytes::from(head));
+        let method = parts.method;
+        let mut writing = true;
+        let mut write_ok = true;
+        let head = std::future::poll_fn(|cx| {
+            if writing {
+                if let Poll::Ready(r) = writer.poll(&mut self.io, cx) {
+                    writing = false;
+                    write_ok = r.is_ok();
+                }
+            }
+            loop {
+                if !self.rbuf.is_empty() {
+                    match h1::parse_response(&mut self.rbuf, &method) {
+                        Ok(Some(h)) => return Poll::Ready(Ok(h)),
+                        Ok(None) if self.rbuf.len() < MAX_HEAD => {}
+                        _ => return Poll::Ready(Err(Failure::Bad)),
+                    }
+                }
+                match ready!(poll_fill(&mut self.io, &mut self.rbuf, cx)) {
+                    Ok(0) | Err(_) => return Poll::Ready(Err(Failure::Bad)),
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await?;
+        let ex = Exchange {
+            up: self,
+            writer: writing.then_some(writer),
+            framing: head.framing,
+            reusable: head.keep_alive && write_ok,
+        };
+        Ok((head.parts, ex))
     }
+}
 
-    /// The response body, which keeps driving the connection and returns it to the pool at its
+impl Exchange {
+    /// The response body, decoded as it is read; the connection returns to the pool at its
     /// end. `guard` lives as long as the body.
     pub(crate) fn body<G: Send + Sync + Unpin + 'static>(
         self,
         pool: &Arc<Pool>,
         addr: SocketAddr,
-        body: Incoming,
         guard: G,
     ) -> crate::body::Body {
-        if body.is_end_stream() {
-            // Nothing to read (204, HEAD, empty): the connection is free now.
-            pool.checkin(addr, self);
-            drop(guard);
-            return crate::body::empty();
-        }
+        let state = match self.framing {
+            RespFraming::Empty => {
+                // Nothing to read (204, 304, HEAD): the connection is free now.
+                release(pool, addr, self);
+                drop(guard);
+                return crate::body::empty();
+            }
+            RespFraming::Length(n) => BodyState::Length(n),
+            RespFraming::Chunked => BodyState::Chunked(ChunkedDecoder::default()),
+            RespFraming::Close => BodyState::Close,
+        };
         UpstreamBody {
-            inner: body,
-            up: Some(self),
+            ex: Some(self),
+            state,
             pool: pool.clone(),
             addr,
             _guard: guard,
@@ -169,21 +337,39 @@ impl Upstream {
     }
 }
 
+/// Back to the pool if the exchange ended cleanly: request sent in full, response read to its
+/// end and nothing more arrived.
+fn release(pool: &Pool, addr: SocketAddr, ex: Exchange) {
+    if ex.reusable && ex.writer.is_none() && ex.up.rbuf.is_empty() {
+        pool.checkin(addr, ex.up);
+    }
+}
+
+enum BodyState {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    Close,
+    Done,
+}
+
 struct UpstreamBody<G> {
-    inner: Incoming,
-    up: Option<Upstream>,
+    /// None once the body ended (the connection was released or dropped).
+    ex: Option<Exchange>,
+    state: BodyState,
     pool: Arc<Pool>,
     addr: SocketAddr,
     _guard: G,
 }
 
+fn broken(what: &'static str) -> BoxError {
+    Box::new(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, what))
+}
+
 impl<G: Unpin> UpstreamBody<G> {
-    fn release(&mut self, cx: &mut Context<'_>) {
-        if let Some(mut up) = self.up.take() {
-            // Let the connection finish the message and become idle.
-            if !up.drive(cx) {
-                self.pool.checkin(self.addr, up);
-            }
+    fn end(&mut self) {
+        self.state = BodyState::Done;
+        if let Some(ex) = self.ex.take() {
+            release(&self.pool, self.addr, ex);
         }
     }
 }
@@ -197,25 +383,261 @@ impl<G: Unpin> hyper::body::Body for UpstreamBody<G> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        if let Some(up) = &mut this.up {
-            // Once done (closed, failed, or `Connection: close`), the body below ends on its own.
-            up.drive(cx);
+        loop {
+            let Some(ex) = &mut this.ex else {
+                return Poll::Ready(None);
+            };
+            if let Some(w) = &mut ex.writer {
+                if let Poll::Ready(r) = w.poll(&mut ex.up.io, cx) {
+                    ex.writer = None;
+                    ex.reusable &= r.is_ok();
+                }
+            }
+            let buf = &mut ex.up.rbuf;
+            match &mut this.state {
+                BodyState::Length(0) | BodyState::Done => {
+                    this.end();
+                    return Poll::Ready(None);
+                }
+                BodyState::Length(left) => {
+                    if !buf.is_empty() {
+                        let n = usize::try_from(*left).unwrap_or(usize::MAX).min(buf.len());
+                        let data = buf.split_to(n).freeze();
+                        *left -= n as u64;
+                        if *left == 0 {
+                            // the last bytes: free the connection now, the reader may not
+                            // poll again once `is_end_stream` says so
+                            this.end();
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                BodyState::Chunked(dec) => match dec.decode(buf) {
+                    Ok(Chunk::Data(d)) => return Poll::Ready(Some(Ok(Frame::data(d)))),
+                    Ok(Chunk::End(trailers)) => {
+                        this.end();
+                        return Poll::Ready(
+                            (!trailers.is_empty()).then(|| Ok(Frame::trailers(trailers))),
+                        );
+                    }
+                    Ok(Chunk::More) => {}
+                    Err(_) => {
+                        this.ex = None;
+                        return Poll::Ready(Some(Err(broken("malformed chunked body"))));
+                    }
+                },
+                BodyState::Close => {
+                    if !buf.is_empty() {
+                        let data = buf.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+            }
+            match ready!(poll_fill(&mut ex.up.io, &mut ex.up.rbuf, cx)) {
+                Ok(0) if matches!(this.state, BodyState::Close) => {
+                    this.state = BodyState::Done;
+                    this.ex = None;
+                    return Poll::Ready(None);
+                }
+                Ok(0) | Err(_) => {
+                    this.ex = None;
+                    return Poll::Ready(Some(Err(broken(
+                        "the target closed the connection mid-body",
+                    ))));
+                }
+                Ok(_) => {}
+            }
         }
-        let r = Pin::new(&mut this.inner).poll_frame(cx);
-        match &r {
-            Poll::Ready(None) => this.release(cx),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(cx),
-            Poll::Ready(Some(Err(_))) => this.up = None,
-            _ => {}
-        }
-        r.map_err(|e| Box::new(e) as BoxError)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        matches!(self.state, BodyState::Length(0) | BodyState::Done)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.state {
+            BodyState::Length(n) => SizeHint::with_exact(n),
+            BodyState::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncWriteExt;
+
+    /// A request body of several frames and no known length (sent chunked).
+    struct Frames(VecDeque<Bytes>);
+
+    impl hyper::body::Body for Frames {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.get_mut().0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    /// Reads one request (head and body, chunked or by length) from a raw socket.
+    async fn read_request(s: &mut TcpStream, buf: &mut BytesMut) -> Option<(String, Vec<u8>)> {
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8(buf.split_to(end + 4).to_vec()).ok()?;
+                let lower = head.to_ascii_lowercase();
+                let mut body = Vec::new();
+                if lower.contains("transfer-encoding: chunked") {
+                    let mut dec = ChunkedDecoder::default();
+                    loop {
+                        match dec.decode(buf).ok()? {
+                            Chunk::Data(d) => body.extend_from_slice(&d),
+                            Chunk::End(_) => break,
+                            Chunk::More => {
+                                if s.read_buf(buf).await.ok()? == 0 {
+                                    return None;
+                                }
+                            }
+                        }
+                    }
+                } else if let Some(l) = lower.split("content-length: ").nth(1) {
+                    let n: usize = l.split("\r\n").next()?.parse().ok()?;
+                    while buf.len() < n {
+                        if s.read_buf(buf).await.ok()? == 0 {
+                            return None;
+                        }
+                    }
+                    body = buf.split_to(n).to_vec();
+                }
+                return Some((head, body));
+            }
+            if s.read_buf(buf).await.ok()? == 0 {
+                return None;
+            }
+        }
+    }
+
+    #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
+    async fn collect(b: crate::body::Body) -> Vec<u8> {
+        http_body_util::Limited::new(b, 8 << 20)
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn streams_chunked_and_large_bodies_both_ways_and_reuses_the_connection() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let a2 = accepts.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                a2.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut buf = BytesMut::new();
+                    while let Some((head, body)) = read_request(&mut s, &mut buf).await {
+                        let reply = if head.starts_with("POST /chunked") {
+                            // echo the body back chunked, in two chunks, with a trailer
+                            let (a, b) = body.split_at(body.len() / 2);
+                            let mut r =
+                                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+                            for part in [a, b] {
+                                r.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                                r.extend_from_slice(part);
+                                r.extend_from_slice(b"\r\n");
+                            }
+                            r.extend_from_slice(b"0\r\nx-t: 1\r\n\r\n");
+                            r
+                        } else {
+                            let mut r = format!(
+                                "HTTP/1.1 201 Created\r\ncontent-length: {}\r\n\r\n",
+                                body.len() * 2
+                            )
+                            .into_bytes();
+                            r.extend_from_slice(&body);
+                            r.extend_from_slice(&body);
+                            r
+                        };
+                        s.write_all(&reply).await.unwrap();
+                    }
+                });
+            }
+        });
+        let pool = Arc::new(Pool::default());
+        // a chunked request body (unknown length), a chunked response
+        let frames: VecDeque<Bytes> = (0..5).map(|i| Bytes::from(vec![b'a' + i; 1000])).collect();
+        let want: Vec<u8> = frames.iter().flat_map(|b| b.to_vec()).collect();
+        let mut req = http::Request::new(Frames(frames).boxed());
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = "/chunked".parse().unwrap();
+        let up = pool.checkout(addr).await.ok().unwrap();
+        let (parts, ex) = up.send(req).await.ok().unwrap();
+        assert_eq!(parts.status, 200);
+        assert_eq!(collect(ex.body(&pool, addr, ())).await, want);
+        // a 1 MB request body by length, a 2 MB response by length, on the same connection
+        let big = vec![b'z'; 1 << 20];
+        let mut req = http::Request::new(crate::body::full(big.clone()));
+        *req.method_mut() = http::Method::PUT;
+        *req.uri_mut() = "/big".parse().unwrap();
+        let up = pool.checkout(addr).await.ok().unwrap();
+        let (parts, ex) = up.send(req).await.ok().unwrap();
+        assert_eq!(parts.status, 201);
+        assert_eq!(parts.headers[http::header::CONTENT_LENGTH], "2097152");
+        assert_eq!(collect(ex.body(&pool, addr, ())).await.len(), 2 << 20);
+        // and an empty GET
+        let up = pool.checkout(addr).await.ok().unwrap();
+        let (parts, ex) = up
+            .send(http::Request::new(crate::body::empty()))
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(parts.status, 201);
+        assert!(collect(ex.body(&pool, addr, ())).await.is_empty());
+        assert_eq!(
+            accepts.load(Ordering::Relaxed),
+            1,
+            "one keep-alive connection for all"
+        );
+    }
+
+    #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
+    #[tokio::test]
+    async fn a_malformed_head_or_an_early_close_fails() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            for reply in [
+                &b"HTTP/1.1 200 OK\r\ncontent-length: nope\r\n\r\n"[..],
+                b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
+            ] {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut buf = BytesMut::new();
+                let _ = read_request(&mut s, &mut buf).await;
+                s.write_all(reply).await.unwrap();
+            }
+        });
+        let pool = Arc::new(Pool::default());
+        let up = pool.checkout(addr).await.ok().unwrap();
+        assert!(up
+            .send(http::Request::new(crate::body::empty()))
+            .await
+            .is_err());
+        let up = pool.checkout(addr).await.ok().unwrap();
+        let (_, ex) = up
+            .send(http::Request::new(crate::body::empty()))
+            .await
+            .ok()
+            .unwrap();
+        assert!(http_body_util::Limited::new(ex.body(&pool, addr, ()), 1024)
+            .collect()
+            .await
+            .is_err());
     }
 }
