@@ -273,18 +273,24 @@ pub(crate) fn describe(
     paginate: bool,
 ) -> AwsResult<(Vec<Value>, Option<String>)> {
     let fs = filters(input);
-    let records = tx.list(scope, kind, None)?;
-    for id in ids {
-        check_id(kind, id)?;
-        if !records.iter().any(|r| &r.id == id) {
-            return Err(not_found(id));
+    // Given ids, only those records are read (in the order given, each once); else every one
+    // in the region.
+    let records = if ids.is_empty() {
+        tx.list(scope, kind, None)?
+    } else {
+        let mut seen = std::collections::HashSet::new();
+        let mut records = Vec::new();
+        for id in ids {
+            check_id(kind, id)?;
+            let r = tx.get(scope, kind, id)?.ok_or_else(|| not_found(id))?;
+            if seen.insert(id.as_str()) {
+                records.push(r);
+            }
         }
-    }
+        records
+    };
     let mut out = Vec::new();
     for r in records {
-        if !ids.is_empty() && !ids.contains(&r.id) {
-            continue;
-        }
         let v = render(&r.body)?;
         if matches(&v, &fs, table, "tagSet")? {
             out.push(v);
