@@ -118,16 +118,23 @@ struct Db {
     cache: RefCell<BodyCache>,
 }
 
+/// A row's body: the cached value (shared) or one parsed for this read only.
+enum Body {
+    Shared(std::sync::Arc<Value>),
+    Owned(Value),
+}
+
 /// Parsed bodies of committed rows by `seq` (a row keeps its `seq` for life; a deleted row's
-/// is never reused). Reading a resource clones its cached `Value` instead of parsing its text
-/// again: the control plane lists and re-reads the same records all the time (profiles of the
+/// is never reused). Reading a resource clones its cached `Value` (typed reads, `get_as` and
+/// `list_as`, deserialize straight from it without a clone) instead of parsing its text again:
+/// the control plane lists and re-reads the same records all the time (profiles of the
 /// control-plane mix spent a third of the server's CPU in `serde_json` parsing bodies). Holds
 /// only committed values: a row a transaction writes is neither read from nor put into the
 /// cache by that transaction, and leaves the cache when the transaction ends, committed or
 /// not. Bounded by the text size of what it holds; emptied when full.
 #[derive(Default)]
 struct BodyCache {
-    map: std::collections::HashMap<i64, Value>,
+    map: std::collections::HashMap<i64, std::sync::Arc<Value>>,
     bytes: usize,
 }
 
@@ -138,7 +145,7 @@ const CACHE_BYTES: usize = 8 << 20;
 const CACHE_MAX_BODY: usize = 16 << 10;
 
 impl BodyCache {
-    fn insert(&mut self, seq: i64, len: usize, v: &Value) {
+    fn insert(&mut self, seq: i64, len: usize, v: &std::sync::Arc<Value>) {
         if len > CACHE_MAX_BODY {
             return;
         }
@@ -427,23 +434,9 @@ impl<'a> Tx<'a> {
     /// A record from a row of `seq, account, region, kind, id, parent, name, body`, its body
     /// from the cache when it holds it.
     fn record(&self, r: &rusqlite::Row<'_>) -> Result<Record, StoreError> {
-        let seq: i64 = r.get(0)?;
-        let mine = self.written.borrow().contains(&seq);
-        let cached = if mine {
-            None
-        } else {
-            self.cache.borrow().map.get(&seq).cloned()
-        };
-        let body = match cached {
-            Some(v) => v,
-            None => {
-                let text = r.get_ref(7)?.as_str().map_err(rusqlite::Error::from)?;
-                let v: Value = serde_json::from_str(text)?;
-                if !mine {
-                    self.cache.borrow_mut().insert(seq, text.len(), &v);
-                }
-                v
-            }
+        let body = match self.body(r)? {
+            Body::Shared(v) => std::sync::Arc::unwrap_or_clone(v),
+            Body::Owned(v) => v,
         };
         Ok(Record {
             scope: Scope {
@@ -456,6 +449,44 @@ impl<'a> Tx<'a> {
             name: r.get(6)?,
             body,
         })
+    }
+
+    /// The body of a row of `seq, ..., body` (column 7): shared from the cache when it holds
+    /// it (no clone), else parsed (and cached unless this transaction wrote the row).
+    fn body(&self, r: &rusqlite::Row<'_>) -> Result<Body, StoreError> {
+        let seq: i64 = r.get(0)?;
+        if self.written.borrow().contains(&seq) {
+            let text = r.get_ref(7)?.as_str().map_err(rusqlite::Error::from)?;
+            return Ok(Body::Owned(serde_json::from_str(text)?));
+        }
+        if let Some(v) = self.cache.borrow().map.get(&seq) {
+            return Ok(Body::Shared(v.clone()));
+        }
+        let text = r.get_ref(7)?.as_str().map_err(rusqlite::Error::from)?;
+        let v = std::sync::Arc::new(serde_json::from_str::<Value>(text)?);
+        self.cache.borrow_mut().insert(seq, text.len(), &v);
+        Ok(Body::Shared(v))
+    }
+
+    /// A row's body deserialized as `T`, straight from the cached `Value` (no copy of it).
+    fn typed<T: DeserializeOwned>(&self, r: &rusqlite::Row<'_>) -> Result<T, StoreError> {
+        Ok(match self.body(r)? {
+            Body::Shared(v) => T::deserialize(&*v)?,
+            Body::Owned(v) => serde_json::from_value(v)?,
+        })
+    }
+
+    fn typed_rows<T: DeserializeOwned, P: rusqlite::Params>(
+        &self,
+        st: &mut rusqlite::CachedStatement<'_>,
+        params: P,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut rows = st.query(params)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(self.typed(r)?);
+        }
+        Ok(out)
     }
 
     fn records<P: rusqlite::Params>(
@@ -500,8 +531,12 @@ impl Tx<'_> {
         kind: &str,
         id: &str,
     ) -> Result<Option<T>, StoreError> {
-        match self.get(scope, kind, id)? {
-            Some(r) => Ok(Some(serde_json::from_value(r.body)?)),
+        let mut st = self.tx.prepare_cached(
+            "SELECT seq, account, region, kind, id, parent, name, body FROM resources WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4",
+        )?;
+        let mut rows = st.query(params![scope.account, scope.region, kind, id])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(self.typed(r)?)),
             None => Ok(None),
         }
     }
@@ -595,10 +630,20 @@ impl Tx<'_> {
         kind: &str,
         parent: Option<&str>,
     ) -> Result<Vec<T>, StoreError> {
-        self.list(scope, kind, parent)?
-            .into_iter()
-            .map(|r| serde_json::from_value(r.body).map_err(StoreError::from))
-            .collect()
+        match parent {
+            Some(p) => {
+                let mut st = self.tx.prepare_cached(&format!(
+                    "SELECT {COLS} FROM resources WHERE account=?1 AND region=?2 AND kind=?3 AND parent=?4 ORDER BY seq"
+                ))?;
+                self.typed_rows(&mut st, params![scope.account, scope.region, kind, p])
+            }
+            None => {
+                let mut st = self.tx.prepare_cached(&format!(
+                    "SELECT {COLS} FROM resources WHERE account=?1 AND region=?2 AND kind=?3 ORDER BY seq"
+                ))?;
+                self.typed_rows(&mut st, params![scope.account, scope.region, kind])
+            }
+        }
     }
 
     /// Resources of a kind with the given name, in creation order.

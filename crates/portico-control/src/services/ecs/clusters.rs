@@ -140,10 +140,19 @@ pub(crate) fn describe(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
     })
 }
 
+/// The two fields of a [`ClusterRec`] ListClusters needs (it lists every cluster: the rest
+/// of each record is not deserialized).
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct Listed {
+    cluster_arn: String,
+    status: String,
+}
+
 pub(crate) fn list(ctx: &Ctx<'_>, input: Input) -> AwsResult<Value> {
     let arns: Vec<String> = ctx.store().read(|tx| {
         Ok(tx
-            .list_as::<ClusterRec>(&ctx.scope, KIND_CLUSTER, None)?
+            .list_as::<Listed>(&ctx.scope, KIND_CLUSTER, None)?
             .into_iter()
             .filter(|c| c.status == "ACTIVE")
             .map(|c| c.cluster_arn)
