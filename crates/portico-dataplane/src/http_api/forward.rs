@@ -478,7 +478,9 @@ pub(crate) async fn serve(
             HeaderValue::from_static("HTTP/1.1 AmazonAPIGateway"),
         );
         if !out.headers.contains_key(&X_AMZN_TRACE_ID) {
-            if let Ok(v) = HeaderValue::from_str(&trace_id(ctx.request_time_epoch)) {
+            if let Ok(v) =
+                HeaderValue::from_maybe_shared(Bytes::from(trace_id(ctx.request_time_epoch)))
+            {
                 out.headers.insert(X_AMZN_TRACE_ID, v);
             }
         }
@@ -487,7 +489,7 @@ pub(crate) async fn serve(
             None => parts.method.clone(),
         };
         let pq = if out.query.is_empty() {
-            out.path.clone()
+            std::mem::take(&mut out.path)
         } else {
             format!("{}?{}", out.path, out.query)
         };
