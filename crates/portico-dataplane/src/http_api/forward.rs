@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -245,26 +246,18 @@ pub(crate) async fn serve(
     }
     let header = |n: HeaderName| parts.headers.get(n).and_then(|v| v.to_str().ok());
     let origin = header(http::header::ORIGIN);
-    let client_host = header(http::header::HOST).unwrap_or("").to_string();
+    let client_host = header(http::header::HOST).unwrap_or("");
     let source_ip = parts
         .extensions
         .get::<ClientAddr>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "127.0.0.1".into());
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    // `$context` strings are filled only when something reads them (`fill_context`): request
+    // parameter mapping, a matching response mapping, an access log.
     let mut ctx = RequestContext {
-        request_id: rid.clone(),
-        api_id: api.api_id.clone(),
-        account_id: api.account_id.clone(),
-        stage: stage.name.clone(),
-        http_method: parts.method.to_string(),
-        path: raw_path.to_string(),
-        protocol: "HTTP/1.1".into(),
-        domain_name: client_host.split(':').next().unwrap_or("").to_string(),
-        source_ip: source_ip.clone(),
-        user_agent: header(http::header::USER_AGENT).unwrap_or("").to_string(),
         request_time_epoch: context::now_millis(),
         ..Default::default()
     };
+    let mut route_key: &str = "";
 
     let resp = 'done: {
         // CORS preflight, answered before routing and authorization
@@ -287,7 +280,7 @@ pub(crate) async fn serve(
             break 'done gateway_response(404, "Not Found", &rid);
         };
         let route = sel.value;
-        ctx.route_key = route.key.clone();
+        route_key = &route.key;
         if let Some(b) = stage.buckets.get(&route.key) {
             if !b.take(Instant::now()) {
                 break 'done gateway_response(429, "Too Many Requests", &rid);
@@ -381,7 +374,7 @@ pub(crate) async fn serve(
                 } else {
                     Dest::Http(authority.clone())
                 };
-                (dest, path, query, authority)
+                (dest, path, query, Cow::Owned(authority))
             }
             Target::VpcLink {
                 status,
@@ -424,7 +417,7 @@ pub(crate) async fn serve(
                         Dest::Http(addr.to_string()),
                         path,
                         query,
-                        client_host.clone(),
+                        Cow::Borrowed(client_host),
                     )
                 } else {
                     (
@@ -435,7 +428,7 @@ pub(crate) async fn serve(
                         },
                         path,
                         query,
-                        client_host.clone(),
+                        Cow::Borrowed(client_host),
                     )
                 }
             }
@@ -463,6 +456,7 @@ pub(crate) async fn serve(
             out.headers.insert(http::header::HOST, v);
         }
         if !integration.request_parameters.is_empty() {
+            fill_context(&mut ctx, &rid, api, stage, &parts, route_key);
             let src = Sources {
                 headers: &parts.headers,
                 query: parts.uri.query(),
@@ -476,7 +470,7 @@ pub(crate) async fn serve(
             mapping::apply_request(&integration.request_parameters, &src, &mut out);
         }
         let fwd = format!("for={source_ip};host={client_host};proto=http");
-        if let Ok(v) = HeaderValue::from_str(&fwd) {
+        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(fwd)) {
             out.headers.insert(FORWARDED, v);
         }
         out.headers.insert(
@@ -484,7 +478,9 @@ pub(crate) async fn serve(
             HeaderValue::from_static("HTTP/1.1 AmazonAPIGateway"),
         );
         if !out.headers.contains_key(&X_AMZN_TRACE_ID) {
-            if let Ok(v) = HeaderValue::from_str(&trace_id(ctx.request_time_epoch)) {
+            if let Ok(v) =
+                HeaderValue::from_maybe_shared(Bytes::from(trace_id(ctx.request_time_epoch)))
+            {
                 out.headers.insert(X_AMZN_TRACE_ID, v);
             }
         }
@@ -493,7 +489,7 @@ pub(crate) async fn serve(
             None => parts.method.clone(),
         };
         let pq = if out.query.is_empty() {
-            out.path.clone()
+            std::mem::take(&mut out.path)
         } else {
             format!("{}?{}", out.path, out.query)
         };
@@ -618,11 +614,19 @@ pub(crate) async fn serve(
             }
         };
         ctx.integration_status = Some(rparts.status.as_u16());
+        if integration
+            .response_parameters
+            .iter()
+            .any(|(c, _)| *c == rparts.status.as_u16())
+        {
+            fill_context(&mut ctx, &rid, api, stage, &parts, route_key);
+        }
         build_response(
             integration,
             rparts,
             rbody,
             &ctx,
+            &rid,
             stage,
             &parts.headers,
             parts.uri.query(),
@@ -639,6 +643,7 @@ pub(crate) async fn serve(
         }
     }
     if let Some(al) = &stage.access_log {
+        fill_context(&mut ctx, &rid, api, stage, &parts, route_key);
         ctx.status = resp.status().as_u16();
         ctx.response_length = hyper::body::Body::size_hint(resp.body())
             .exact()
@@ -655,6 +660,40 @@ pub(crate) async fn serve(
         }
     }
     resp
+}
+
+/// Fills the `$context` strings of one request (once; they do not change afterwards).
+fn fill_context(
+    ctx: &mut RequestContext,
+    rid: &str,
+    api: &super::Api,
+    stage: &super::Stage,
+    parts: &http::request::Parts,
+    route_key: &str,
+) {
+    if !ctx.request_id.is_empty() {
+        return;
+    }
+    let header = |n: HeaderName| parts.headers.get(n).and_then(|v| v.to_str().ok());
+    ctx.request_id = rid.to_string();
+    ctx.api_id = api.api_id.clone();
+    ctx.account_id = api.account_id.clone();
+    ctx.stage = stage.name.clone();
+    ctx.route_key = route_key.to_string();
+    ctx.http_method = parts.method.to_string();
+    ctx.path = parts.uri.path().to_string();
+    ctx.protocol = "HTTP/1.1".into();
+    ctx.domain_name = header(http::header::HOST)
+        .unwrap_or("")
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    ctx.source_ip = parts
+        .extensions
+        .get::<ClientAddr>()
+        .map_or_else(|| "127.0.0.1".into(), |c| c.0.ip().to_string());
+    ctx.user_agent = header(http::header::USER_AGENT).unwrap_or("").to_string();
 }
 
 /// The path and query sent to an HTTP_PROXY integration: the URI's path, plus the request path
@@ -824,6 +863,7 @@ fn build_response(
     mut rparts: http::response::Parts,
     rbody: Bytes,
     ctx: &RequestContext,
+    request_id: &str,
     stage: &super::Stage,
     req_headers: &HeaderMap,
     req_query: Option<&str>,
@@ -869,7 +909,7 @@ fn build_response(
         };
         mapping::apply_response(rp, &src, &mut status, &mut headers);
     }
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert(APIGW_REQUESTID, v);
     }
     let mut r = http::Response::new(full(rbody));

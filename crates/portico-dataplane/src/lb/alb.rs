@@ -8,8 +8,11 @@
 use super::rules::{self, RequestFacts};
 use super::{pool, Action, Engine, GroupRt, ListenerRt, Rt, XffMode};
 use crate::body::{full, Body};
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -114,11 +117,10 @@ pub(crate) async fn serve(
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
     let facts = RequestFacts {
         method: req.method().as_str(),
-        host: host.as_deref(),
+        host,
         path: req.uri().path(),
         query: req.uri().query(),
         headers: req.headers(),
@@ -279,49 +281,55 @@ async fn forward(
             .cloned()
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
     );
-    let authority = parts.uri.authority().map(|a| a.to_string());
+    strip_hop_by_hop(&mut parts.headers);
+    // Host: ports 80/443 drop a `:port`; other ports gain the listener port.
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .and_then(|host| {
+            let new = if lb.preserve_host {
+                Cow::Borrowed(host)
+            } else {
+                let bare = rules::strip_port(host);
+                if l.spec.port == 80 || l.spec.port == 443 {
+                    Cow::Borrowed(bare)
+                } else if bare.len() == host.len() {
+                    Cow::Owned(format!("{host}:{}", l.spec.port))
+                } else {
+                    Cow::Borrowed(host)
+                }
+            };
+            HeaderValue::from_str(&new).ok()
+        });
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
     let h = &mut parts.headers;
-    strip_hop_by_hop(h);
-    // Host: ports 80/443 drop a `:port`; other ports gain the listener port.
-    let host = h
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or(authority);
-    if let Some(host) = host {
-        let new = if lb.preserve_host {
-            host
-        } else {
-            let bare = rules::strip_port(&host);
-            if l.spec.port == 80 || l.spec.port == 443 {
-                bare.to_string()
-            } else if bare.len() == host.len() {
-                format!("{host}:{}", l.spec.port)
-            } else {
-                host
-            }
-        };
-        if let Ok(v) = HeaderValue::from_str(&new) {
-            h.insert(header::HOST, v);
-        }
+    if let Some(v) = host {
+        h.insert(header::HOST, v);
     }
-    let client = if lb.xff_client_port && remote.port() != 0 {
-        match remote {
-            SocketAddr::V4(a) => a.to_string(),
-            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-        }
-    } else {
-        remote.ip().to_string()
-    };
     match lb.xff_mode {
         XffMode::Append => {
-            let new = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-                Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client}"),
-                _ => client,
+            let mut new = String::with_capacity(48);
+            if let Some(prev) = h
+                .get(&X_FORWARDED_FOR)
+                .and_then(|v| v.to_str().ok())
+                .filter(|p| !p.trim().is_empty())
+            {
+                new.push_str(prev);
+                new.push_str(", ");
+            }
+            // the client's address, with its port when the attribute asks for it
+            let _ = if lb.xff_client_port && remote.port() != 0 {
+                match remote {
+                    SocketAddr::V4(a) => write!(new, "{a}"),
+                    SocketAddr::V6(a) => write!(new, "[{}]:{}", a.ip(), a.port()),
+                }
+            } else {
+                write!(new, "{}", remote.ip())
             };
-            if let Ok(v) = HeaderValue::from_str(&new) {
+            if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(new)) {
                 h.insert(X_FORWARDED_FOR, v);
             }
         }
@@ -338,7 +346,7 @@ async fn forward(
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     h.insert(X_FORWARDED_PORT, HeaderValue::from(l.spec.port));
     let trace = trace_id(h.get(&X_AMZN_TRACE_ID).and_then(|v| v.to_str().ok()));
-    if let Ok(v) = HeaderValue::from_str(&trace) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(trace)) {
         h.insert(X_AMZN_TRACE_ID, v);
     }
     let upstream = Request::from_parts(parts, body);
@@ -377,24 +385,45 @@ async fn forward(
 
 /// `X-Amzn-Trace-Id`: a fresh `Root` when absent; with a `Root`, a new `Self` in front.
 fn trace_id(incoming: Option<&str>) -> String {
-    let fresh = || {
+    // `1-` + 8 hex digits of epoch seconds + `-` + 24 hex digits of randomness
+    let fresh = |out: &mut String| {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let r: u128 = rand::random();
-        format!("1-{:08x}-{:024x}", secs as u32, r & ((1u128 << 96) - 1))
+        let _ = write!(
+            out,
+            "1-{:08x}-{:024x}",
+            secs as u32,
+            r & ((1u128 << 96) - 1)
+        );
     };
     match incoming {
         Some(t) if t.contains("Root=") => {
-            let rest: Vec<&str> = t
+            let mut out = String::with_capacity(t.len() + 40);
+            out.push_str("Self=");
+            fresh(&mut out);
+            for f in t
                 .split(';')
                 .map(str::trim)
                 .filter(|f| !f.starts_with("Self="))
-                .collect();
-            format!("Self={};{}", fresh(), rest.join(";"))
+            {
+                out.push(';');
+                out.push_str(f);
+            }
+            if !out.contains(';') {
+                // nothing but `Self` fields: the joined rest is empty
+                out.push(';');
+            }
+            out
         }
-        _ => format!("Root={}", fresh()),
+        _ => {
+            let mut out = String::with_capacity(40);
+            out.push_str("Root=");
+            fresh(&mut out);
+            out
+        }
     }
 }
 
