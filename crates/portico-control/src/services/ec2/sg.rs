@@ -659,18 +659,7 @@ pub(crate) fn revoke(tx: &Tx<'_>, scope: &Scope, input: &Input, egress: bool) ->
     let mut revoked = Vec::new();
     if !rule_ids.is_empty() {
         for id in &rule_ids {
-            let pos = rules
-                .iter()
-                .position(|r| {
-                    r.get("securityGroupRuleId").and_then(Value::as_str) == Some(id.as_str())
-                        && r.get("isEgress").and_then(Value::as_bool) == Some(egress)
-                })
-                .ok_or_else(|| {
-                    AwsError::bad(
-                        "InvalidSecurityGroupRuleId.NotFound",
-                        format!("The security group rule ID '{id}' does not exist"),
-                    )
-                })?;
+            let pos = rule_position(&rules, id, egress)?;
             revoked.push(rules.remove(pos));
         }
     } else {
@@ -841,19 +830,8 @@ pub(crate) fn update_descriptions(
     if !by_id.is_empty() {
         for d in by_id {
             let id = util::req(&d, &["SecurityGroupRuleId"])?;
-            let r = rules
-                .iter_mut()
-                .find(|r| {
-                    r.get("securityGroupRuleId").and_then(Value::as_str) == Some(id)
-                        && r.get("isEgress").and_then(Value::as_bool) == Some(egress)
-                })
-                .ok_or_else(|| {
-                    AwsError::bad(
-                        "InvalidSecurityGroupRuleId.NotFound",
-                        format!("The security group rule ID '{id}' does not exist"),
-                    )
-                })?;
-            set_description(r, d.string("Description"));
+            let pos = rule_position(&rules, id, egress)?;
+            set_description(&mut rules[pos], d.string("Description"));
         }
     } else {
         for w in wanted_rules(tx, scope, input, &g)? {
@@ -928,6 +906,22 @@ pub(crate) fn describe_security_group_rules(
         v["nextToken"] = json!(n);
     }
     Ok(v)
+}
+
+/// Where the rule `id` of direction `egress` sits in a group's rules, or AWS's NotFound error.
+fn rule_position(rules: &[Value], id: &str, egress: bool) -> AwsResult<usize> {
+    rules
+        .iter()
+        .position(|r| {
+            r.get("securityGroupRuleId").and_then(Value::as_str) == Some(id)
+                && r.get("isEgress").and_then(Value::as_bool) == Some(egress)
+        })
+        .ok_or_else(|| {
+            AwsError::bad(
+                "InvalidSecurityGroupRuleId.NotFound",
+                format!("The security group rule ID '{id}' does not exist"),
+            )
+        })
 }
 
 #[cfg(test)]
