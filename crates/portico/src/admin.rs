@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 pub async fn handle(
     app: &App,
     req: http::Request<Incoming>,
-    _remote: SocketAddr,
+    remote: SocketAddr,
 ) -> http::Response<portico_dataplane::body::Body> {
     let path = req.uri().path().to_string();
     match (req.method().as_str(), path.as_str()) {
@@ -56,7 +56,7 @@ pub async fn handle(
             }
             let req =
                 http::Request::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed());
-            app.dataplane.http_api.handle(&api_id, req).await
+            app.dataplane.http_api.handle(&api_id, req, remote).await
         }
         _ => plain(404, "application/json", r#"{"message":"Not Found"}"#),
     }

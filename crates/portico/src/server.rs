@@ -157,15 +157,22 @@ async fn shutdown_signal() {
 }
 
 /// The API id a `Host: {apiId}.execute-api.…` header names.
-fn execute_api_host(req: &http::Request<Incoming>) -> Option<String> {
+fn execute_api_host(req: &http::Request<Incoming>) -> Option<std::borrow::Cow<'_, str>> {
     let host = req
         .headers()
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().host())?;
     let (id, rest) = host.split_once('.')?;
-    rest.starts_with("execute-api.")
-        .then(|| id.to_ascii_lowercase())
+    if !rest.starts_with("execute-api.") {
+        return None;
+    }
+    // API ids are lower case; a client may send its Host in any case
+    Some(if id.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(id.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(id)
+    })
 }
 
 /// One request on the main port. Data-plane requests are served right here (on the thread that
@@ -173,15 +180,15 @@ fn execute_api_host(req: &http::Request<Incoming>) -> Option<String> {
 pub async fn handle(
     app: Arc<App>,
     control_rt: &tokio::runtime::Handle,
-    mut req: http::Request<Incoming>,
+    req: http::Request<Incoming>,
     remote: SocketAddr,
 ) -> http::Response<Body> {
-    // the HTTP API engine reads the client address (Forwarded: for=) from this extension
-    req.extensions_mut()
-        .insert(portico_dataplane::http_api::ClientAddr(remote));
     if let Some(api_id) = execute_api_host(&req) {
+        let api_id = api_id.into_owned();
         let req = req.map(|b| b.map_err(|e| Box::new(e) as dbody::BoxError).boxed());
-        return app.dataplane.http_api.handle(&api_id, req).await;
+        // Boxed: hyper moves this function's future per request, and the engines' futures
+        // are several KB (that memcpy was up to a fifth of a hop's instructions).
+        return Box::pin(app.dataplane.http_api.handle(&api_id, req, remote)).await;
     }
     // elbv2: `Host: <load balancer DNSName>[:port]` is served by that ALB's listener.
     let lb_listener = req
@@ -190,11 +197,11 @@ pub async fn handle(
         .and_then(|h| h.to_str().ok());
     if let Some(l) = lb_listener.and_then(|h| app.dataplane.lb.listener_for_host(h)) {
         let req = req.map(|b| b.map_err(|e| Box::new(e) as dbody::BoxError).boxed());
-        let r = app.dataplane.lb.serve_http(&l, req, remote.ip()).await;
+        let r = Box::pin(app.dataplane.lb.serve_http(&l, req, remote.ip())).await;
         return r.unwrap_or_else(|| plain(503, "text/plain", "load balancer listener is gone"));
     }
     if req.uri().path().starts_with("/_portico/execute-api/") {
-        return crate::admin::handle(&app, req, remote).await;
+        return Box::pin(crate::admin::handle(&app, req, remote)).await;
     }
     let control = control_rt.spawn(async move {
         if req.uri().path().starts_with("/_portico/") {

@@ -339,7 +339,7 @@ impl Publisher {
                     built: true,
                     ..State::default()
                 };
-                let mut apis = HashMap::new();
+                let mut apis = portico_dataplane::FastMap::default();
                 for (api, scope, links) in built {
                     st.index(&api.api_id, &scope, links);
                     apis.insert(api.api_id.clone(), Arc::new(api));
@@ -493,7 +493,7 @@ fn build_api(
             built.insert(d.to_string(), Arc::new(dep));
         }
     }
-    let mut st = HashMap::new();
+    let mut st = portico_dataplane::FastMap::default();
     for s in &stages {
         let stage = build_stage(&s.body, &api.id, &built);
         st.insert(stage.name.clone(), Arc::new(stage));
@@ -642,9 +642,7 @@ fn build_integration(
             used.push(s("connectionId"));
             vpc_link_target(tx, scope, i, links)?
         }
-        ("HTTP_PROXY", _) => Target::Http {
-            uri: s("integrationUri"),
-        },
+        ("HTTP_PROXY", _) => Target::http(s("integrationUri")),
         _ => Target::Unsupported {
             reason: "Lambda is not available in Portico".into(),
         },

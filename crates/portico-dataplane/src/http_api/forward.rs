@@ -7,7 +7,7 @@ use super::auth::{self, Denied};
 use super::context::{self, RequestContext};
 use super::mapping::{self, Outgoing, Sources};
 use super::routing::{split_path, RouteKey};
-use super::{cors, gateway_response, Auth, ClientAddr, Integration, Snapshot, Target};
+use super::{cors, gateway_response, Auth, Integration, Snapshot, Target};
 use crate::body::{full, Body};
 use crate::lb::pool::{Failure as PoolFailure, Pool};
 use bytes::Bytes;
@@ -65,24 +65,19 @@ enum Backend {
     Named(http::Request<Full<Bytes>>),
 }
 
-/// The socket address of an `http://` URI whose host is an IP address (port 80 by default).
-fn socket_addr(uri: &http::Uri) -> Option<std::net::SocketAddr> {
-    let host = uri.host()?;
-    let host = host
+/// The socket address of an `http://` authority whose host is an IP address (port 80 by
+/// default); `None` for a host name.
+pub(crate) fn authority_addr(authority: &str) -> Option<std::net::SocketAddr> {
+    let a = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Ok(s) = a.parse::<std::net::SocketAddr>() {
+        return Some(s);
+    }
+    let host = a
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
+        .unwrap_or(a);
     let ip: std::net::IpAddr = host.parse().ok()?;
-    Some(std::net::SocketAddr::new(ip, uri.port_u16().unwrap_or(80)))
-}
-
-/// `/path?query` of an absolute URI, as sent on the wire to the backend.
-fn origin_form(uri: &http::Uri) -> http::Uri {
-    let pq = uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-    http::Uri::from(pq)
+    Some(std::net::SocketAddr::new(ip, 80))
 }
 
 /// Characters escaped when a path value is substituted into an integration URI.
@@ -131,6 +126,8 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 const APIGW_REQUESTID: HeaderName = HeaderName::from_static("apigw-requestid");
+/// Evaluated at compile time (`from_static` checks every byte when called at run time).
+const VIA_APIGW: HeaderValue = HeaderValue::from_static("HTTP/1.1 AmazonAPIGateway");
 const ACCESS_CONTROL_REQUEST_METHOD: HeaderName =
     HeaderName::from_static("access-control-request-method");
 
@@ -205,6 +202,7 @@ pub(crate) async fn serve(
     snap: &Snapshot,
     api_id: &str,
     req: http::Request<Body>,
+    remote: std::net::SocketAddr,
 ) -> http::Response<Body> {
     let started = Instant::now();
     let rid = context::request_id();
@@ -247,10 +245,7 @@ pub(crate) async fn serve(
     let header = |n: HeaderName| parts.headers.get(n).and_then(|v| v.to_str().ok());
     let origin = header(http::header::ORIGIN);
     let client_host = header(http::header::HOST).unwrap_or("");
-    let source_ip = parts
-        .extensions
-        .get::<ClientAddr>()
-        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    let source_ip = remote.ip();
     // `$context` strings are filled only when something reads them (`fill_context`): request
     // parameter mapping, a matching response mapping, an access log.
     let mut ctx = RequestContext {
@@ -348,33 +343,39 @@ pub(crate) async fn serve(
         };
         let is_default_route = matches!(sel.key, RouteKey::Default);
         // where the request goes, the backend path and query, and the Host it carries
+        let parsed;
         let (dest, path, query, host_value) = match &integration.target {
-            Target::Http { uri } => {
-                let s = substitute(uri, &sel.params, &stage.variables);
-                let uri = match s.parse::<http::Uri>() {
-                    Ok(u)
-                        if matches!(u.scheme_str(), Some("http" | "https"))
-                            && u.authority().is_some() =>
-                    {
-                        u
-                    }
-                    _ => {
-                        ctx.integration_error = Some(format!("invalid integration URI {s}"));
-                        break 'done gateway_response(500, "Internal Server Error", &rid);
+            Target::Http(t) => {
+                let (uri, addr) = match &t.fixed {
+                    Some(f) => (&f.uri, f.addr),
+                    None => {
+                        let s = substitute(&t.uri, &sel.params, &stage.variables);
+                        parsed = match s.parse::<http::Uri>() {
+                            Ok(u)
+                                if matches!(u.scheme_str(), Some("http" | "https"))
+                                    && u.authority().is_some() =>
+                            {
+                                u
+                            }
+                            _ => {
+                                ctx.integration_error =
+                                    Some(format!("invalid integration URI {s}"));
+                                break 'done gateway_response(500, "Internal Server Error", &rid);
+                            }
+                        };
+                        let addr = parsed.authority().and_then(|a| authority_addr(a.as_str()));
+                        (&parsed, addr)
                     }
                 };
                 let (path, query) =
-                    backend_path_and_query(&uri, is_default_route, route_path, parts.uri.query());
-                let authority = uri
-                    .authority()
-                    .map(|a| a.as_str().to_string())
-                    .unwrap_or_default();
+                    backend_path_and_query(uri, is_default_route, route_path, parts.uri.query());
+                let authority = uri.authority().map_or("", |a| a.as_str());
                 let dest = if uri.scheme_str() == Some("https") {
-                    Dest::Https(authority.clone())
+                    Dest::Https(authority)
                 } else {
-                    Dest::Http(authority.clone())
+                    Dest::Http(Cow::Borrowed(authority), addr)
                 };
-                (dest, path, query, Cow::Owned(authority))
+                (dest, path, query, Cow::Borrowed(authority))
             }
             Target::VpcLink {
                 status,
@@ -414,7 +415,7 @@ pub(crate) async fn serve(
                         break 'done gateway_response(500, "Internal Server Error", &rid);
                     };
                     (
-                        Dest::Http(addr.to_string()),
+                        Dest::Http(Cow::Owned(addr.to_string()), Some(addr)),
                         path,
                         query,
                         Cow::Borrowed(client_host),
@@ -456,7 +457,7 @@ pub(crate) async fn serve(
             out.headers.insert(http::header::HOST, v);
         }
         if !integration.request_parameters.is_empty() {
-            fill_context(&mut ctx, &rid, api, stage, &parts, route_key);
+            fill_context(&mut ctx, &rid, api, stage, &parts, route_key, source_ip);
             let src = Sources {
                 headers: &parts.headers,
                 query: parts.uri.query(),
@@ -469,14 +470,16 @@ pub(crate) async fn serve(
             };
             mapping::apply_request(&integration.request_parameters, &src, &mut out);
         }
-        let fwd = format!("for={source_ip};host={client_host};proto=http");
+        let mut fwd = String::with_capacity(32 + client_host.len());
+        fwd.push_str("for=");
+        crate::text::push_ip(&mut fwd, source_ip);
+        fwd.push_str(";host=");
+        fwd.push_str(client_host);
+        fwd.push_str(";proto=http");
         if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(fwd)) {
             out.headers.insert(FORWARDED, v);
         }
-        out.headers.insert(
-            http::header::VIA,
-            HeaderValue::from_static("HTTP/1.1 AmazonAPIGateway"),
-        );
+        out.headers.insert(http::header::VIA, VIA_APIGW);
         if !out.headers.contains_key(&X_AMZN_TRACE_ID) {
             if let Ok(v) =
                 HeaderValue::from_maybe_shared(Bytes::from(trace_id(ctx.request_time_epoch)))
@@ -495,27 +498,25 @@ pub(crate) async fn serve(
         };
         let int_started = Instant::now();
         let (rparts, rbody) = match dest {
-            Dest::Http(authority) => {
-                let target = format!("http://{authority}{pq}");
-                let uri: http::Uri = match target.parse() {
-                    Ok(u) => u,
-                    Err(_) => {
-                        ctx.integration_error = Some(format!("invalid backend URL {target}"));
-                        break 'done gateway_response(500, "Internal Server Error", &rid);
-                    }
-                };
-                let backend = match socket_addr(&uri) {
-                    // an IP address: our own per-thread pool, driven in this task
+            Dest::Http(authority, addr) => {
+                let backend = match addr {
+                    // an IP address: our own per-thread pool, driven in this task; the path and
+                    // query go on the wire as they are (origin form)
                     Some(addr) => {
+                        let uri: http::Uri = match http::Uri::from_maybe_shared(Bytes::from(pq)) {
+                            Ok(u) => u,
+                            Err(_) => {
+                                ctx.integration_error =
+                                    Some(format!("invalid backend URL http://{authority}"));
+                                break 'done gateway_response(500, "Internal Server Error", &rid);
+                            }
+                        };
                         let mut breq = http::Request::new(full(body.clone()));
                         *breq.method_mut() = method;
-                        *breq.uri_mut() = origin_form(&uri);
+                        *breq.uri_mut() = uri;
                         *breq.headers_mut() = out.headers;
                         if !breq.headers().contains_key(http::header::HOST) {
-                            if let Some(h) = uri
-                                .authority()
-                                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-                            {
+                            if let Ok(h) = HeaderValue::from_str(&authority) {
                                 breq.headers_mut().insert(http::header::HOST, h);
                             }
                         }
@@ -523,6 +524,15 @@ pub(crate) async fn serve(
                     }
                     // a host name: hyper's client resolves it
                     None => {
+                        let target = format!("http://{authority}{pq}");
+                        let uri: http::Uri = match target.parse() {
+                            Ok(u) => u,
+                            Err(_) => {
+                                ctx.integration_error =
+                                    Some(format!("invalid backend URL {target}"));
+                                break 'done gateway_response(500, "Internal Server Error", &rid);
+                            }
+                        };
                         let mut breq = http::Request::new(Full::new(body.clone()));
                         *breq.method_mut() = method;
                         *breq.uri_mut() = uri;
@@ -619,7 +629,7 @@ pub(crate) async fn serve(
             .iter()
             .any(|(c, _)| *c == rparts.status.as_u16())
         {
-            fill_context(&mut ctx, &rid, api, stage, &parts, route_key);
+            fill_context(&mut ctx, &rid, api, stage, &parts, route_key, source_ip);
         }
         build_response(
             integration,
@@ -643,7 +653,7 @@ pub(crate) async fn serve(
         }
     }
     if let Some(al) = &stage.access_log {
-        fill_context(&mut ctx, &rid, api, stage, &parts, route_key);
+        fill_context(&mut ctx, &rid, api, stage, &parts, route_key, source_ip);
         ctx.status = resp.status().as_u16();
         ctx.response_length = hyper::body::Body::size_hint(resp.body())
             .exact()
@@ -670,6 +680,7 @@ fn fill_context(
     stage: &super::Stage,
     parts: &http::request::Parts,
     route_key: &str,
+    source_ip: std::net::IpAddr,
 ) {
     if !ctx.request_id.is_empty() {
         return;
@@ -689,10 +700,7 @@ fn fill_context(
         .next()
         .unwrap_or("")
         .to_string();
-    ctx.source_ip = parts
-        .extensions
-        .get::<ClientAddr>()
-        .map_or_else(|| "127.0.0.1".into(), |c| c.0.ip().to_string());
+    ctx.source_ip = source_ip.to_string();
     ctx.user_agent = header(http::header::USER_AGENT).unwrap_or("").to_string();
 }
 
@@ -769,10 +777,11 @@ fn read_limited(
 
 /// Where an integration request goes.
 enum Dest<'a> {
-    /// `HTTP_PROXY` over the internet to this `host[:port]`.
-    Http(String),
+    /// `HTTP_PROXY` over the internet to this `host[:port]` (at this address when the host is
+    /// an IP address).
+    Http(Cow<'a, str>, Option<std::net::SocketAddr>),
     /// The same over TLS (`tls.rs`).
-    Https(String),
+    Https(&'a str),
     /// Through a VPC link to an ALB listener, from a VPC-link ENI address.
     Lb {
         lb: &'a crate::lb::Engine,

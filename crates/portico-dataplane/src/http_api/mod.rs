@@ -20,6 +20,7 @@ mod throttle;
 mod tls;
 
 use crate::body::{response, Body};
+use crate::FastMap;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,15 +31,11 @@ pub use context::RequestContext;
 pub use throttle::Bucket;
 pub use tls::{set_extra_ca_pem, CaError};
 
-/// The client's address, put on the request as an extension by the server that accepted it.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
-
 /// Everything the engine needs to route, built by the control plane. One `Arc` per API, so a
 /// change to one API publishes a new snapshot that shares every other API ([`Engine::update`]).
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub apis: HashMap<String, Arc<Api>>,
+    pub apis: FastMap<String, Arc<Api>>,
 }
 
 #[derive(Debug)]
@@ -47,7 +44,7 @@ pub struct Api {
     pub account_id: String,
     pub region: String,
     /// By stage name (`$default` included).
-    pub stages: HashMap<String, Arc<Stage>>,
+    pub stages: FastMap<String, Arc<Stage>>,
 }
 
 impl Api {
@@ -88,7 +85,7 @@ pub struct Stage {
     /// Access logging (`$context.*` line format and log group) when it is on.
     pub access_log: Option<accesslog::AccessLog>,
     /// Token buckets by route key, made by [`Stage::new`] and carried over across publishes.
-    buckets: HashMap<String, Arc<Bucket>>,
+    buckets: FastMap<String, Arc<Bucket>>,
 }
 
 impl Stage {
@@ -100,7 +97,7 @@ impl Stage {
         route_throttle: HashMap<String, Throttle>,
         access_log: Option<accesslog::AccessLog>,
     ) -> Stage {
-        let mut buckets = HashMap::new();
+        let mut buckets = FastMap::default();
         if let Some(d) = &deployment {
             for key in d.route_keys() {
                 let t = route_throttle
@@ -188,8 +185,8 @@ pub struct Integration {
 
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// `HTTP_PROXY` over the internet to this URI template.
-    Http { uri: String },
+    /// `HTTP_PROXY` over the internet to this URI template ([`Target::http`]).
+    Http(HttpTarget),
     /// `HTTP_PROXY` through a VPC link to a load-balancer listener (or Cloud Map service).
     VpcLink {
         listener_arn: String,
@@ -204,6 +201,49 @@ pub enum Target {
     },
     /// An integration Portico cannot run yet (Lambda); the reason goes to the access log.
     Unsupported { reason: String },
+}
+
+impl Target {
+    /// An `HTTP_PROXY` integration to `uri`, a template that may name path parameters and
+    /// stage variables.
+    pub fn http(uri: String) -> Target {
+        Target::Http(HttpTarget::new(uri))
+    }
+}
+
+/// An internet `HTTP_PROXY` target. A URI without `{...}` placeholders is the same for every
+/// request, so it is parsed once here instead of per request.
+#[derive(Debug, Clone)]
+pub struct HttpTarget {
+    pub uri: String,
+    pub(crate) fixed: Option<FixedUri>,
+}
+
+/// A parsed constant integration URI (`http`/`https` with an authority).
+#[derive(Debug, Clone)]
+pub(crate) struct FixedUri {
+    pub(crate) uri: http::Uri,
+    /// The socket address when the host is an IP address (the pooled client's case).
+    pub(crate) addr: Option<SocketAddr>,
+}
+
+impl HttpTarget {
+    pub fn new(uri: String) -> HttpTarget {
+        let fixed = if uri.contains('{') {
+            None
+        } else {
+            uri.parse::<http::Uri>()
+                .ok()
+                .filter(|u| {
+                    matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some()
+                })
+                .map(|u| FixedUri {
+                    addr: forward::authority_addr(u.authority().map_or("", |a| a.as_str())),
+                    uri: u,
+                })
+        };
+        HttpTarget { uri, fixed }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -303,7 +343,14 @@ impl Engine {
     }
 
     /// Serves one request for `api_id`.
-    pub async fn handle(&self, api_id: &str, req: http::Request<Body>) -> http::Response<Body> {
+    /// Serves one request for `api_id` from a client at `client` (`Forwarded: for=`,
+    /// `$context.identity.sourceIp`).
+    pub async fn handle(
+        &self,
+        api_id: &str,
+        req: http::Request<Body>,
+        client: SocketAddr,
+    ) -> http::Response<Body> {
         let snapshot = self.snapshot.load_full();
         forward::serve(
             &self.client,
@@ -312,6 +359,7 @@ impl Engine {
             &snapshot,
             api_id,
             req,
+            client,
         )
         .await
     }

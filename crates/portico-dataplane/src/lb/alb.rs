@@ -72,15 +72,32 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // Headers named by `Connection` are hop-by-hop too. The usual values (`keep-alive`,
-    // `close`) name nothing else, so the common case allocates nothing.
-    let names_others = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|n| !n.eq_ignore_ascii_case("keep-alive") && !n.eq_ignore_ascii_case("close"));
+    // One pass over the (few) headers finds whether there is anything to remove at all; the
+    // usual request and response have none besides `Connection: keep-alive`.
+    let mut found = false;
+    let mut names_others = false;
+    for (k, v) in h.iter() {
+        if k == header::CONNECTION {
+            found = true;
+            // Headers named by `Connection` are hop-by-hop too. The usual values
+            // (`keep-alive`, `close`) name nothing else.
+            names_others |= v
+                .to_str()
+                .map(|v| {
+                    v.split(',').map(str::trim).any(|n| {
+                        !n.is_empty()
+                            && !n.eq_ignore_ascii_case("keep-alive")
+                            && !n.eq_ignore_ascii_case("close")
+                    })
+                })
+                .unwrap_or(false);
+        } else if k == header::TRANSFER_ENCODING || HOP_BY_HOP.contains(k) {
+            found = true;
+        }
+    }
+    if !found {
+        return;
+    }
     if names_others {
         let named: Vec<HeaderName> = h
             .get_all(header::CONNECTION)
@@ -94,13 +111,9 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
         }
     }
     for n in &HOP_BY_HOP {
-        if h.contains_key(n) {
-            h.remove(n);
-        }
+        h.remove(n);
     }
-    if h.contains_key(header::TRANSFER_ENCODING) {
-        h.remove(header::TRANSFER_ENCODING);
-    }
+    h.remove(header::TRANSFER_ENCODING);
 }
 
 pub(crate) async fn serve(
@@ -321,14 +334,14 @@ async fn forward(
                 new.push_str(", ");
             }
             // the client's address, with its port when the attribute asks for it
-            let _ = if lb.xff_client_port && remote.port() != 0 {
-                match remote {
+            if lb.xff_client_port && remote.port() != 0 {
+                let _ = match remote {
                     SocketAddr::V4(a) => write!(new, "{a}"),
                     SocketAddr::V6(a) => write!(new, "[{}]:{}", a.ip(), a.port()),
-                }
+                };
             } else {
-                write!(new, "{}", remote.ip())
-            };
+                crate::text::push_ip(&mut new, remote.ip());
+            }
             if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(new)) {
                 h.insert(X_FORWARDED_FOR, v);
             }
@@ -344,7 +357,14 @@ async fn forward(
         "http"
     };
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    h.insert(X_FORWARDED_PORT, HeaderValue::from(l.spec.port));
+    h.insert(
+        X_FORWARDED_PORT,
+        match l.spec.port {
+            80 => HeaderValue::from_static("80"),
+            443 => HeaderValue::from_static("443"),
+            p => HeaderValue::from(p),
+        },
+    );
     let trace = trace_id(h.get(&X_AMZN_TRACE_ID).and_then(|v| v.to_str().ok()));
     if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(trace)) {
         h.insert(X_AMZN_TRACE_ID, v);
@@ -391,13 +411,11 @@ fn trace_id(incoming: Option<&str>) -> String {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let r: u128 = rand::random();
-        let _ = write!(
-            out,
-            "1-{:08x}-{:024x}",
-            secs as u32,
-            r & ((1u128 << 96) - 1)
-        );
+        let r: [u8; 12] = rand::random();
+        out.push_str("1-");
+        crate::text::push_hex(out, &(secs as u32).to_be_bytes());
+        out.push('-');
+        crate::text::push_hex(out, &r);
     };
     match incoming {
         Some(t) if t.contains("Root=") => {

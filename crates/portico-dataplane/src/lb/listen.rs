@@ -234,7 +234,8 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
                     async move {
                         let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
                         Ok::<_, std::convert::Infallible>(
-                            alb::serve_on(&engine, &arn, req, remote).await,
+                            // boxed: hyper moves this future per request (see server.rs)
+                            Box::pin(alb::serve_on(&engine, &arn, req, remote)).await,
                         )
                     }
                 });

@@ -20,6 +20,7 @@ mod udp;
 
 use crate::addr::AddressBook;
 use crate::body::Body;
+use crate::FastMap;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -201,13 +202,16 @@ pub(crate) struct ListenerRt {
 /// The routing table built from one snapshot.
 #[derive(Default)]
 pub(crate) struct Rt {
-    pub(crate) listeners: HashMap<String, Arc<ListenerRt>>,
+    pub(crate) listeners: FastMap<String, Arc<ListenerRt>>,
     /// Lower-cased DNS name -> (port, listener ARN) of its HTTP listeners.
-    pub(crate) hosts: HashMap<String, Vec<(u16, String)>>,
-    pub(crate) groups: HashMap<String, Arc<GroupRt>>,
+    pub(crate) hosts: FastMap<String, Vec<(u16, String)>>,
+    pub(crate) groups: FastMap<String, Arc<GroupRt>>,
 }
 
 type TargetKey = (String, IpAddr, u16);
+
+/// The targets a request may go to; inline (no allocation per request) up to 8.
+pub(crate) type Eligible<'a> = smallvec::SmallVec<[&'a TargetRt; 8]>;
 
 struct Inner {
     rt: ArcSwap<Rt>,
@@ -250,7 +254,7 @@ impl Engine {
     /// inside a tokio runtime (it starts and stops health probes).
     pub fn publish(&self, snapshot: Snapshot, addresses: &AddressBook) {
         let _ = self.inner.addresses.set(addresses.clone());
-        let mut groups = HashMap::new();
+        let mut groups = FastMap::default();
         {
             let mut states = self.inner.targets.lock();
             let mut rrs = self.inner.round_robin.lock();
@@ -297,8 +301,8 @@ impl Engine {
             });
             rrs.retain(|k, _| keep_rr.contains(k));
         }
-        let mut listeners = HashMap::new();
-        let mut hosts: HashMap<String, Vec<(u16, String)>> = HashMap::new();
+        let mut listeners = FastMap::default();
+        let mut hosts: FastMap<String, Vec<(u16, String)>> = FastMap::default();
         let mut tls_cache = self.inner.tls.lock();
         let mut keep_tls = std::collections::HashSet::new();
         for lb in snapshot.load_balancers {
@@ -415,12 +419,12 @@ impl Engine {
 impl GroupRt {
     /// The targets a new request or connection may go to: healthy, non-draining ones; when none
     /// is healthy, every non-draining target (AWS's fail-open). Empty when nothing is routable.
-    pub(crate) fn eligible(&self) -> Vec<&TargetRt> {
-        let live: Vec<&TargetRt> = self.targets.iter().filter(|t| !t.draining).collect();
+    pub(crate) fn eligible(&self) -> Eligible<'_> {
+        let live: Eligible<'_> = self.targets.iter().filter(|t| !t.draining).collect();
         if self.spec.health.is_none() || !self.spec.in_use {
             return live;
         }
-        let healthy: Vec<&TargetRt> = live
+        let healthy: Eligible<'_> = live
             .iter()
             .copied()
             .filter(|t| t.state.health.load(Ordering::Relaxed) == HealthState::Healthy as u8)

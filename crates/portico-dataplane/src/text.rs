@@ -1,0 +1,69 @@
+//! HOT PATH. Small text writers for per-request header values (client addresses, hex ids),
+//! without `core::fmt`: formatting an `Ipv4Addr` through `Display` costs about a thousand
+//! instructions, which showed up in every hop's profile (docs/dataplane-performance.md).
+
+use std::net::IpAddr;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `ip` as `Display` writes it (`10.0.1.5`; IPv6 through `Display`, which is rare).
+pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_u8(out, o);
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Appends a decimal byte without leading zeros.
+fn push_u8(out: &mut String, n: u8) {
+    if n >= 100 {
+        out.push(char::from(b'0' + n / 100));
+    }
+    if n >= 10 {
+        out.push(char::from(b'0' + (n / 10) % 10));
+    }
+    out.push(char::from(b'0' + n % 10));
+}
+
+/// Appends the lowercase hex of `bytes`, two digits per byte.
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    for &b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn ip_matches_display(a: u8, b: u8, c: u8, d: u8, v6: u128) {
+            for ip in [IpAddr::from([a, b, c, d]), IpAddr::from(v6.to_be_bytes())] {
+                let mut s = String::new();
+                push_ip(&mut s, ip);
+                prop_assert_eq!(s, ip.to_string());
+            }
+        }
+
+        #[test]
+        fn hex_matches_format(bytes: Vec<u8>) {
+            let mut s = String::new();
+            push_hex(&mut s, &bytes);
+            let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            prop_assert_eq!(s, want);
+        }
+    }
+}
