@@ -66,3 +66,42 @@ def test_apigw_untag_refuses_reserved_keys(portico):
     assert apigw.get_tags(ResourceArn=arn)["Tags"] == {"team": "a"}
     apigw.untag_resource(ResourceArn=arn, TagKeys=["team"])
     assert apigw.get_tags(ResourceArn=arn)["Tags"] == {}
+
+
+def make_cert(not_before, not_after):
+    """A self-signed certificate (PEM) with the given validity and its key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fid.example.com")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(not_before)
+            .not_valid_after(not_after).sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
+def test_iam_refuses_certificates_outside_their_validity(portico):
+    import datetime as dt
+    iam = portico.client("iam")
+    now = dt.datetime.now(dt.timezone.utc)
+    day = dt.timedelta(days=1)
+    cases = {"fid-expired": (now - 10 * day, now - day), "fid-future": (now + day, now + 10 * day)}
+    for name, (nb, na) in cases.items():
+        body, key = make_cert(nb, na)
+        with pytest.raises(iam.exceptions.MalformedCertificateException) as e:
+            iam.upload_server_certificate(ServerCertificateName=name, CertificateBody=body, PrivateKey=key)
+        assert e.value.response["Error"]["Message"] == \
+            "Unable to parse certificate. Please ensure the certificate is in PEM format."
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        with pytest.raises(iam.exceptions.NoSuchEntityException):
+            iam.get_server_certificate(ServerCertificateName=name)
+    body, key = make_cert(now - day, now + 10 * day)
+    meta = iam.upload_server_certificate(ServerCertificateName="fid-valid", CertificateBody=body,
+                                         PrivateKey=key)["ServerCertificateMetadata"]
+    assert meta["Expiration"].date() == (now + 10 * day).date()
+    iam.delete_server_certificate(ServerCertificateName="fid-valid")
