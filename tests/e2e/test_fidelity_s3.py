@@ -105,3 +105,101 @@ def test_iam_refuses_certificates_outside_their_validity(portico):
                                          PrivateKey=key)["ServerCertificateMetadata"]
     assert meta["Expiration"].date() == (now + 10 * day).date()
     iam.delete_server_certificate(ServerCertificateName="fid-valid")
+
+
+def tcp80(**peer):
+    return [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, **peer}]
+
+
+@pytest.fixture(scope="module")
+def scaled():
+    """A Portico of this module's own with AWS's waits scaled down tenfold."""
+    from conftest import Portico
+    p = Portico(extra_args=["--time-scale", "0.1"]).start()
+    yield p
+    p.stop()
+
+
+def test_eni_attributes_and_errors(portico):
+    ec2 = portico.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.62.0.0/16")["Vpc"]["VpcId"]
+    other = ec2.create_vpc(CidrBlock="10.63.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.62.1.0/24")["Subnet"]["SubnetId"]
+    sg = lambda name, v=vpc: ec2.create_security_group(GroupName=name, Description=name, VpcId=v)["GroupId"]  # noqa: E731
+    a, b, foreign = sg("fid-a"), sg("fid-b"), sg("fid-x", other)
+    eni = ec2.create_network_interface(SubnetId=subnet, Groups=[a], Description="before")["NetworkInterface"]
+    eid = eni["NetworkInterfaceId"]
+    assert eni["SourceDestCheck"] is True
+
+    def attr(name):
+        return ec2.describe_network_interface_attribute(NetworkInterfaceId=eid, Attribute=name)
+
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eid, Description={"Value": "after"})
+    assert attr("description")["Description"] == {"Value": "after"}
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eid, SourceDestCheck={"Value": False})
+    assert attr("sourceDestCheck")["SourceDestCheck"] == {"Value": False}
+    portico.aws("ec2", "modify-network-interface-attribute", "--network-interface-id", eid, "--groups", a, b)
+    assert {g["GroupId"] for g in attr("groupSet")["Groups"]} == {a, b}
+    [desc] = ec2.describe_network_interfaces(NetworkInterfaceIds=[eid])["NetworkInterfaces"]
+    assert (desc["Description"], desc["SourceDestCheck"]) == ("after", False)
+    assert [g["GroupName"] for g in desc["Groups"]] == ["fid-a", "fid-b"]
+    assert ec2.describe_network_interfaces(Filters=[{"Name": "group-id", "Values": [b]}])["NetworkInterfaces"][0][
+        "NetworkInterfaceId"] == eid
+
+    def code(**kw):
+        with pytest.raises(ec2.exceptions.ClientError) as e:
+            ec2.modify_network_interface_attribute(**kw)
+        return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
+
+    assert code(NetworkInterfaceId=eid, Groups=["sg-0123456789abcdef0"]) == \
+        ("InvalidGroup.NotFound", "The security group 'sg-0123456789abcdef0' does not exist")
+    assert code(NetworkInterfaceId=eid, Groups=[a, foreign]) == \
+        ("InvalidGroup.NotFound", "You have specified two resources that belong to different networks.")
+    assert code(NetworkInterfaceId="eni-0123456789abcdef0", Groups=[a])[0] == "InvalidNetworkInterfaceID.NotFound"
+    assert code(NetworkInterfaceId=eid, Attachment={"AttachmentId": "eni-attach-0123456789abcdef0",
+                                                     "DeleteOnTermination": True})[0] == "InvalidAttachmentID.NotFound"
+    # a rejected call changes nothing
+    assert {g["GroupId"] for g in attr("groupSet")["Groups"]} == {a, b}
+    with pytest.raises(ec2.exceptions.ClientError) as e:
+        attr("bogus")
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert "Attachment" not in attr("attachment")
+
+
+def test_changing_a_task_enis_groups_reaches_the_load_balancer(scaled):
+    p = scaled
+    ec2, elb, ecs = p.client("ec2"), p.client("elbv2"), p.client("ecs")
+    vpc = ec2.create_vpc(CidrBlock="10.64.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.64.{i}.0/24", AvailabilityZone=f"us-east-1{z}")
+               ["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
+    sg = lambda name: ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc)["GroupId"]  # noqa: E731
+    alb_sg, task_sg, closed_sg = sg("alb"), sg("tasks"), sg("closed")
+    ec2.authorize_security_group_ingress(GroupId=task_sg, IpPermissions=tcp80(UserIdGroupPairs=[{"GroupId": alb_sg}]))
+    lb = elb.create_load_balancer(Name="fid-alb", Subnets=subnets, SecurityGroups=[alb_sg], Scheme="internal",
+                                  Type="application")["LoadBalancers"][0]
+    tg = elb.create_target_group(Name="fid-tg", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip",
+                                 HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                 HealthyThresholdCount=2, UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+    ecs.create_cluster(clusterName="fid")
+    ecs.register_task_definition(
+        family="fid-web", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[{"name": "web", "image": "amazon/amazon-ecs-sample", "essential": True,
+                               "portMappings": [{"containerPort": 80, "protocol": "tcp"}]}])
+    ecs.create_service(cluster="fid", serviceName="web", taskDefinition="fid-web", desiredCount=1,
+                       launchType="FARGATE", healthCheckGracePeriodSeconds=3000,
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [task_sg]}},
+                       loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}])
+
+    def states():
+        return {h["TargetHealth"]["State"] for h in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]}
+
+    wait_until(lambda: states() == {"healthy"}, timeout=60, what="task healthy")
+    [task] = ecs.describe_tasks(cluster="fid", tasks=ecs.list_tasks(cluster="fid")["taskArns"])["tasks"]
+    eni = next(d["value"] for a in task["attachments"] for d in a["details"] if d["name"] == "networkInterfaceId")
+    # the task's interface now has a group that does not admit the load balancer
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[closed_sg])
+    wait_until(lambda: states() == {"unhealthy"}, timeout=60, what="target unhealthy after the group change")
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[closed_sg, task_sg])
+    wait_until(lambda: states() == {"healthy"}, timeout=60, what="target healthy again")
