@@ -203,3 +203,106 @@ def test_changing_a_task_enis_groups_reaches_the_load_balancer(scaled):
     wait_until(lambda: states() == {"unhealthy"}, timeout=60, what="target unhealthy after the group change")
     ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[closed_sg, task_sg])
     wait_until(lambda: states() == {"healthy"}, timeout=60, what="target healthy again")
+
+
+class TcpEcho:
+    """A loopback TCP echo server (one thread per connection)."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _echo(c):
+        with c:
+            while True:
+                try:
+                    data = c.recv(4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                c.sendall(data)
+
+
+@pytest.fixture(scope="module")
+def hundredfold():
+    """A Portico with AWS's waits scaled down a hundredfold (350 s -> 3.5 s)."""
+    from conftest import Portico
+    p = Portico(extra_args=["--time-scale", "0.01"]).start()
+    yield p
+    p.stop()
+
+
+def test_nlb_resets_a_tcp_flow_after_the_idle_timeout(hundredfold):
+    import socket
+    import time
+    p = hundredfold
+    ec2, elb = p.client("ec2"), p.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.65.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.65.1.0/24")["Subnet"]["SubnetId"]
+    echo = TcpEcho()
+    tg = elb.create_target_group(Name="fid-tcp", Protocol="TCP", Port=echo.port, VpcId=vpc, TargetType="ip",
+                                 HealthCheckIntervalSeconds=5)["TargetGroups"][0]["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": echo.port}])
+    lb = elb.create_load_balancer(Name="fid-nlb", Subnets=[subnet], Scheme="internal",
+                                  Type="network")["LoadBalancers"][0]["LoadBalancerArn"]
+    listener = elb.create_listener(LoadBalancerArn=lb, Protocol="TCP", Port=80,
+                                   DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])["Listeners"][0]["ListenerArn"]
+
+    def attrs():
+        return {a["Key"]: a["Value"] for a in elb.describe_listener_attributes(ListenerArn=listener)["Attributes"]}
+
+    assert attrs()["tcp.idle_timeout.seconds"] == "350"
+    with pytest.raises(elb.exceptions.ClientError) as e:
+        elb.modify_listener_attributes(ListenerArn=listener, Attributes=[{"Key": "tcp.idle_timeout.seconds", "Value": "59"}])
+    assert attrs()["tcp.idle_timeout.seconds"] == "350"
+    # 60 s, the shortest AWS allows: 0.6 s at this time scale.
+    elb.modify_listener_attributes(ListenerArn=listener, Attributes=[{"Key": "tcp.idle_timeout.seconds", "Value": "60"}])
+    assert attrs()["tcp.idle_timeout.seconds"] == "60"
+    host, port = attrs()["portico.local_address"].split(":")
+    wait_until(lambda: elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"][0]
+               ["TargetHealth"]["State"] == "healthy", what="echo target healthy")
+
+    def connect():
+        s = socket.create_connection((host, int(port)), timeout=5)
+        s.sendall(b"hi")
+        assert s.recv(16) == b"hi"
+        return s
+
+    def reply_to(s, data):
+        try:
+            s.sendall(data)
+            return s.recv(16)
+        except (ConnectionResetError, BrokenPipeError) as x:
+            return type(x).__name__
+
+    # the new timeout applies to new flows
+    idle = wait_until(lambda: [s for s in [connect()] if not time.sleep(1.5) and reply_to(s, b"x") != b"x"],
+                      timeout=20, what="an idle flow reset")[0]
+    idle.close()
+    # an idle flow: the packet after the timeout is answered with a reset
+    s = connect()
+    time.sleep(1.5)
+    assert reply_to(s, b"late") == "ConnectionResetError"
+    s.close()
+    # a flow that keeps talking stays up past the timeout
+    s = connect()
+    for _ in range(8):
+        time.sleep(0.15)
+        assert reply_to(s, b"x") == b"x"
+    s.close()
