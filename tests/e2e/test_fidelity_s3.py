@@ -306,3 +306,38 @@ def test_nlb_resets_a_tcp_flow_after_the_idle_timeout(hundredfold):
         time.sleep(0.15)
         assert reply_to(s, b"x") == b"x"
     s.close()
+
+
+def test_reset_authorizers_cache_refetches_jwt_signing_keys(portico, unique):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from apigw_backend import Backend
+    from test_apigw_jwt import Issuer, call, make_jwt_api
+
+    backend, issuer = Backend().start(), Issuer()
+    try:
+        issuer.add_key("k1")
+        p, apigw = portico, portico.client("apigatewayv2")
+        api_id = make_jwt_api(p, backend, issuer, unique)
+        old = issuer.token()
+        wait_until(lambda: call(p, api_id, "/items", old).status_code == 200, what="JWT route served")
+        fetches = issuer.jwks_fetches
+        # the issuer replaces k1: the cached key still accepts tokens signed with the old one
+        issuer.keys["old"], issuer.keys["k1"] = issuer.keys["k1"], rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        old = issuer.token(sign_with="old")
+        assert call(p, api_id, "/items", old).status_code == 200
+        assert issuer.jwks_fetches == fetches
+
+        with pytest.raises(apigw.exceptions.NotFoundException):
+            apigw.reset_authorizers_cache(ApiId=api_id, StageName="nope")
+        p.aws("apigatewayv2", "reset-authorizers-cache", "--api-id", api_id, "--stage-name", "$default")
+        wait_until(lambda: issuer.jwks_fetches == fetches + 1, what="the key set fetched again")
+        r = call(p, api_id, "/items", old)
+        assert r.status_code == 401 and 'error_description="the token signature is invalid"' in r.headers["www-authenticate"]
+        assert call(p, api_id, "/items", issuer.token()).status_code == 200
+        assert issuer.jwks_fetches == fetches + 1
+        # the reset is not part of the stage as GetStage shows it
+        assert not any(k.startswith("_") for k in apigw.get_stage(ApiId=api_id, StageName="$default"))
+    finally:
+        backend.stop()
+        issuer.stop()

@@ -447,6 +447,10 @@ pub(crate) fn children(
         .collect())
 }
 
+/// The stage member counting ResetAuthorizersCache calls (Portico's, never rendered); the HTTP
+/// API reconciler hands it to the data plane, which re-fetches JWT signing keys when it changes.
+pub(crate) const AUTHORIZERS_CACHE_EPOCH: &str = "_authorizersCacheEpoch";
+
 /// The output form of a stored body: internal `_` members removed.
 pub(crate) fn public(mut v: Value) -> Value {
     if let Value::Object(m) = &mut v {
