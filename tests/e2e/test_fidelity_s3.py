@@ -166,7 +166,7 @@ def test_eni_attributes_and_errors(portico):
     assert "Attachment" not in attr("attachment")
 
 
-def test_changing_a_task_enis_groups_reaches_the_load_balancer(scaled):
+def test_eni_group_changes_reach_the_load_balancer_and_managed_enis_are_refused(scaled):
     p = scaled
     ec2, elb, ecs = p.client("ec2"), p.client("elbv2"), p.client("ecs")
     vpc = ec2.create_vpc(CidrBlock="10.64.0.0/16")["Vpc"]["VpcId"]
@@ -182,27 +182,41 @@ def test_changing_a_task_enis_groups_reaches_the_load_balancer(scaled):
                                  HealthyThresholdCount=2, UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
     elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
                         DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+
+    def reasons():
+        return {h["Target"]["Id"]: h["TargetHealth"].get("Reason", h["TargetHealth"]["State"])
+                for h in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]}
+
+    # An interface of the account's own, registered as a target: the groups admit the load
+    # balancer but nothing listens there (the checks fail); with a group that does not admit the
+    # load balancer, the checks' packets are dropped (they time out).
+    own = ec2.create_network_interface(SubnetId=subnets[0], Groups=[task_sg])["NetworkInterface"]
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": own["PrivateIpAddress"], "Port": 80}])
+    ip = own["PrivateIpAddress"]
+    wait_until(lambda: reasons().get(ip) == "Target.FailedHealthChecks", timeout=60, what="checks fail")
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=own["NetworkInterfaceId"], Groups=[closed_sg])
+    wait_until(lambda: reasons().get(ip) == "Target.Timeout", timeout=60, what="checks dropped after the group change")
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=own["NetworkInterfaceId"], Groups=[closed_sg, task_sg])
+    wait_until(lambda: reasons().get(ip) == "Target.FailedHealthChecks", timeout=60, what="checks reach it again")
+
+    # An ECS task's interface is managed by ECS: EC2 refuses to change it.
     ecs.create_cluster(clusterName="fid")
     ecs.register_task_definition(
         family="fid-web", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
         containerDefinitions=[{"name": "web", "image": "amazon/amazon-ecs-sample", "essential": True,
                                "portMappings": [{"containerPort": 80, "protocol": "tcp"}]}])
-    ecs.create_service(cluster="fid", serviceName="web", taskDefinition="fid-web", desiredCount=1,
-                       launchType="FARGATE", healthCheckGracePeriodSeconds=3000,
-                       networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [task_sg]}},
-                       loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}])
-
-    def states():
-        return {h["TargetHealth"]["State"] for h in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]}
-
-    wait_until(lambda: states() == {"healthy"}, timeout=60, what="task healthy")
+    ecs.run_task(cluster="fid", taskDefinition="fid-web", launchType="FARGATE",
+                 networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [task_sg]}})
     [task] = ecs.describe_tasks(cluster="fid", tasks=ecs.list_tasks(cluster="fid")["taskArns"])["tasks"]
     eni = next(d["value"] for a in task["attachments"] for d in a["details"] if d["name"] == "networkInterfaceId")
-    # the task's interface now has a group that does not admit the load balancer
-    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[closed_sg])
-    wait_until(lambda: states() == {"unhealthy"}, timeout=60, what="target unhealthy after the group change")
-    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[closed_sg, task_sg])
-    wait_until(lambda: states() == {"healthy"}, timeout=60, what="target healthy again")
+    [managed] = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"]
+    assert managed["RequesterManaged"] is True
+    with pytest.raises(ec2.exceptions.ClientError) as e:
+        ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[closed_sg])
+    assert (e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]) == \
+        ("AuthFailure", "You do not have permission to access the specified resource.")
+    assert [g["GroupId"] for g in ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+            ["Groups"]] == [task_sg]
 
 
 class TcpEcho:

@@ -2,6 +2,9 @@
 //! check, security groups, the attachment's delete-on-termination) and
 //! DescribeNetworkInterfaceAttribute. A group change is an `ec2.eni` write, so the load balancer
 //! reconciler re-decides reachability (vpc_reach) from it like from any security-group change.
+//! Interfaces another service manages (requester-managed: a load balancer's, an ECS task's, a
+//! VPC link's, a NAT gateway's) are refused, as on AWS: their groups change through that
+//! service (SetSecurityGroups, a new service deployment, ...).
 
 use super::shared::{self, NetworkInterface, KIND_ENI};
 use super::util::{self, req, strs_any};
@@ -72,6 +75,11 @@ fn change_of(input: &Input) -> AwsResult<Change> {
     }
 }
 
+/// Whether another service (not the account) manages the interface: EC2's `requesterManaged`.
+pub(crate) fn requester_managed(eni: &NetworkInterface, scope: &Scope) -> bool {
+    !eni.requester_id.is_empty() && eni.requester_id != scope.account
+}
+
 /// The security groups for `eni`: each must exist and be in the interface's VPC.
 fn check_groups(
     tx: &Tx<'_>,
@@ -101,7 +109,14 @@ fn check_groups(
 pub(crate) fn modify_attribute(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
     let id = req(input, &["NetworkInterfaceId"])?;
     let mut eni = shared::get_eni(tx, scope, id)?.ok_or_else(|| eni_not_found(id))?;
-    match change_of(input)? {
+    let change = change_of(input)?;
+    if requester_managed(&eni, scope) {
+        return Err(AwsError::bad(
+            "AuthFailure",
+            "You do not have permission to access the specified resource.",
+        ));
+    }
+    match change {
         Change::Description(d) => eni.description = d,
         Change::SourceDestCheck(b) => {
             eni.rest.insert("sourceDestCheck".into(), json!(b));
@@ -197,5 +212,27 @@ mod tests {
         assert_eq!(e.code, "InvalidParameterValue");
         let e = change(json!({"Attachment": {"DeleteOnTermination": "true"}})).unwrap_err();
         assert_eq!(e.code, "MissingParameter");
+    }
+
+    #[test]
+    fn requester_managed_means_another_service_made_it() {
+        let scope = Scope::new("000000000000", "us-east-1");
+        let eni = |requester: &str| NetworkInterface {
+            network_interface_id: "eni-1".into(),
+            subnet_id: "subnet-1".into(),
+            vpc_id: "vpc-1".into(),
+            availability_zone: "us-east-1a".into(),
+            private_ip_address: "10.0.0.4".into(),
+            description: String::new(),
+            interface_type: "interface".into(),
+            requester_id: requester.into(),
+            group_ids: vec![],
+            status: String::new(),
+            rest: Default::default(),
+        };
+        assert!(!requester_managed(&eni("000000000000"), &scope));
+        assert!(!requester_managed(&eni(""), &scope));
+        assert!(requester_managed(&eni("amazon-ecs"), &scope));
+        assert!(requester_managed(&eni("amazon-elb"), &scope));
     }
 }

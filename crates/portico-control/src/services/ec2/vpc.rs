@@ -1114,7 +1114,7 @@ pub(crate) fn render_eni(tx: &Tx<'_>, scope: &Scope, body: &Value) -> AwsResult<
             .unwrap_or_default();
         groups.push(json!({"groupId": g, "groupName": name}));
     }
-    let managed = eni.requester_id != scope.account && !eni.requester_id.is_empty();
+    let managed = super::eni::requester_managed(&eni, scope);
     let ip = &eni.private_ip_address;
     let dns = format!(
         "ip-{}.{}",
