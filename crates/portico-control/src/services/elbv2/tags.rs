@@ -163,3 +163,26 @@ pub(crate) fn describe(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
         Ok(json!({"TagDescriptions": out}))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloudformations_tags_do_not_count_toward_the_limit() {
+        let tag = |k: String| Tag {
+            key: k,
+            value: String::new(),
+        };
+        let mut tags: Vec<Tag> = (0..50).map(|i| tag(format!("k{i}"))).collect();
+        tags.extend(
+            crate::services::tags::CLOUDFORMATION_KEYS
+                .iter()
+                .map(|k| tag((*k).to_string())),
+        );
+        assert!(!over_limit(&tags));
+        tags.push(tag("one-more".into()));
+        assert!(over_limit(&tags));
+        assert_eq!(too_many().code, "TooManyTags");
+    }
+}
