@@ -54,6 +54,13 @@ def test_elbv2_tags_cloudformation_keys_neither_count_nor_come_off(portico):
     assert r.returncode != 0 and "ValidationError" in r.stderr
     elb.remove_tags(ResourceArns=[arn], TagKeys=["k1"])
     assert "k1" not in tags() and key in tags()
+    # both members are required (the SDKs check it first; a raw request gets AWS's error)
+    raw = portico.client("elbv2", parameter_validation=False)
+    for kw in ({"ResourceArns": [arn]}, {"TagKeys": ["k2"]}):
+        with pytest.raises(raw.exceptions.ClientError) as e:
+            raw.remove_tags(**kw)
+        assert e.value.response["Error"]["Code"] == "ValidationError"
+    assert "k2" in tags()
     cfn.delete_stack(StackName="fid-tg")
 
 

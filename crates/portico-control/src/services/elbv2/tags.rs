@@ -127,7 +127,13 @@ pub(crate) fn add(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
 
 pub(crate) fn remove(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
     let arns = input.str_list("ResourceArns").unwrap_or_default();
+    if arns.is_empty() {
+        req(input, "ResourceArns")?;
+    }
     let keys = input.str_list("TagKeys").unwrap_or_default();
+    if keys.is_empty() {
+        req(input, "TagKeys")?;
+    }
     for k in &keys {
         crate::services::tags::check_elbv2_key(k)?;
     }
