@@ -539,14 +539,19 @@ fn build_stage(
         })
         .unwrap_or_default();
     let access_log = access_log(body, api_id, &name);
-    dp::Stage::new(
+    let mut stage = dp::Stage::new(
         name,
         deployment,
         variables,
         throttle(body.get("defaultRouteSettings")),
         route_throttle,
         access_log,
-    )
+    );
+    stage.authorizers_cache_epoch = body
+        .get(crate::services::apigatewayv2::AUTHORIZERS_CACHE_EPOCH)
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    stage
 }
 
 /// A stage's `accessLogSettings` as the data plane serves them: the format and the log group

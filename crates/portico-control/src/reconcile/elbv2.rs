@@ -187,6 +187,14 @@ fn scaled(c: &Control, secs: i64) -> Duration {
     Duration::from_secs_f64((secs.max(0) as f64 * s).max(0.05))
 }
 
+/// A TCP/TLS listener's `tcp.idle_timeout.seconds` (AWS's 350 s unless modified).
+fn tcp_idle_secs(l: &Listener) -> i64 {
+    l.attributes
+        .get("tcp.idle_timeout.seconds")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(dp::TCP_IDLE_TIMEOUT.as_secs() as i64)
+}
+
 fn tg_spec(c: &Control, tg: &TargetGroup, in_use: bool) -> dp::TargetGroupSpec {
     let h = &tg.health;
     let health = h.enabled.then(|| {
@@ -451,6 +459,7 @@ fn step(
                 rules: dp_rules,
                 tls: tls_spec(l, lb, iam_certs, self_signed, &mut generated),
                 udp_idle_timeout,
+                tcp_idle_timeout: scaled(c, tcp_idle_secs(l)),
             });
         }
         let attr = |k: &str| lb.attributes.get(k).map(String::as_str);

@@ -40,6 +40,11 @@ pub(crate) fn counted(tags: &[serde_json::Value]) -> usize {
         .count()
 }
 
+/// How many of `keys` count toward a resource's limit (for tag sets that are not JSON lists).
+pub(crate) fn counted_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> usize {
+    keys.into_iter().filter(|k| !reserved(k)).count()
+}
+
 /// Whether `key` uses the reserved `aws:` prefix (in any case, as AWS documents) and this call may
 /// not set it: any caller but CloudFormation, and CloudFormation for keys other than its own.
 pub(crate) fn refused(key: &str) -> bool {
@@ -47,7 +52,9 @@ pub(crate) fn refused(key: &str) -> bool {
         && !(AS_CLOUDFORMATION.try_with(|_| ()).is_ok() && CLOUDFORMATION_KEYS.contains(&key))
 }
 
-/// ELBv2's refusal (its tag parsing has no other place for it: one call there).
+/// ELBv2's refusal, for AddTags (and the create operations' `Tags`) and RemoveTags alike: a
+/// client can neither set nor remove a reserved key, so CloudFormation's tags stay on the
+/// resources it created.
 pub(crate) fn check_elbv2_key(key: &str) -> AwsResult<()> {
     if refused(key) {
         return Err(AwsError::bad(
@@ -81,6 +88,10 @@ mod tests {
             serde_json::json!({"Key": "team", "Value": "x"}),
         ];
         assert_eq!(counted(&tags), 1);
+        assert_eq!(
+            counted_keys(["aws:cloudformation:stack-id", "Aws:x", "team"]),
+            1
+        );
         let e = check_elbv2_key("aws:k").unwrap_err();
         assert_eq!(
             (e.code.as_ref(), e.message.as_str()),

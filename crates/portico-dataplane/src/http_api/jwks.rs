@@ -15,6 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -49,6 +50,13 @@ struct Slot {
     last_start: Option<Instant>,
     /// Bumped when a fetch ends; waiters subscribe before it starts or while it runs.
     done: watch::Sender<u64>,
+    /// Which slot this is: a fetch started for a slot since flushed does not fill its successor.
+    id: u64,
+}
+
+fn next_slot_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Slot {
@@ -59,7 +67,18 @@ impl Slot {
             fetching: false,
             last_start: None,
             done: watch::channel(0).0,
+            id: next_slot_id(),
         }
+    }
+
+    /// Back to never fetched, keeping the waiters: a fetch in flight no longer fills it, and the
+    /// next prefetch or request starts a fresh one whose end wakes them.
+    fn forget(&mut self) {
+        self.keys = None;
+        self.error = None;
+        self.fetching = false;
+        self.last_start = None;
+        self.id = next_slot_id();
     }
 }
 
@@ -98,6 +117,18 @@ impl Jwks {
             let slot = slots.entry(issuer.to_string()).or_insert_with(Slot::new);
             if slot.keys.is_none() && !slot.fetching && slot.last_start.is_none() {
                 self.start(issuer, slot);
+            }
+        }
+    }
+
+    /// Forgets the keys of `issuers` (ResetAuthorizersCache): they are fetched again on the
+    /// next prefetch or request. Requests waiting for a fetch in flight keep waiting, for the
+    /// fresh one.
+    pub(crate) fn flush<'a>(&self, issuers: impl IntoIterator<Item = &'a str>) {
+        let mut slots = self.slots.lock();
+        for issuer in issuers {
+            if let Some(slot) = slots.get_mut(issuer) {
+                slot.forget();
             }
         }
     }
@@ -167,10 +198,11 @@ impl Jwks {
         slot.last_start = Some(Instant::now());
         let this = self.clone();
         let issuer = issuer.to_string();
+        let id = slot.id;
         tokio::spawn(async move {
             let r = this.fetch(&issuer).await;
             let mut slots = this.slots.lock();
-            if let Some(slot) = slots.get_mut(&issuer) {
+            if let Some(slot) = slots.get_mut(&issuer).filter(|s| s.id == id) {
                 slot.fetching = false;
                 match r {
                     Ok(ks) => {
@@ -349,6 +381,25 @@ mod tests {
             Err(KeyError::Fetch(_))
         ));
         assert_eq!(jwks.slots.lock()[&issuer].last_start, first);
+    }
+
+    #[tokio::test]
+    async fn a_flushed_issuer_is_fetched_again_at_once() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let jwks = Arc::new(Jwks::new(tls::Lazy::default()));
+        let issuer = format!("http://127.0.0.1:{port}");
+        assert!(jwks.key(&issuer, "k").await.is_err());
+        let first = jwks.slots.lock()[&issuer].last_start;
+        jwks.flush(["http://other.example", issuer.as_str()]);
+        assert!(jwks.slots.lock()[&issuer].last_start.is_none());
+        // within MIN_REFETCH of the last fetch, yet fetched again
+        assert!(jwks.key(&issuer, "k").await.is_err());
+        let second = jwks.slots.lock()[&issuer].last_start;
+        assert!(second.is_some() && second != first);
     }
 
     #[tokio::test]

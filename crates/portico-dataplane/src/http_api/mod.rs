@@ -86,6 +86,9 @@ pub struct Stage {
     pub access_log: Option<accesslog::AccessLog>,
     /// Token buckets by route key, made by [`Stage::new`] and carried over across publishes.
     buckets: FastMap<String, Arc<Bucket>>,
+    /// Counts ResetAuthorizersCache calls: when it changes from one publish to the next, the
+    /// signing keys of this stage's JWT issuers are forgotten and fetched again.
+    pub authorizers_cache_epoch: u64,
 }
 
 impl Stage {
@@ -120,6 +123,7 @@ impl Stage {
             route_throttle,
             access_log,
             buckets,
+            authorizers_cache_epoch: 0,
         }
     }
 }
@@ -256,6 +260,18 @@ pub struct Cors {
     pub max_age: Option<i64>,
 }
 
+/// The issuers of the JWT authorizers a stage's routes use.
+fn jwt_issuers(stage: &Stage) -> impl Iterator<Item = &str> {
+    stage
+        .deployment
+        .iter()
+        .flat_map(|d| d.routes.values())
+        .filter_map(|r| match &r.auth {
+            Auth::Jwt(j) => Some(j.issuer.as_str()),
+            _ => None,
+        })
+}
+
 #[derive(Clone)]
 pub struct Engine {
     snapshot: Arc<ArcSwap<Snapshot>>,
@@ -292,6 +308,7 @@ impl Engine {
                 api.inherit_buckets(old_api);
             }
         }
+        self.flush_reset_jwks(&old, s.apis.values().map(|a| &**a));
         self.prefetch_jwks(s.apis.values().map(|a| &**a));
         self.snapshot.store(Arc::new(s));
     }
@@ -307,6 +324,7 @@ impl Engine {
         for id in removed {
             apis.remove(id);
         }
+        self.flush_reset_jwks(&old, changed.iter());
         self.prefetch_jwks(changed.iter());
         for mut api in changed {
             if let Some(old_api) = old.apis.get(&api.api_id) {
@@ -317,18 +335,37 @@ impl Engine {
         self.snapshot.store(Arc::new(Snapshot { apis }));
     }
 
+    /// Forgets the signing keys of the JWT issuers of every stage in `apis` whose
+    /// ResetAuthorizersCache count differs from the served snapshot's (the prefetch that follows
+    /// fetches them again). Every way of publishing APIs calls it before [`Self::prefetch_jwks`].
+    fn flush_reset_jwks<'a>(&self, old: &Snapshot, apis: impl Iterator<Item = &'a Api>) {
+        let mut issuers = Vec::new();
+        for api in apis {
+            let Some(old_api) = old.apis.get(&api.api_id) else {
+                continue;
+            };
+            for (name, stage) in &api.stages {
+                let reset = old_api
+                    .stages
+                    .get(name)
+                    .is_some_and(|o| o.authorizers_cache_epoch != stage.authorizers_cache_epoch);
+                if reset {
+                    issuers.extend(jwt_issuers(stage));
+                }
+            }
+        }
+        if !issuers.is_empty() {
+            self.client.jwks.flush(issuers);
+        }
+    }
+
     /// Starts fetching the signing keys of JWT authorizers in `apis` whose issuer was never
     /// fetched, so the first request to such a route does not wait for them. Every way of
     /// publishing APIs calls it with the APIs it publishes.
     fn prefetch_jwks<'a>(&self, apis: impl Iterator<Item = &'a Api>) {
         let issuers = apis
             .flat_map(|a| a.stages.values())
-            .filter_map(|st| st.deployment.as_ref())
-            .flat_map(|d| d.routes.values())
-            .filter_map(|r| match &r.auth {
-                Auth::Jwt(j) => Some(j.issuer.as_str()),
-                _ => None,
-            });
+            .flat_map(|st| jwt_issuers(st));
         self.client.jwks.prefetch(issuers);
     }
 

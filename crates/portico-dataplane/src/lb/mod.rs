@@ -31,6 +31,7 @@ use std::time::Duration;
 
 pub use health::{HealthState, TargetHealth};
 pub use listen::ListenerBind;
+pub use nlb::TCP_IDLE_TIMEOUT;
 pub use rules::{Cidr, Condition, Redirect, Rule};
 pub use tls::{CertPem, TlsSpec};
 pub use udp::UDP_IDLE_TIMEOUT;
@@ -96,6 +97,9 @@ pub struct ListenerSpec {
     pub tls: Option<TlsSpec>,
     /// How long a UDP flow lives without datagrams (zero = AWS's 120 s).
     pub udp_idle_timeout: Duration,
+    /// How long an NLB TCP/TLS flow lives without bytes either way
+    /// (`tcp.idle_timeout.seconds`, time-scaled; zero = AWS's 350 s).
+    pub tcp_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -509,6 +513,7 @@ mod tests {
                     protocol: "HTTP".into(),
                     tls: None,
                     udp_idle_timeout: Duration::ZERO,
+                    tcp_idle_timeout: Duration::ZERO,
                     rules: vec![
                         Rule {
                             priority: 5,

@@ -458,6 +458,7 @@ mod tests {
                 tls13_only: false,
             }),
             udp_idle_timeout: std::time::Duration::ZERO,
+            tcp_idle_timeout: std::time::Duration::ZERO,
         };
         let snapshot = Snapshot {
             load_balancers: vec![LoadBalancerSpec {

@@ -229,6 +229,7 @@ mod tests {
                     }],
                     tls: None,
                     udp_idle_timeout: Duration::from_millis(300),
+                    tcp_idle_timeout: Duration::ZERO,
                 }],
             }],
             target_groups: vec![TargetGroupSpec {

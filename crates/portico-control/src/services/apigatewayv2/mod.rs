@@ -379,15 +379,22 @@ pub(crate) fn check_len(key: &str, v: &str, min: usize, max: usize) -> AwsResult
 
 /// Validates `tags` (keys 1-128, values up to 1600, at most 50, no `aws:` prefix).
 pub(crate) fn check_tags(tags: &Map<String, Value>) -> AwsResult<()> {
-    if tags.len() > 50 {
+    if crate::services::tags::counted_keys(tags.keys().map(String::as_str)) > 50 {
         return Err(bad("Too many tags: a resource can have at most 50 tags"));
     }
     for (k, v) in tags {
         check_len("Tag key", k, 1, 128)?;
-        if k.to_ascii_lowercase().starts_with("aws:") {
-            return Err(bad(format!("Tag key {k} uses the reserved prefix aws:")));
-        }
+        check_tag_key(k)?;
         check_len("Tag value", v.as_str().unwrap_or(""), 0, 1600)?;
+    }
+    Ok(())
+}
+
+/// A tag key a client may set or remove: not one with AWS's reserved `aws:` prefix
+/// (services/tags.rs).
+pub(crate) fn check_tag_key(k: &str) -> AwsResult<()> {
+    if crate::services::tags::refused(k) {
+        return Err(bad(format!("Tag key {k} uses the reserved prefix aws:")));
     }
     Ok(())
 }
@@ -439,6 +446,10 @@ pub(crate) fn children(
         .map(|r| r.body)
         .collect())
 }
+
+/// The stage member counting ResetAuthorizersCache calls (Portico's, never rendered); the HTTP
+/// API reconciler hands it to the data plane, which re-fetches JWT signing keys when it changes.
+pub(crate) const AUTHORIZERS_CACHE_EPOCH: &str = "_authorizersCacheEpoch";
 
 /// The output form of a stored body: internal `_` members removed.
 pub(crate) fn public(mut v: Value) -> Value {

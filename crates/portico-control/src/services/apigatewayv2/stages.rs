@@ -400,14 +400,23 @@ pub(crate) fn delete_route_settings(ctx: &Ctx<'_>, input: &Input) -> AwsResult<V
     })
 }
 
-/// Portico keeps no authorizer result cache (JWT claims are checked per request), so there is
-/// nothing to flush once the stage is known to exist.
+/// Flushes the stage's authorizer cache. JWT claims are checked per request (there is no
+/// result cache), but the JWT authorizers' signing keys (JWKS) are cached per issuer: the reset
+/// is a write (a counter on the stage, never rendered) that the HTTP API reconciler carries into
+/// the stage's snapshot, and the data plane forgets the keys of that stage's issuers, so they are
+/// fetched again.
 pub(crate) fn reset_authorizers_cache(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
     let api_id = req_label(input, "apiId")?;
     let name = req_label(input, "stageName")?;
-    ctx.store().read(|tx| {
+    ctx.store().write(|tx| {
         load_api(ctx, tx, &api_id)?;
-        load_child(ctx, tx, KIND_STAGE, "Stage", &api_id, &name)?;
+        let mut body = load_child(ctx, tx, KIND_STAGE, "Stage", &api_id, &name)?;
+        let epoch = body
+            .get(AUTHORIZERS_CACHE_EPOCH)
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        body[AUTHORIZERS_CACHE_EPOCH] = json!(epoch.wrapping_add(1));
+        write_stage(ctx, tx, &api_id, &name, &body)?;
         Ok(json!({}))
     })
 }

@@ -74,6 +74,9 @@ pub(crate) fn get(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
 pub(crate) fn untag(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
     let arn = arn_label(input)?;
     let keys = opt_str_list(input, "tagKeys")?.ok_or_else(|| bad("tagKeys is required"))?;
+    for k in &keys {
+        check_tag_key(k)?;
+    }
     ctx.store().write(|tx| {
         let mut r = load(ctx, tx, &arn)?;
         let mut cur = r

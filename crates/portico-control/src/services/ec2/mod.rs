@@ -7,6 +7,7 @@
 //! Every write is one transaction, so a rejected call changes nothing.
 
 mod acl;
+mod eni;
 mod gateways;
 mod sg;
 pub mod shared;
@@ -53,6 +54,8 @@ fn lookup(op: &str) -> Option<(Op, bool)> {
         "DescribeNetworkInterfaces" => (vpc::describe_network_interfaces, false),
         "CreateNetworkInterface" => (vpc::create_network_interface, true),
         "DeleteNetworkInterface" => (vpc::delete_network_interface, true),
+        "ModifyNetworkInterfaceAttribute" => (eni::modify_attribute, true),
+        "DescribeNetworkInterfaceAttribute" => (eni::describe_attribute, false),
         "CreateSecurityGroup" => (sg::create_security_group, true),
         "DescribeSecurityGroups" => (sg::describe_security_groups, false),
         "DeleteSecurityGroup" => (sg::delete_security_group, true),

@@ -1104,7 +1104,7 @@ pub(crate) fn eni_not_found(id: &str) -> AwsError {
     )
 }
 
-fn render_eni(tx: &Tx<'_>, scope: &Scope, body: &Value) -> AwsResult<Value> {
+pub(crate) fn render_eni(tx: &Tx<'_>, scope: &Scope, body: &Value) -> AwsResult<Value> {
     let eni: NetworkInterface = serde_json::from_value(body.clone()).map_err(AwsError::internal)?;
     let mut groups = Vec::new();
     for g in &eni.group_ids {
@@ -1114,7 +1114,7 @@ fn render_eni(tx: &Tx<'_>, scope: &Scope, body: &Value) -> AwsResult<Value> {
             .unwrap_or_default();
         groups.push(json!({"groupId": g, "groupName": name}));
     }
-    let managed = eni.requester_id != scope.account && !eni.requester_id.is_empty();
+    let managed = super::eni::requester_managed(&eni, scope);
     let ip = &eni.private_ip_address;
     let dns = format!(
         "ip-{}.{}",
@@ -1138,7 +1138,7 @@ fn render_eni(tx: &Tx<'_>, scope: &Scope, body: &Value) -> AwsResult<Value> {
         "macAddress": mac_of(&eni.network_interface_id),
         "privateIpAddress": ip,
         "privateDnsName": dns,
-        "sourceDestCheck": true,
+        "sourceDestCheck": eni.rest.get("sourceDestCheck").and_then(Value::as_bool).unwrap_or(true),
         "groupSet": groups,
         "ipv6AddressesSet": [],
         "interfaceType": eni.interface_type,

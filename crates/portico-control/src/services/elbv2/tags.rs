@@ -40,16 +40,24 @@ pub(crate) fn parse_tags(input: &Input) -> AwsResult<Vec<Tag>> {
         }
         out.push(Tag { key, value });
     }
-    if out.len() > 50 {
-        return Err(AwsError::bad(
-            "TooManyTags",
-            "The quota for the number of tags that can be assigned to a load balancer has been reached",
-        ));
+    if over_limit(&out) {
+        return Err(too_many());
     }
     Ok(out)
 }
 
-/// The kind an ARN names and its not-found error.
+/// More than 50 tags that count: AWS's own `aws:*` tags (CloudFormation's) do not.
+fn over_limit(tags: &[Tag]) -> bool {
+    crate::services::tags::counted_keys(tags.iter().map(|t| t.key.as_str())) > 50
+}
+
+fn too_many() -> AwsError {
+    AwsError::bad(
+        "TooManyTags",
+        "The quota for the number of tags that can be assigned to a load balancer has been reached",
+    )
+}
+
 /// A kind and its not-found error.
 type KindOf = (&'static str, fn() -> AwsError);
 
@@ -107,11 +115,8 @@ pub(crate) fn add(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
                         None => tags.push(t.clone()),
                     }
                 }
-                if tags.len() > 50 {
-                    return Err(AwsError::bad(
-                        "TooManyTags",
-                        "The quota for the number of tags that can be assigned to a load balancer has been reached",
-                    ));
+                if over_limit(tags) {
+                    return Err(too_many());
                 }
                 Ok(())
             })?;
@@ -122,7 +127,16 @@ pub(crate) fn add(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
 
 pub(crate) fn remove(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
     let arns = input.str_list("ResourceArns").unwrap_or_default();
+    if arns.is_empty() {
+        req(input, "ResourceArns")?;
+    }
     let keys = input.str_list("TagKeys").unwrap_or_default();
+    if keys.is_empty() {
+        req(input, "TagKeys")?;
+    }
+    for k in &keys {
+        crate::services::tags::check_elbv2_key(k)?;
+    }
     let scope = ctx.scope.clone();
     ctx.store().write(|tx| {
         for arn in &arns {
@@ -154,4 +168,27 @@ pub(crate) fn describe(ctx: &Ctx<'_>, input: &Input) -> AwsResult<Value> {
         }
         Ok(json!({"TagDescriptions": out}))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloudformations_tags_do_not_count_toward_the_limit() {
+        let tag = |k: String| Tag {
+            key: k,
+            value: String::new(),
+        };
+        let mut tags: Vec<Tag> = (0..50).map(|i| tag(format!("k{i}"))).collect();
+        tags.extend(
+            crate::services::tags::CLOUDFORMATION_KEYS
+                .iter()
+                .map(|k| tag((*k).to_string())),
+        );
+        assert!(!over_limit(&tags));
+        tags.push(tag("one-more".into()));
+        assert!(over_limit(&tags));
+        assert_eq!(too_many().code, "TooManyTags");
+    }
 }

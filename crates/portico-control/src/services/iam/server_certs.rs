@@ -85,6 +85,17 @@ fn cert_error(e: CertError) -> AwsError {
     }
 }
 
+/// IAM refuses a certificate outside its validity period at upload time, expired or not yet
+/// valid, as MalformedCertificate ("malformed or expired"). AWS's message for this case is the
+/// generic parse message (aws/aws-sdk-go#2586: the service team calls it misleading but
+/// expected); docs/fidelity-s3.md.
+fn check_validity(info: &tls::CertInfo, now_secs: i64) -> AwsResult<()> {
+    if now_secs < info.not_before || now_secs > info.not_after {
+        return Err(cert_error(CertError::MalformedCertificate));
+    }
+    Ok(())
+}
+
 fn load(tx: &Tx<'_>, c: &Call<'_>, name: &str) -> AwsResult<Value> {
     Ok(tx
         .get(c.scope, KIND_SERVER_CERT, &name.to_lowercase())?
@@ -162,6 +173,7 @@ fn upload(tx: &Tx<'_>, c: &Call<'_>) -> AwsResult<Value> {
         private_key: key.clone(),
     };
     let info = tls::inspect(&pem).map_err(cert_error)?;
+    check_validity(&info, time::now_millis() / 1000)?;
     if tx
         .get(c.scope, KIND_SERVER_CERT, &name.to_lowercase())?
         .is_some()
@@ -329,4 +341,33 @@ fn untag(tx: &Tx<'_>, c: &Call<'_>) -> AwsResult<Value> {
     cert["Tags"] = json!(t);
     save(tx, c, &cert)?;
     Ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_period_is_inclusive_and_refusals_are_malformed_certificate() {
+        let info = tls::CertInfo {
+            not_before: 1_000,
+            not_after: 2_000,
+            names: vec![],
+        };
+        for now in [1_000, 1_500, 2_000] {
+            assert!(check_validity(&info, now).is_ok(), "{now}");
+        }
+        for now in [999, 2_001] {
+            let e = check_validity(&info, now).unwrap_err();
+            assert_eq!(
+                (e.code.as_ref(), e.message.as_str(), e.status),
+                (
+                    "MalformedCertificate",
+                    "Unable to parse certificate. Please ensure the certificate is in PEM format.",
+                    400
+                ),
+                "{now}"
+            );
+        }
+    }
 }
