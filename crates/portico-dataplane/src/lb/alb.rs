@@ -360,8 +360,14 @@ async fn forward(
         .map(|d| (token(&format!("{}:{}", target.ip, target.port)), d));
     let pool = &engine.inner.pool;
     let state = target.state.clone();
+    // HTTPS target groups: the same exchange over TLS (a failed handshake is a 502)
+    let tls = group.spec.protocol == "HTTPS";
     let exchange = async {
-        let up = pool.checkout(addr).await?;
+        let up = if tls {
+            pool.checkout_tls(addr).await?
+        } else {
+            pool.checkout(addr).await?
+        };
         up.send(upstream).await
     };
     let result = tokio::select! {
