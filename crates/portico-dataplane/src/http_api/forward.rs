@@ -382,6 +382,7 @@ pub(crate) async fn serve(
                 listener_arn,
                 eni_addresses,
                 blocked,
+                tls,
             } => {
                 if status != "AVAILABLE" {
                     ctx.integration_error = Some(format!("VPC link {vpc_link_id} is {status}"));
@@ -425,6 +426,7 @@ pub(crate) async fn serve(
                             lb,
                             listener: listener_arn,
                             ip,
+                            tls: tls.as_ref(),
                         },
                         path,
                         query,
@@ -581,7 +583,12 @@ pub(crate) async fn serve(
                     }
                 }
             }
-            Dest::Lb { lb, listener, ip } => {
+            Dest::Lb {
+                lb,
+                listener,
+                ip,
+                tls,
+            } => {
                 let mut breq = http::Request::new(full(body.clone()));
                 *breq.method_mut() = method;
                 *breq.uri_mut() = match pq.parse() {
@@ -593,7 +600,7 @@ pub(crate) async fn serve(
                 };
                 *breq.headers_mut() = out.headers;
                 let result =
-                    tokio::time::timeout(integration.timeout, send_lb(lb, listener, breq, ip))
+                    tokio::time::timeout(integration.timeout, send_lb(lb, listener, breq, ip, tls))
                         .await;
                 ctx.integration_latency_ms = Some(int_started.elapsed().as_millis());
                 match result {
@@ -778,6 +785,8 @@ enum Dest<'a> {
         lb: &'a crate::lb::Engine,
         listener: &'a str,
         ip: std::net::IpAddr,
+        /// The integration's `tlsConfig`.
+        tls: Option<&'a crate::lb::LinkTls>,
     },
 }
 
@@ -787,11 +796,13 @@ async fn send_lb(
     listener: &str,
     req: http::Request<Body>,
     ip: std::net::IpAddr,
+    tls: Option<&crate::lb::LinkTls>,
 ) -> Result<(http::response::Parts, Bytes), SendError> {
     let resp = lb
-        .serve_http(listener, req, ip)
+        .serve_link(listener, req, ip, tls)
         .await
-        .ok_or_else(|| SendError::Failed(format!("listener {listener} does not exist")))?;
+        .ok_or_else(|| SendError::Failed(format!("listener {listener} does not exist")))?
+        .map_err(SendError::Failed)?;
     let (parts, body) = resp.into_parts();
     match read_limited(body).await {
         Ok(b) => Ok((parts, b)),

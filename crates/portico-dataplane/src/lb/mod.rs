@@ -31,7 +31,7 @@ use std::time::Duration;
 pub use health::{HealthState, TargetHealth};
 pub use listen::ListenerBind;
 pub use rules::{Cidr, Condition, Redirect, Rule};
-pub use tls::{CertPem, TlsSpec};
+pub use tls::{CertPem, LinkTls, TlsSpec};
 pub use udp::UDP_IDLE_TIMEOUT;
 
 /// What a rule does (the terminal action).
@@ -367,6 +367,42 @@ impl Engine {
             return None;
         }
         Some(alb::serve(self, &rt, &l, req, SocketAddr::new(client_ip, 0)).await)
+    }
+
+    /// A request from an API Gateway VPC link with the integration's `tlsConfig` (`tls`): with
+    /// one, the TLS handshake API Gateway would make with the listener must succeed (`Err`
+    /// with why not: the listener speaks plain HTTP, or its certificate does not cover
+    /// `serverNameToVerify`); without one, an HTTPS listener answers the plain request with
+    /// its 400 page. Otherwise as [`Engine::serve_http`].
+    pub async fn serve_link(
+        &self,
+        listener_arn: &str,
+        req: http::Request<Body>,
+        client_ip: IpAddr,
+        tls: Option<&LinkTls>,
+    ) -> Option<Result<http::Response<Body>, String>> {
+        let rt = self.inner.rt.load_full();
+        let l = rt.listeners.get(listener_arn)?.clone();
+        if l.lb.kind != LbKind::Application {
+            return None;
+        }
+        match tls {
+            None if l.spec.protocol == "HTTPS" => return Some(Ok(tls::plain_http_to_https_port())),
+            None => {}
+            Some(t) => {
+                if let Err(e) = tls::link_handshake(l.tls.as_ref(), t).await {
+                    return Some(Err(e));
+                }
+            }
+        }
+        Some(Ok(alb::serve(
+            self,
+            &rt,
+            &l,
+            req,
+            SocketAddr::new(client_ip, 0),
+        )
+        .await))
     }
 
     /// The HTTP listener a request on the main port addressed to `host` (an ALB's DNS name,
