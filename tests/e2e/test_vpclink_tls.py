@@ -3,7 +3,8 @@ listener serving an IAM server certificate. With serverNameToVerify naming the c
 API Gateway speaks TLS to the listener and the request goes through (the target sees
 X-Forwarded-Proto https, port 443); a name the certificate does not cover fails the handshake
 (500, status unconfirmed); without tlsConfig the HTTPS listener gets plain HTTP and answers with
-the ALB's 400 page; tlsConfig towards a plain HTTP listener fails the handshake (500).
+the ALB's 400 page; tlsConfig towards a plain HTTP listener fails the handshake (500); an NLB TLS
+listener is reached over TLS to its socket, its certificate checked the same way.
 docs/tls-upstreams.md says what is built and what is unconfirmed."""
 
 import datetime
@@ -101,6 +102,16 @@ def env():
                                     Certificates=[{"CertificateArn": cert}])["Listeners"][0]["ListenerArn"]
         plain = elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
                                     DefaultActions=forward)["Listeners"][0]["ListenerArn"]
+        # an NLB whose TLS listener serves the same certificate, in front of the same target
+        tcp_tg = elb.create_target_group(Name="link-tls-tcp", Protocol="TCP", Port=80, VpcId=vpc, TargetType="ip",
+                                         HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2)
+        tcp_tg = tcp_tg["TargetGroups"][0]["TargetGroupArn"]
+        elb.register_targets(TargetGroupArn=tcp_tg, Targets=[{"Id": "127.0.0.1", "Port": backend.port}])
+        nlb = elb.create_load_balancer(Name="link-tls-nlb", Subnets=subnets, Scheme="internal",
+                                       Type="network")["LoadBalancers"][0]["LoadBalancerArn"]
+        nlb_tls = elb.create_listener(LoadBalancerArn=nlb, Protocol="TLS", Port=443, Certificates=[{"CertificateArn": cert}],
+                                      DefaultActions=[{"Type": "forward", "TargetGroupArn": tcp_tg}])
+        nlb_tls = nlb_tls["Listeners"][0]["ListenerArn"]
         link = apigw.create_vpc_link(Name="tls-link", SubnetIds=subnets, SecurityGroupIds=[link_sg])["VpcLinkId"]
         wait_until(lambda: apigw.get_vpc_link(VpcLinkId=link)["VpcLinkStatus"] == "AVAILABLE", what="link available")
         e.api = apigw.create_api(Name="tls", ProtocolType="HTTP")["ApiId"]
@@ -119,6 +130,8 @@ def env():
         route("notls", https)
         route("tlsplain", plain, TlsConfig={"ServerNameToVerify": NAME})
         route("plain", plain)
+        route("nlbmatch", nlb_tls, TlsConfig={"ServerNameToVerify": NAME})
+        route("nlbmismatch", nlb_tls, TlsConfig={"ServerNameToVerify": "other.internal.example"})
         apigw.create_stage(ApiId=e.api, StageName="$default", AutoDeploy=True)
         yield e
     finally:
@@ -164,4 +177,14 @@ def test_plain_http_to_an_https_listener_gets_the_albs_400(env):
 
 def test_tls_to_a_plain_http_listener_fails(env):
     r = get(env, "/tlsplain/a")
+    assert r.status_code == 500 and r.json() == INTERNAL_ERROR
+
+
+def test_an_nlb_tls_listener_is_reached_over_tls_and_its_certificate_checked(env):
+    r = get(env, "/nlbmatch/a?y=2")
+    assert r.status_code == 200, r.text
+    got = r.json()
+    # the NLB adds no headers: the target sees API Gateway's request as sent
+    assert got["path"] == "/nlbmatch/a?y=2" and "x-forwarded-proto" not in got["headers"]
+    r = get(env, "/nlbmismatch/a")
     assert r.status_code == 500 and r.json() == INTERNAL_ERROR

@@ -407,7 +407,8 @@ pub(crate) async fn serve(
                 // private integrations get the full path (stage included) and the client's Host
                 let path = raw_path.to_string();
                 let query = parts.uri.query().unwrap_or("").to_string();
-                if listener_arn.contains(":listener/net/") {
+                // (with a tlsConfig, an NLB too is reached through the engine: over TLS)
+                if listener_arn.contains(":listener/net/") && tls.is_none() {
                     // an NLB passes the bytes through to a target: connect to its listener
                     let Some(addr) = lb.local_address(listener_arn) else {
                         ctx.integration_error =

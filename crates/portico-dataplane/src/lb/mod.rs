@@ -373,7 +373,9 @@ impl Engine {
     /// one, the TLS handshake API Gateway would make with the listener must succeed (`Err`
     /// with why not: the listener speaks plain HTTP, or its certificate does not cover
     /// `serverNameToVerify`); without one, an HTTPS listener answers the plain request with
-    /// its 400 page. Otherwise as [`Engine::serve_http`].
+    /// its 400 page. Otherwise as [`Engine::serve_http`]. An NLB listener is reached only with
+    /// a `tlsConfig` (plain requests to an NLB go to its socket by the caller): over TLS to its
+    /// socket, the NLB's own certificate (TLS listener) or the target's (TCP) checked.
     pub async fn serve_link(
         &self,
         listener_arn: &str,
@@ -384,7 +386,8 @@ impl Engine {
         let rt = self.inner.rt.load_full();
         let l = rt.listeners.get(listener_arn)?.clone();
         if l.lb.kind != LbKind::Application {
-            return None;
+            let addr = self.local_address(listener_arn)?;
+            return Some(pool::send_link(&self.inner.pool, addr, req, tls?).await);
         }
         match tls {
             None if l.spec.protocol == "HTTPS" => return Some(Ok(tls::plain_http_to_https_port())),

@@ -36,6 +36,10 @@ use tokio::net::TcpStream;
 pub(crate) enum Conn {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// TLS that API Gateway opened to a listener for one request, its certificate checked
+    /// against one `serverNameToVerify`: never pooled, so a connection checked for one name
+    /// never serves another.
+    Link(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl Conn {
@@ -45,7 +49,7 @@ impl Conn {
     fn poll_flush_tls(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self {
             Conn::Plain(_) => Poll::Ready(Ok(())),
-            Conn::Tls(t) => Pin::new(&mut **t).poll_flush(cx),
+            Conn::Tls(t) | Conn::Link(t) => Pin::new(&mut **t).poll_flush(cx),
         }
     }
 }
@@ -59,7 +63,7 @@ impl AsyncRead for Conn {
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(t) => Pin::new(&mut **t).poll_read(cx, buf),
+            Conn::Tls(t) | Conn::Link(t) => Pin::new(&mut **t).poll_read(cx, buf),
         }
     }
 }
@@ -73,7 +77,7 @@ impl AsyncWrite for Conn {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(t) => Pin::new(&mut **t).poll_write(cx, buf),
+            Conn::Tls(t) | Conn::Link(t) => Pin::new(&mut **t).poll_write(cx, buf),
         }
     }
 
@@ -85,7 +89,7 @@ impl AsyncWrite for Conn {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Conn::Tls(t) => Pin::new(&mut **t).poll_write_vectored(cx, bufs),
+            Conn::Tls(t) | Conn::Link(t) => Pin::new(&mut **t).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -100,7 +104,7 @@ impl AsyncWrite for Conn {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(t) => Pin::new(&mut **t).poll_shutdown(cx),
+            Conn::Tls(t) | Conn::Link(t) => Pin::new(&mut **t).poll_shutdown(cx),
         }
     }
 }
@@ -235,11 +239,27 @@ impl Pool {
         Ok(Upstream::new(Conn::Tls(Box::new(tls))))
     }
 
+    /// A connection API Gateway opens to a listener for a private integration with a
+    /// `tlsConfig`: TLS with `serverNameToVerify` as SNI, the certificate's name checked (see
+    /// `tls::link_handshake`). Used once, never pooled.
+    pub(crate) async fn open_link(
+        addr: SocketAddr,
+        link: &super::tls::LinkTls,
+    ) -> Result<Upstream, String> {
+        let tcp = connect(addr).await.map_err(|f| match f {
+            Failure::Timeout => "connecting to the listener timed out".to_string(),
+            Failure::Bad => "the listener refused the connection".to_string(),
+        })?;
+        let tls = super::tls::connect_link(tcp, link).await?;
+        Ok(Upstream::new(Conn::Link(Box::new(tls))))
+    }
+
     fn checkin(&self, addr: SocketAddr, mut up: Upstream) {
         up.idle_since = Instant::now();
         let idle = match up.io {
             Conn::Plain(_) => &self.idle,
             Conn::Tls(_) => &self.idle_tls,
+            Conn::Link(_) => return,
         };
         let mut idle = idle.lock();
         let list = idle.entry((thread_key(), addr)).or_default();
@@ -461,6 +481,22 @@ impl Exchange {
         }
         .boxed()
     }
+}
+
+/// One request over a connection [`Pool::open_link`] opens (its body read as the caller reads
+/// it; the connection closes at its end).
+pub(crate) async fn send_link(
+    pool: &Arc<Pool>,
+    addr: SocketAddr,
+    req: http::Request<crate::body::Body>,
+    link: &super::tls::LinkTls,
+) -> Result<http::Response<crate::body::Body>, String> {
+    let up = Pool::open_link(addr, link).await?;
+    let (parts, ex) = up
+        .send(req)
+        .await
+        .map_err(|_| "the connection through the listener failed".to_string())?;
+    Ok(http::Response::from_parts(parts, ex.body(pool, addr, ())))
 }
 
 /// Back to the pool if the exchange ended cleanly: request sent in full, response read to its

@@ -457,6 +457,21 @@ pub(crate) async fn link_handshake(
     }
 }
 
+/// API Gateway's TLS connection to a listener's socket (an NLB's: TLS listeners terminate it,
+/// TCP listeners pass it through to a target that must speak TLS itself).
+pub(crate) async fn connect_link(
+    tcp: tokio::net::TcpStream,
+    link: &LinkTls,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    let connector = link_connector().ok_or("TLS client configuration failed")?;
+    let name = link_server_name(link.server_name.as_deref())?;
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, tcp)).await {
+        Err(_) => Err("TLS handshake with the listener timed out".into()),
+        Ok(Err(e)) => Err(format!("TLS handshake with the listener failed: {e}")),
+        Ok(Ok(s)) => Ok(s),
+    }
+}
+
 /// What an ALB's HTTPS listener answers a plain HTTP request with (as API Gateway's private
 /// integrations send without a `tlsConfig`).
 pub(crate) fn plain_http_to_https_port() -> http::Response<crate::body::Body> {
@@ -881,5 +896,124 @@ mod tests {
             .unwrap();
         assert_eq!(r.status(), 400);
         assert_eq!(r.headers()[http::header::SERVER], "awselb/2.0");
+    }
+
+    /// A VPC link with a tlsConfig to an NLB TLS listener: TLS to the listener's socket, the
+    /// NLB's certificate checked, the decrypted request passed to a plain TCP target.
+    #[tokio::test]
+    async fn serve_link_reaches_an_nlb_tls_listener_over_tls() {
+        use super::super::*;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let taddr = target.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = target.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    let line = String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{line}",
+                        line.len()
+                    );
+                    let _ = s.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        let e = Engine::default();
+        let listener = ListenerSpec {
+            arn: "nl".into(),
+            port: 443,
+            protocol: "TLS".into(),
+            rules: vec![Rule {
+                priority: u32::MAX,
+                conditions: vec![],
+                action: Action::Forward(Forward {
+                    groups: vec![("tg".into(), 1)],
+                    stickiness: None,
+                }),
+            }],
+            tls: Some(TlsSpec {
+                certificates: vec![self_signed("nlb.internal.test").unwrap()],
+                alpn: vec![],
+                tls13_only: false,
+            }),
+            udp_idle_timeout: std::time::Duration::ZERO,
+        };
+        e.publish(
+            Snapshot {
+                load_balancers: vec![LoadBalancerSpec {
+                    arn: "lb".into(),
+                    kind: LbKind::Network,
+                    dns_name: "nlb".into(),
+                    idle_timeout: std::time::Duration::from_secs(5),
+                    xff_mode: XffMode::Append,
+                    xff_client_port: false,
+                    preserve_host: false,
+                    listeners: vec![listener],
+                }],
+                target_groups: vec![TargetGroupSpec {
+                    arn: "tg".into(),
+                    protocol: "TCP".into(),
+                    health: None,
+                    algorithm: Algorithm::RoundRobin,
+                    in_use: true,
+                    stickiness: None,
+                    targets: vec![TargetSpec {
+                        ip: taddr.ip(),
+                        port: taddr.port(),
+                        draining: false,
+                        blocked: false,
+                        health_blocked: false,
+                    }],
+                    min_healthy: 1,
+                }],
+            },
+            &crate::addr::AddressBook::default(),
+        );
+        e.bind(vec![ListenerBind {
+            arn: "nl".into(),
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 0,
+            kind: LbKind::Network,
+            protocol: "TLS".into(),
+            udp_idle_timeout: std::time::Duration::ZERO,
+        }]);
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        let link = |n: &str| LinkTls {
+            server_name: Some(n.to_string()),
+        };
+        let req = || {
+            http::Request::builder()
+                .uri("/via/nlb?q=1")
+                .header("host", "api.example")
+                .body(crate::body::empty())
+                .unwrap()
+        };
+        let r = e
+            .serve_link("nl", req(), ip, Some(&link("nlb.internal.test")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
+        let body =
+            http_body_util::BodyExt::collect(http_body_util::Limited::new(r.into_body(), 1 << 16))
+                .await
+                .unwrap()
+                .to_bytes();
+        assert_eq!(&body[..], b"GET /via/nlb?q=1 HTTP/1.1");
+        let e2 = e
+            .serve_link("nl", req(), ip, Some(&link("other.test")))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(e2.contains("NotValidForName"), "{e2}");
+        // without a tlsConfig, NLB requests do not come through the engine
+        assert!(e.serve_link("nl", req(), ip, None).await.is_none());
     }
 }
