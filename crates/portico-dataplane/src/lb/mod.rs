@@ -393,7 +393,7 @@ impl Engine {
             None if l.spec.protocol == "HTTPS" => return Some(Ok(tls::plain_http_to_https_port())),
             None => {}
             Some(t) => {
-                if let Err(e) = tls::link_handshake(l.tls.as_ref(), t).await {
+                if let Err(e) = tls::link_check(&l, t).await {
                     return Some(Err(e));
                 }
             }

@@ -457,6 +457,49 @@ pub(crate) async fn link_handshake(
     }
 }
 
+/// How long a link handshake's outcome is reused for requests to the same listener (as
+/// published) with the same server name; the certificates' dates are checked again after it.
+const LINK_CHECK_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+const LINK_CHECKS: usize = 64;
+
+type LinkCheck = (
+    std::sync::Weak<super::ListenerRt>,
+    Option<String>,
+    std::time::Instant,
+    Result<(), String>,
+);
+
+/// [`link_handshake`] with the listener's acceptor, its outcome remembered per (listener
+/// snapshot, server name) for [`LINK_CHECK_TTL`]: API Gateway keeps its connections to a
+/// listener alive, so a request does not pay for a full handshake (an RSA signature is about a
+/// millisecond). A new snapshot of the listener (e.g. a certificate change) is checked afresh.
+pub(crate) async fn link_check(l: &Arc<super::ListenerRt>, link: &LinkTls) -> Result<(), String> {
+    static CHECKS: parking_lot::Mutex<Vec<LinkCheck>> = parking_lot::Mutex::new(Vec::new());
+    let fresh = |c: &LinkCheck| c.2.elapsed() < LINK_CHECK_TTL && c.0.strong_count() > 0;
+    {
+        let checks = CHECKS.lock();
+        // a Weak keeps its allocation: equal pointers mean this very listener snapshot
+        if let Some(c) = checks.iter().find(|c| {
+            std::ptr::eq(c.0.as_ptr(), Arc::as_ptr(l)) && c.1 == link.server_name && fresh(c)
+        }) {
+            return c.3.clone();
+        }
+    }
+    let r = link_handshake(l.tls.as_ref(), link).await;
+    let mut checks = CHECKS.lock();
+    checks.retain(fresh);
+    if checks.len() >= LINK_CHECKS {
+        let _ = checks.remove(0);
+    }
+    checks.push((
+        Arc::downgrade(l),
+        link.server_name.clone(),
+        std::time::Instant::now(),
+        r.clone(),
+    ));
+    r
+}
+
 /// API Gateway's TLS connection to a listener's socket (an NLB's: TLS listeners terminate it,
 /// TCP listeners pass it through to a target that must speak TLS itself).
 pub(crate) async fn connect_link(
@@ -832,12 +875,12 @@ mod tests {
             tls,
             udp_idle_timeout: std::time::Duration::ZERO,
         };
-        let tls = TlsSpec {
-            certificates: vec![self_signed("app.internal.test").unwrap()],
-            alpn: vec![],
-            tls13_only: false,
-        };
-        e.publish(
+        let publish = |name: &str| {
+            let tls = TlsSpec {
+                certificates: vec![self_signed(name).unwrap()],
+                alpn: vec![],
+                tls13_only: false,
+            };
             Snapshot {
                 load_balancers: vec![LoadBalancerSpec {
                     arn: "lb".into(),
@@ -853,7 +896,10 @@ mod tests {
                     ],
                 }],
                 target_groups: vec![],
-            },
+            }
+        };
+        e.publish(
+            publish("app.internal.test"),
             &crate::addr::AddressBook::default(),
         );
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
@@ -896,6 +942,14 @@ mod tests {
             .unwrap();
         assert_eq!(r.status(), 400);
         assert_eq!(r.headers()[http::header::SERVER], "awselb/2.0");
+        // the outcome is remembered per listener snapshot: a new certificate is checked afresh
+        assert!(call("https", Some("app.internal.test")).await.is_ok());
+        e.publish(
+            publish("new.internal.test"),
+            &crate::addr::AddressBook::default(),
+        );
+        assert!(call("https", Some("app.internal.test")).await.is_err());
+        assert!(call("https", Some("new.internal.test")).await.is_ok());
     }
 
     /// A VPC link with a tlsConfig to an NLB TLS listener: TLS to the listener's socket, the
