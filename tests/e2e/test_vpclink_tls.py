@@ -88,7 +88,7 @@ def env():
         alb_sg, link_sg = sg("alb"), sg("link")
         ec2.authorize_security_group_ingress(GroupId=alb_sg, IpPermissions=[
             {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "UserIdGroupPairs": [{"GroupId": link_sg}]}
-            for port in (80, 443)])
+            for port in (80, 443, 8443)])
         crt, key = self_signed_pem(NAME)
         cert = p.client("iam").upload_server_certificate(ServerCertificateName="app-internal", CertificateBody=crt,
                                                          PrivateKey=key)["ServerCertificateMetadata"]["Arn"]
@@ -100,6 +100,11 @@ def env():
         forward = [{"Type": "forward", "TargetGroupArn": tg}]
         https = elb.create_listener(LoadBalancerArn=lb, Protocol="HTTPS", Port=443, DefaultActions=forward,
                                     Certificates=[{"CertificateArn": cert}])["Listeners"][0]["ListenerArn"]
+        # an ACM certificate: Portico serves a stand-in for the load balancer's DNS name and,
+        # not knowing the ACM certificate's names, lets any serverNameToVerify pass on it
+        acm = "arn:aws:acm:us-east-1:000000000000:certificate/bbbbbbbb-2222-3333-4444-555555555555"
+        acm_l = elb.create_listener(LoadBalancerArn=lb, Protocol="HTTPS", Port=8443, DefaultActions=forward,
+                                    Certificates=[{"CertificateArn": acm}])["Listeners"][0]["ListenerArn"]
         plain = elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
                                     DefaultActions=forward)["Listeners"][0]["ListenerArn"]
         # an NLB whose TLS listener serves the same certificate, in front of the same target
@@ -130,6 +135,7 @@ def env():
         route("notls", https)
         route("tlsplain", plain, TlsConfig={"ServerNameToVerify": NAME})
         route("plain", plain)
+        route("acm", acm_l, TlsConfig={"ServerNameToVerify": "api.example.com"})
         route("nlbmatch", nlb_tls, TlsConfig={"ServerNameToVerify": NAME})
         route("nlbmismatch", nlb_tls, TlsConfig={"ServerNameToVerify": "other.internal.example"})
         apigw.create_stage(ApiId=e.api, StageName="$default", AutoDeploy=True)
@@ -188,3 +194,9 @@ def test_an_nlb_tls_listener_is_reached_over_tls_and_its_certificate_checked(env
     assert got["path"] == "/nlbmatch/a?y=2" and "x-forwarded-proto" not in got["headers"]
     r = get(env, "/nlbmismatch/a")
     assert r.status_code == 500 and r.json() == INTERNAL_ERROR
+
+
+def test_an_acm_certificate_stand_in_passes_any_server_name(env):
+    r = get(env, "/acm/a")
+    assert r.status_code == 200, r.text
+    assert r.json()["headers"]["x-forwarded-port"] == "8443"

@@ -104,6 +104,16 @@ fn names_and_validity(der: &[u8]) -> Result<CertInfo, CertError> {
     })
 }
 
+/// Is this a [`self_signed`] stand-in for an ACM certificate?
+fn is_stand_in(der: &[u8]) -> bool {
+    use x509_parser::prelude::*;
+    X509Certificate::from_der(der).is_ok_and(|(_, c)| {
+        c.subject()
+            .iter_organization()
+            .any(|o| o.as_str() == Ok(STAND_IN_ORG))
+    })
+}
+
 /// Parses a certificate, its optional chain and its private key, and checks that the key
 /// belongs to the certificate.
 fn certified(c: &CertPem) -> Result<(CertifiedKey, CertInfo), CertError> {
@@ -140,7 +150,13 @@ pub fn inspect(c: &CertPem) -> Result<CertInfo, CertError> {
     certified(c).map(|(_, info)| info)
 }
 
-/// A self-signed certificate (ECDSA P-256) for `dns_name`, valid for ten years.
+/// The subject organization of [`self_signed`] certificates: they stand in for ACM
+/// certificates, whose names Portico cannot know (there is no ACM), so API Gateway's
+/// `serverNameToVerify` check accepts any name on them.
+const STAND_IN_ORG: &str = "Portico stand-in for an ACM certificate";
+
+/// A self-signed certificate (ECDSA P-256) for `dns_name`, valid for ten years, marked as a
+/// stand-in for an ACM certificate ([`STAND_IN_ORG`]).
 pub fn self_signed(dns_name: &str) -> Result<CertPem, CertError> {
     let key = rcgen::KeyPair::generate().map_err(|e| CertError::Generate(e.to_string()))?;
     let mut params = rcgen::CertificateParams::new(vec![dns_name.to_string()])
@@ -148,6 +164,9 @@ pub fn self_signed(dns_name: &str) -> Result<CertPem, CertError> {
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, dns_name);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, STAND_IN_ORG);
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::days(1);
     params.not_after = now + time::Duration::days(3650);
@@ -349,9 +368,12 @@ fn check_link_cert(der: &[u8], server_name: Option<&str>, now: i64) -> Result<()
         return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
     }
     match server_name {
-        Some(host) if !info.names.iter().any(|n| name_matches(n, host)) => Err(
-            rustls::Error::InvalidCertificate(CertificateError::NotValidForName),
-        ),
+        // an ACM certificate's names are unknown here: its stand-in passes any name
+        Some(host) if !info.names.iter().any(|n| name_matches(n, host)) && !is_stand_in(der) => {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName,
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -754,6 +776,20 @@ mod tests {
         assert_eq!(r.choose(Some("API.example.com")), Some(2));
     }
 
+    /// A certificate for `name` as a user would upload to IAM (not an ACM stand-in).
+    fn iam_cert(name: &str) -> CertPem {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        CertPem {
+            certificate: cert.pem(),
+            chain: None,
+            private_key: key.serialize_pem(),
+        }
+    }
+
     /// A certificate for `names`, valid from `from` to `to` days from now.
     fn cert_for(names: &[&str], from: i64, to: i64) -> Vec<u8> {
         let key = rcgen::KeyPair::generate().unwrap();
@@ -811,14 +847,19 @@ mod tests {
             ))
         );
         assert!(check_link_cert(b"junk", None, now).is_err());
+        // the stand-in for an ACM certificate (whose names Portico cannot know) passes any name
+        let acm = self_signed("internal-lb-1.us-east-1.elb.localhost").unwrap();
+        let acm = CertificateDer::from_pem_slice(acm.certificate.as_bytes()).unwrap();
+        assert_eq!(check_link_cert(&acm, Some("api.example.com"), now), Ok(()));
+        assert!(!is_stand_in(&cert_for(&["api.example.com"], -1, 1)));
     }
 
     #[tokio::test]
     async fn link_handshake_selects_by_sni_and_checks_the_name() {
         let spec = TlsSpec {
             certificates: vec![
-                self_signed("default.example.com").unwrap(),
-                self_signed("api.internal.test").unwrap(),
+                iam_cert("default.example.com"),
+                iam_cert("api.internal.test"),
             ],
             alpn: vec!["h2".into(), "http/1.1".into()],
             tls13_only: false,
@@ -877,7 +918,7 @@ mod tests {
         };
         let publish = |name: &str| {
             let tls = TlsSpec {
-                certificates: vec![self_signed(name).unwrap()],
+                certificates: vec![iam_cert(name)],
                 alpn: vec![],
                 tls13_only: false,
             };
@@ -992,7 +1033,7 @@ mod tests {
                 }),
             }],
             tls: Some(TlsSpec {
-                certificates: vec![self_signed("nlb.internal.test").unwrap()],
+                certificates: vec![iam_cert("nlb.internal.test")],
                 alpn: vec![],
                 tls13_only: false,
             }),
