@@ -2,7 +2,8 @@
 //! The ALB HTTP proxy. The life of a request: load the snapshot -> reject what an ALB rejects
 //! (TRACE) -> select the rule (lowest matching priority) -> run its action: fixed response,
 //! redirect, or forward (pick a target group by weight or stickiness cookie, pick a target among
-//! healthy ones or fail open, rewrite headers, send over a pooled keep-alive connection) ->
+//! healthy ones or fail open, rewrite headers, send over a pooled keep-alive connection, TLS
+//! for HTTPS target groups) ->
 //! map failures to AWS's pages: no target 503, refused/reset/malformed 502, timeouts 504.
 
 use super::rules::{self, RequestFacts};

@@ -1111,4 +1111,119 @@ mod tests {
         // without a tlsConfig, NLB requests do not come through the engine
         assert!(e.serve_link("nl", req(), ip, None).await.is_none());
     }
+
+    /// An ALB forwarding to an HTTPS target group: TLS to the target (its self-signed
+    /// certificate accepted); a target that does not speak TLS is a 502.
+    #[tokio::test]
+    async fn alb_speaks_tls_to_https_target_groups() {
+        use super::super::*;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let acceptor = acceptor(&TlsSpec {
+            certificates: vec![iam_cert("target.internal")],
+            alpn: vec![],
+            tls13_only: false,
+        })
+        .unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tls_addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut s) = acceptor.accept(s).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\ntls")
+                        .await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        // a plain HTTP server: answers a ClientHello with a 400
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let plain_addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let e = Engine::default();
+        let snapshot = |target: std::net::SocketAddr| Snapshot {
+            load_balancers: vec![LoadBalancerSpec {
+                arn: "lb".into(),
+                kind: LbKind::Application,
+                dns_name: "app".into(),
+                idle_timeout: std::time::Duration::from_secs(5),
+                xff_mode: XffMode::Append,
+                xff_client_port: false,
+                preserve_host: false,
+                listeners: vec![ListenerSpec {
+                    arn: "l".into(),
+                    port: 80,
+                    protocol: "HTTP".into(),
+                    rules: vec![Rule {
+                        priority: u32::MAX,
+                        conditions: vec![],
+                        action: Action::Forward(Forward {
+                            groups: vec![("tg".into(), 1)],
+                            stickiness: None,
+                        }),
+                    }],
+                    tls: None,
+                    udp_idle_timeout: std::time::Duration::ZERO,
+                }],
+            }],
+            target_groups: vec![TargetGroupSpec {
+                arn: "tg".into(),
+                protocol: "HTTPS".into(),
+                health: None,
+                algorithm: Algorithm::RoundRobin,
+                in_use: true,
+                stickiness: None,
+                targets: vec![TargetSpec {
+                    ip: target.ip(),
+                    port: target.port(),
+                    draining: false,
+                    blocked: false,
+                    health_blocked: false,
+                }],
+                min_healthy: 1,
+            }],
+        };
+        let get = || async {
+            let r = e
+                .serve_http(
+                    "l",
+                    http::Request::new(crate::body::empty()),
+                    "10.0.0.1".parse().unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = r.status();
+            #[allow(clippy::disallowed_methods, reason = "the body is wrapped in Limited")]
+            let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+                r.into_body(),
+                1 << 16,
+            ))
+            .await
+            .unwrap()
+            .to_bytes();
+            (status, body)
+        };
+        let book = crate::addr::AddressBook::default();
+        e.publish(snapshot(tls_addr), &book);
+        let (status, body) = get().await;
+        assert_eq!((status.as_u16(), &body[..]), (200, &b"tls"[..]));
+        e.publish(snapshot(plain_addr), &book);
+        let (status, body) = get().await;
+        assert_eq!(status, 502);
+        assert!(String::from_utf8_lossy(&body).contains("502 Bad Gateway"));
+    }
 }
