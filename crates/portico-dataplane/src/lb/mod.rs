@@ -387,13 +387,14 @@ impl Engine {
         let l = rt.listeners.get(listener_arn)?.clone();
         if l.lb.kind != LbKind::Application {
             let addr = self.local_address(listener_arn)?;
-            return Some(pool::send_link(&self.inner.pool, addr, req, tls?).await);
+            // boxed, as the handshake below: the plain path's future stays as small as it was
+            return Some(Box::pin(pool::send_link(&self.inner.pool, addr, req, tls?)).await);
         }
         match tls {
             None if l.spec.protocol == "HTTPS" => return Some(Ok(tls::plain_http_to_https_port())),
             None => {}
             Some(t) => {
-                if let Err(e) = tls::link_check(&l, t).await {
+                if let Err(e) = Box::pin(tls::link_check(&l, t)).await {
                     return Some(Err(e));
                 }
             }
