@@ -54,7 +54,7 @@ class Target:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
                 tls = isinstance(self.connection, ssl.SSLSocket)
-                seen.append((self.path, tls))
+                seen.append((self.path, tls, self.client_address[1]))
                 out = json.dumps({"tls": tls, "path": self.path, "length": len(body),
                                   "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
                 self.send_response(200)
@@ -133,10 +133,15 @@ def test_requests_reach_an_https_target_over_tls(env):
     big = b"z" * (1 << 20)
     r = requests.post(env["url"] + "/upload", data=big, timeout=10)
     assert r.status_code == 200 and r.json()["length"] == len(big)
-    for i in range(5):
-        assert requests.get(env["url"] + f"/again/{i}", timeout=10).json()["tls"] is True
+    # one client connection (so one worker thread): its requests share one kept-alive TLS
+    # connection to the target
+    with requests.Session() as s:
+        for i in range(5):
+            assert s.get(env["url"] + f"/again/{i}", timeout=10).json()["tls"] is True
+    ports = {port for path, _, port in env["tls_target"].seen if path.startswith("/again/")}
+    assert len(ports) == 1, ports
     # every request the target saw came over TLS (health checks included)
-    assert env["tls_target"].seen and all(tls for _, tls in env["tls_target"].seen)
+    assert env["tls_target"].seen and all(tls for _, tls, _ in env["tls_target"].seen)
 
 
 def test_a_plain_http_target_in_an_https_group_is_a_502(env):
@@ -147,4 +152,4 @@ def test_a_plain_http_target_in_an_https_group_is_a_502(env):
     assert r.status_code == 502
     assert r.headers["Server"] == "awselb/2.0" and "502 Bad Gateway" in r.text
     # the target never saw an HTTP request: only ClientHellos it could not parse
-    assert ("/plain/x", False) not in env["plain_target"].seen
+    assert not [path for path, _, _ in env["plain_target"].seen if path == "/plain/x"]
