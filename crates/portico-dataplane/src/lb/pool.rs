@@ -879,6 +879,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn link_connections_are_used_once_and_never_pooled() {
+        let (addr, accepts) = tls_target().await;
+        let pool = Arc::new(Pool::default());
+        let link = super::super::tls::LinkTls {
+            server_name: Some("target.internal".into()),
+        };
+        for _ in 0..2 {
+            let r = send_link(&pool, addr, http::Request::new(crate::body::empty()), &link)
+                .await
+                .unwrap();
+            assert_eq!(collect(r.into_body()).await, b"tls 0");
+        }
+        assert_eq!(accepts.load(Ordering::Relaxed), 2);
+        assert!(pool.idle_tls.lock().values().all(Vec::is_empty));
+    }
+
+    #[tokio::test]
     async fn a_plain_target_fails_the_tls_handshake() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
