@@ -625,7 +625,18 @@ fn vpc_link_target(
         }
         _ => None,
     };
+    // `tlsConfig` (even empty) means HTTPS to the listener; its name is sent and checked
+    let tls = integration
+        .get("tlsConfig")
+        .and_then(Value::as_object)
+        .map(|t| portico_dataplane::lb::LinkTls {
+            server_name: t
+                .get("serverNameToVerify")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        });
     Ok(Target::VpcLink {
+        tls,
         blocked,
         listener_arn: s("integrationUri"),
         vpc_link_id: id,

@@ -383,6 +383,7 @@ pub(crate) async fn serve(
                 listener_arn,
                 eni_addresses,
                 blocked,
+                tls,
             } => {
                 if status != "AVAILABLE" {
                     ctx.integration_error = Some(format!("VPC link {vpc_link_id} is {status}"));
@@ -407,7 +408,8 @@ pub(crate) async fn serve(
                 // private integrations get the full path (stage included) and the client's Host
                 let path = raw_path.to_string();
                 let query = parts.uri.query().unwrap_or("").to_string();
-                if listener_arn.contains(":listener/net/") {
+                // (with a tlsConfig, an NLB too is reached through the engine: over TLS)
+                if listener_arn.contains(":listener/net/") && tls.is_none() {
                     // an NLB passes the bytes through to a target: connect to its listener
                     let Some(addr) = lb.local_address(listener_arn) else {
                         ctx.integration_error =
@@ -426,6 +428,7 @@ pub(crate) async fn serve(
                             lb,
                             listener: listener_arn,
                             ip,
+                            tls: tls.as_ref(),
                         },
                         path,
                         query,
@@ -591,7 +594,12 @@ pub(crate) async fn serve(
                     }
                 }
             }
-            Dest::Lb { lb, listener, ip } => {
+            Dest::Lb {
+                lb,
+                listener,
+                ip,
+                tls,
+            } => {
                 let mut breq = http::Request::new(full(body.clone()));
                 *breq.method_mut() = method;
                 *breq.uri_mut() = match pq.parse() {
@@ -603,7 +611,7 @@ pub(crate) async fn serve(
                 };
                 *breq.headers_mut() = out.headers;
                 let result =
-                    tokio::time::timeout(integration.timeout, send_lb(lb, listener, breq, ip))
+                    tokio::time::timeout(integration.timeout, send_lb(lb, listener, breq, ip, tls))
                         .await;
                 ctx.integration_latency_ms = Some(int_started.elapsed().as_millis());
                 match result {
@@ -787,6 +795,8 @@ enum Dest<'a> {
         lb: &'a crate::lb::Engine,
         listener: &'a str,
         ip: std::net::IpAddr,
+        /// The integration's `tlsConfig`.
+        tls: Option<&'a crate::lb::LinkTls>,
     },
 }
 
@@ -796,11 +806,13 @@ async fn send_lb(
     listener: &str,
     req: http::Request<Body>,
     ip: std::net::IpAddr,
+    tls: Option<&crate::lb::LinkTls>,
 ) -> Result<(http::response::Parts, Bytes), SendError> {
     let resp = lb
-        .serve_http(listener, req, ip)
+        .serve_link(listener, req, ip, tls)
         .await
-        .ok_or_else(|| SendError::Failed(format!("listener {listener} does not exist")))?;
+        .ok_or_else(|| SendError::Failed(format!("listener {listener} does not exist")))?
+        .map_err(SendError::Failed)?;
     let (parts, body) = resp.into_parts();
     match read_limited(body).await {
         Ok(b) => Ok((parts, b)),

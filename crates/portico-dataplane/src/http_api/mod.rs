@@ -202,6 +202,8 @@ pub enum Target {
         /// Why the link's packets never reach the listener (another VPC, or security groups
         /// that drop them): requests then time out, as a connection that never completes does.
         blocked: Option<String>,
+        /// `tlsConfig`: speak TLS to the listener and check `serverNameToVerify`.
+        tls: Option<crate::lb::LinkTls>,
     },
     /// An integration Portico cannot run yet (Lambda); the reason goes to the access log.
     Unsupported { reason: String },

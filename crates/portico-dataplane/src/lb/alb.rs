@@ -2,7 +2,8 @@
 //! The ALB HTTP proxy. The life of a request: load the snapshot -> reject what an ALB rejects
 //! (TRACE) -> select the rule (lowest matching priority) -> run its action: fixed response,
 //! redirect, or forward (pick a target group by weight or stickiness cookie, pick a target among
-//! healthy ones or fail open, rewrite headers, send over a pooled keep-alive connection) ->
+//! healthy ones or fail open, rewrite headers, send over a pooled keep-alive connection, TLS
+//! for HTTPS target groups) ->
 //! map failures to AWS's pages: no target 503, refused/reset/malformed 502, timeouts 504.
 
 use super::rules::{self, RequestFacts};
@@ -380,8 +381,14 @@ async fn forward(
         .map(|d| (token(&format!("{}:{}", target.ip, target.port)), d));
     let pool = &engine.inner.pool;
     let state = target.state.clone();
+    // HTTPS target groups: the same exchange over TLS (a failed handshake is a 502)
+    let tls = group.spec.protocol == "HTTPS";
     let exchange = async {
-        let up = pool.checkout(addr).await?;
+        let up = if tls {
+            pool.checkout_tls(addr).await?
+        } else {
+            pool.checkout(addr).await?
+        };
         up.send(upstream).await
     };
     let result = tokio::select! {

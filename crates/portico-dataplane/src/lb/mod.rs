@@ -33,7 +33,7 @@ pub use health::{HealthState, TargetHealth};
 pub use listen::ListenerBind;
 pub use nlb::TCP_IDLE_TIMEOUT;
 pub use rules::{Cidr, Condition, Redirect, Rule};
-pub use tls::{CertPem, TlsSpec};
+pub use tls::{CertPem, LinkTls, TlsSpec};
 pub use udp::UDP_IDLE_TIMEOUT;
 
 /// What a rule does (the terminal action).
@@ -375,6 +375,46 @@ impl Engine {
             return None;
         }
         Some(alb::serve(self, &rt, &l, req, SocketAddr::new(client_ip, 0)).await)
+    }
+
+    /// A request from an API Gateway VPC link with the integration's `tlsConfig` (`tls`): with
+    /// one, the TLS handshake API Gateway would make with the listener must succeed (`Err`
+    /// with why not: the listener speaks plain HTTP, or its certificate does not cover
+    /// `serverNameToVerify`); without one, an HTTPS listener answers the plain request with
+    /// its 400 page. Otherwise as [`Engine::serve_http`]. An NLB listener is reached only with
+    /// a `tlsConfig` (plain requests to an NLB go to its socket by the caller): over TLS to its
+    /// socket, the NLB's own certificate (TLS listener) or the target's (TCP) checked.
+    pub async fn serve_link(
+        &self,
+        listener_arn: &str,
+        req: http::Request<Body>,
+        client_ip: IpAddr,
+        tls: Option<&LinkTls>,
+    ) -> Option<Result<http::Response<Body>, String>> {
+        let rt = self.inner.rt.load_full();
+        let l = rt.listeners.get(listener_arn)?.clone();
+        if l.lb.kind != LbKind::Application {
+            let addr = self.local_address(listener_arn)?;
+            // boxed, as the handshake below: the plain path's future stays as small as it was
+            return Some(Box::pin(pool::send_link(&self.inner.pool, addr, req, tls?)).await);
+        }
+        match tls {
+            None if l.spec.protocol == "HTTPS" => return Some(Ok(tls::plain_http_to_https_port())),
+            None => {}
+            Some(t) => {
+                if let Err(e) = Box::pin(tls::link_check(&l, t)).await {
+                    return Some(Err(e));
+                }
+            }
+        }
+        Some(Ok(alb::serve(
+            self,
+            &rt,
+            &l,
+            req,
+            SocketAddr::new(client_ip, 0),
+        )
+        .await))
     }
 
     /// The HTTP listener a request on the main port addressed to `host` (an ALB's DNS name,

@@ -7,6 +7,10 @@
 //! client dispatch cost a mpsc + oneshot round trip per request; see
 //! docs/dataplane-performance.md). A connection goes back to the pool when its response has
 //! been read to the end and the request body was sent in full.
+//!
+//! Targets of HTTPS target groups get the same exchange over TLS (`checkout_tls`; the target's
+//! certificate is not validated, as on AWS). TLS and plain connections idle in separate maps,
+//! so they never mix; the plain path is unchanged but for one enum match per socket call.
 
 mod h1;
 
@@ -24,23 +28,106 @@ use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+/// The socket under a connection: plain TCP, or TLS to a target of an HTTPS target group (boxed:
+/// the TLS state is large and the plain arm should not pay for its size).
+pub(crate) enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// TLS that API Gateway opened to a listener for one request, its certificate checked
+    /// against one `serverNameToVerify`: never pooled, so a connection checked for one name
+    /// never serves another.
+    Link(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    /// Pushes out what TLS buffered when the socket did not take it all (a plain socket buffers
+    /// nothing: ready at once).
+    #[inline]
+    fn poll_flush_tls(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self {
+            Conn::Plain(_) => Poll::Ready(Ok(())),
+            Conn::Tls(t) | Conn::Link(t) => Pin::new(&mut **t).poll_flush(cx),
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    #[inline]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(t) | Conn::Link(t) => Pin::new(&mut **t).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    #[inline]
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(t) | Conn::Link(t) => Pin::new(&mut **t).poll_write(cx, buf),
+        }
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(t) | Conn::Link(t) => Pin::new(&mut **t).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().poll_flush_tls(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(t) | Conn::Link(t) => Pin::new(&mut **t).poll_shutdown(cx),
+        }
+    }
+}
 
 /// One open HTTP/1.1 connection to a target, idle between requests.
 pub(crate) struct Upstream {
-    io: TcpStream,
+    io: Conn,
     /// Bytes read and not yet used (always empty while idle).
     rbuf: BytesMut,
     idle_since: Instant,
 }
+
+type Idle = Mutex<HashMap<(usize, SocketAddr), Vec<Upstream>>>;
 
 /// Idle connections per (thread, target address). A connection is only reused on the thread
 /// that opened it: its socket is registered with that thread's reactor (see `crate::workers`),
 /// so using it elsewhere would turn every readiness event into a cross-thread wake-up.
 #[derive(Default)]
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<(usize, SocketAddr), Vec<Upstream>>>,
+    /// Plain TCP connections.
+    idle: Idle,
+    /// TLS connections (HTTPS target groups).
+    idle_tls: Idle,
 }
 
 /// A small number naming the current thread (cheaper than `std::thread::current().id()`).
@@ -64,7 +151,7 @@ const WRITE_QUEUE: usize = 64 * 1024;
 
 /// Why a request to a target failed, as the ALB reports it.
 pub(crate) enum Failure {
-    /// Refused, reset, closed, malformed: 502.
+    /// Refused, reset, closed, malformed, TLS handshake failed: 502.
     Bad,
     /// Connect not established in time: 504.
     Timeout,
@@ -72,7 +159,7 @@ pub(crate) enum Failure {
 
 /// Reads what the socket has into `buf` (one `read`).
 fn poll_fill(
-    io: &mut TcpStream,
+    io: &mut Conn,
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<std::io::Result<usize>> {
@@ -82,44 +169,99 @@ fn poll_fill(
     pin!(io.read_buf(buf)).poll(cx)
 }
 
-impl Pool {
-    /// An idle connection that is still open, or a new one.
-    pub(crate) async fn checkout(self: &Arc<Self>, addr: SocketAddr) -> Result<Upstream, Failure> {
-        loop {
-            let candidate = {
-                let mut idle = self.idle.lock();
-                idle.get_mut(&(thread_key(), addr)).and_then(Vec::pop)
-            };
-            let Some(mut up) = candidate else { break };
-            if up.idle_since.elapsed() > IDLE_EXPIRY {
-                continue;
-            }
-            // Poll the socket once: a connection the target closed while idle reads EOF here
-            // (no syscall when nothing happened: the socket is not readable).
-            let open = std::future::poll_fn(|cx| {
-                Poll::Ready(poll_fill(&mut up.io, &mut up.rbuf, cx).is_pending())
-            })
-            .await;
-            if open {
-                return Ok(up);
-            }
-        }
-        let io = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-            Err(_) => return Err(Failure::Timeout),
-            Ok(Err(_)) => return Err(Failure::Bad),
-            Ok(Ok(s)) => s,
+/// An idle connection of `idle` to `addr` that is still open.
+async fn reuse(idle: &Idle, addr: SocketAddr) -> Option<Upstream> {
+    loop {
+        let candidate = {
+            let mut idle = idle.lock();
+            idle.get_mut(&(thread_key(), addr)).and_then(Vec::pop)
         };
-        let _ = io.set_nodelay(true);
-        Ok(Upstream {
+        let mut up = candidate?;
+        if up.idle_since.elapsed() > IDLE_EXPIRY {
+            continue;
+        }
+        // Poll the socket once: a connection the target closed while idle reads EOF here
+        // (no syscall when nothing happened: the socket is not readable).
+        let open = std::future::poll_fn(|cx| {
+            Poll::Ready(poll_fill(&mut up.io, &mut up.rbuf, cx).is_pending())
+        })
+        .await;
+        if open {
+            return Some(up);
+        }
+    }
+}
+
+/// A new TCP connection, within AWS's connect timeout.
+async fn connect(addr: SocketAddr) -> Result<TcpStream, Failure> {
+    let io = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Err(_) => return Err(Failure::Timeout),
+        Ok(Err(_)) => return Err(Failure::Bad),
+        Ok(Ok(s)) => s,
+    };
+    let _ = io.set_nodelay(true);
+    Ok(io)
+}
+
+impl Upstream {
+    fn new(io: Conn) -> Self {
+        Upstream {
             io,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             idle_since: Instant::now(),
-        })
+        }
+    }
+}
+
+impl Pool {
+    /// An idle plain connection that is still open, or a new one.
+    pub(crate) async fn checkout(self: &Arc<Self>, addr: SocketAddr) -> Result<Upstream, Failure> {
+        if let Some(up) = reuse(&self.idle, addr).await {
+            return Ok(up);
+        }
+        Ok(Upstream::new(Conn::Plain(connect(addr).await?)))
+    }
+
+    /// The same over TLS (a target of an HTTPS target group): a handshake that fails (the
+    /// target speaks plain HTTP, or no TLS version or cipher in common) is a 502.
+    pub(crate) async fn checkout_tls(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+    ) -> Result<Upstream, Failure> {
+        if let Some(up) = reuse(&self.idle_tls, addr).await {
+            return Ok(up);
+        }
+        let tcp = connect(addr).await?;
+        // boxed: the handshake's state would otherwise enlarge every caller's future
+        let tls = Box::pin(super::tls::connect_target(tcp, addr))
+            .await
+            .ok_or(Failure::Bad)?;
+        Ok(Upstream::new(Conn::Tls(Box::new(tls))))
+    }
+
+    /// A connection API Gateway opens to a listener for a private integration with a
+    /// `tlsConfig`: TLS with `serverNameToVerify` as SNI, the certificate's name checked (see
+    /// `tls::link_handshake`). Used once, never pooled.
+    pub(crate) async fn open_link(
+        addr: SocketAddr,
+        link: &super::tls::LinkTls,
+    ) -> Result<Upstream, String> {
+        let tcp = connect(addr).await.map_err(|f| match f {
+            Failure::Timeout => "connecting to the listener timed out".to_string(),
+            Failure::Bad => "the listener refused the connection".to_string(),
+        })?;
+        let tls = super::tls::connect_link(tcp, link).await?;
+        Ok(Upstream::new(Conn::Link(Box::new(tls))))
     }
 
     fn checkin(&self, addr: SocketAddr, mut up: Upstream) {
         up.idle_since = Instant::now();
-        let mut idle = self.idle.lock();
+        let idle = match up.io {
+            Conn::Plain(_) => &self.idle,
+            Conn::Tls(_) => &self.idle_tls,
+            Conn::Link(_) => return,
+        };
+        let mut idle = idle.lock();
         let list = idle.entry((thread_key(), addr)).or_default();
         list.retain(|u| u.idle_since.elapsed() <= IDLE_EXPIRY);
         if list.len() < MAX_IDLE_PER_TARGET {
@@ -162,7 +304,7 @@ impl Writer {
     }
 
     /// Ready(Ok) once everything was written; Ready(Err) when the body or the socket failed.
-    fn poll(&mut self, io: &mut TcpStream, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+    fn poll(&mut self, io: &mut Conn, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
         loop {
             if let (Some(body), true) = (&mut self.body, self.queued < WRITE_QUEUE) {
                 match Pin::new(body).poll_frame(cx) {
@@ -189,6 +331,10 @@ impl Writer {
                 }
             }
             if self.queue.is_empty() {
+                // TLS may hold records the socket did not take yet
+                if ready!(io.poll_flush_tls(cx)).is_err() {
+                    return Poll::Ready(Err(()));
+                }
                 return if self.body.is_none() {
                     Poll::Ready(Ok(()))
                 } else {
@@ -335,6 +481,22 @@ impl Exchange {
         }
         .boxed()
     }
+}
+
+/// One request over a connection [`Pool::open_link`] opens (its body read as the caller reads
+/// it; the connection closes at its end).
+pub(crate) async fn send_link(
+    pool: &Arc<Pool>,
+    addr: SocketAddr,
+    req: http::Request<crate::body::Body>,
+    link: &super::tls::LinkTls,
+) -> Result<http::Response<crate::body::Body>, String> {
+    let up = Pool::open_link(addr, link).await?;
+    let (parts, ex) = up
+        .send(req)
+        .await
+        .map_err(|_| "the connection through the listener failed".to_string())?;
+    Ok(http::Response::from_parts(parts, ex.body(pool, addr, ())))
 }
 
 /// Back to the pool if the exchange ended cleanly: request sent in full, response read to its
@@ -484,7 +646,10 @@ mod tests {
     }
 
     /// Reads one request (head and body, chunked or by length) from a raw socket.
-    async fn read_request(s: &mut TcpStream, buf: &mut BytesMut) -> Option<(String, Vec<u8>)> {
+    async fn read_request<S: AsyncRead + Unpin>(
+        s: &mut S,
+        buf: &mut BytesMut,
+    ) -> Option<(String, Vec<u8>)> {
         loop {
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8(buf.split_to(end + 4).to_vec()).ok()?;
@@ -639,5 +804,114 @@ mod tests {
             .collect()
             .await
             .is_err());
+    }
+
+    /// An HTTPS target: TLS with a self-signed certificate, keep-alive, answers each request
+    /// with its body length and whether it came over TLS. Counts accepted connections.
+    async fn tls_target() -> (SocketAddr, Arc<AtomicUsize>) {
+        let spec = super::super::tls::TlsSpec {
+            certificates: vec![super::super::tls::self_signed("target.internal").unwrap()],
+            alpn: vec![],
+            tls13_only: false,
+        };
+        let acceptor = super::super::tls::acceptor(&spec).unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let a2 = accepts.clone();
+        tokio::spawn(async move {
+            loop {
+                let (s, _) = l.accept().await.unwrap();
+                a2.fetch_add(1, Ordering::Relaxed);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut s) = acceptor.accept(s).await else {
+                        return;
+                    };
+                    let mut buf = BytesMut::new();
+                    while let Some((_, body)) = read_request(&mut s, &mut buf).await {
+                        let text = format!("tls {}", body.len());
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{text}",
+                            text.len()
+                        );
+                        s.write_all(reply.as_bytes()).await.unwrap();
+                    }
+                });
+            }
+        });
+        (addr, accepts)
+    }
+
+    #[tokio::test]
+    async fn https_targets_get_tls_with_keep_alive_apart_from_plain_connections() {
+        let (addr, accepts) = tls_target().await;
+        let pool = Arc::new(Pool::default());
+        for body in [vec![], vec![b'x'; 3 << 20], vec![b'y'; 10]] {
+            let n = body.len();
+            let mut req = http::Request::new(crate::body::full(body));
+            *req.method_mut() = http::Method::POST;
+            let up = pool.checkout_tls(addr).await.ok().unwrap();
+            let (parts, ex) = up.send(req).await.ok().unwrap();
+            assert_eq!(parts.status, 200);
+            assert_eq!(
+                collect(ex.body(&pool, addr, ())).await,
+                format!("tls {n}").into_bytes()
+            );
+        }
+        assert_eq!(
+            accepts.load(Ordering::Relaxed),
+            1,
+            "one TLS connection reused"
+        );
+        // a plain checkout never gets the idle TLS connection: it opens its own, and the
+        // target's TLS acceptor refuses what it says
+        let up = pool.checkout(addr).await.ok().unwrap();
+        assert!(up
+            .send(http::Request::new(crate::body::empty()))
+            .await
+            .is_err());
+        assert_eq!(accepts.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            pool.idle_tls.lock().values().map(Vec::len).sum::<usize>(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn link_connections_are_used_once_and_never_pooled() {
+        let (addr, accepts) = tls_target().await;
+        let pool = Arc::new(Pool::default());
+        let link = super::super::tls::LinkTls {
+            server_name: Some("target.internal".into()),
+        };
+        for _ in 0..2 {
+            let r = send_link(&pool, addr, http::Request::new(crate::body::empty()), &link)
+                .await
+                .unwrap();
+            assert_eq!(collect(r.into_body()).await, b"tls 0");
+        }
+        assert_eq!(accepts.load(Ordering::Relaxed), 2);
+        assert!(pool.idle_tls.lock().values().all(Vec::is_empty));
+    }
+
+    #[tokio::test]
+    async fn a_plain_target_fails_the_tls_handshake() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = BytesMut::new();
+                    // what a plain HTTP server says to a ClientHello
+                    let _ = s.read_buf(&mut buf).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        let pool = Arc::new(Pool::default());
+        assert!(matches!(pool.checkout_tls(addr).await, Err(Failure::Bad)));
     }
 }
