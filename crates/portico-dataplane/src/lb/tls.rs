@@ -916,6 +916,7 @@ mod tests {
             rules: vec![fixed(arn)],
             tls,
             udp_idle_timeout: std::time::Duration::ZERO,
+            tcp_idle_timeout: std::time::Duration::ZERO,
         };
         let publish = |name: &str| {
             let tls = TlsSpec {
@@ -1039,6 +1040,7 @@ mod tests {
                 tls13_only: false,
             }),
             udp_idle_timeout: std::time::Duration::ZERO,
+            tcp_idle_timeout: std::time::Duration::ZERO,
         };
         e.publish(
             Snapshot {
@@ -1179,6 +1181,7 @@ mod tests {
                     }],
                     tls: None,
                     udp_idle_timeout: std::time::Duration::ZERO,
+                    tcp_idle_timeout: std::time::Duration::ZERO,
                 }],
             }],
             target_groups: vec![TargetGroupSpec {
