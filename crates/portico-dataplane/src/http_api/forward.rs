@@ -602,17 +602,19 @@ pub(crate) async fn serve(
             } => {
                 let mut breq = http::Request::new(full(body.clone()));
                 *breq.method_mut() = method;
-                *breq.uri_mut() = match pq.parse() {
+                *breq.uri_mut() = match http::Uri::from_maybe_shared(Bytes::from(pq)) {
                     Ok(u) => u,
                     Err(_) => {
-                        ctx.integration_error = Some(format!("invalid backend path {pq}"));
+                        ctx.integration_error = Some("invalid backend path".into());
                         break 'done gateway_response(500, "Internal Server Error", &rid);
                     }
                 };
                 *breq.headers_mut() = out.headers;
-                let result =
-                    tokio::time::timeout(integration.timeout, send_lb(lb, listener, breq, ip, tls))
-                        .await;
+                let result = tokio::time::timeout(
+                    integration.timeout,
+                    send_lb(lb, listener, breq, ip, tls, integration.timeout),
+                )
+                .await;
                 ctx.integration_latency_ms = Some(int_started.elapsed().as_millis());
                 match result {
                     Err(_) => {
@@ -807,9 +809,10 @@ async fn send_lb(
     req: http::Request<Body>,
     ip: std::net::IpAddr,
     tls: Option<&crate::lb::LinkTls>,
+    timeout: std::time::Duration,
 ) -> Result<(http::response::Parts, Bytes), SendError> {
     let resp = lb
-        .serve_link(listener, req, ip, tls)
+        .serve_link_within(listener, req, ip, tls, Some(timeout))
         .await
         .ok_or_else(|| SendError::Failed(format!("listener {listener} does not exist")))?
         .map_err(SendError::Failed)?;

@@ -50,7 +50,7 @@ pub(crate) async fn serve_on(
 ) -> Response<Body> {
     let rt = engine.rt();
     match rt.listeners.get(arn).cloned() {
-        Some(l) => serve(engine, &rt, &l, req, remote).await,
+        Some(l) => serve(engine, &rt, &l, req, remote, None).await,
         None => page(503),
     }
 }
@@ -73,13 +73,14 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // One pass over the (few) headers finds whether there is anything to remove at all; the
-    // usual request and response have none besides `Connection: keep-alive`.
-    let mut found = false;
+    // One pass over the (few) headers finds what is there to remove, as a bit per entry of
+    // HOP_BY_HOP (bit 8: Transfer-Encoding); only those are removed (a removal hashes the
+    // name, and the usual response has just `Connection: keep-alive`).
+    let mut found: u16 = 0;
     let mut names_others = false;
     for (k, v) in h.iter() {
         if k == header::CONNECTION {
-            found = true;
+            found |= 1;
             // Headers named by `Connection` are hop-by-hop too. The usual values
             // (`keep-alive`, `close`) name nothing else.
             names_others |= v
@@ -92,11 +93,13 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
                     })
                 })
                 .unwrap_or(false);
-        } else if k == header::TRANSFER_ENCODING || HOP_BY_HOP.contains(k) {
-            found = true;
+        } else if k == header::TRANSFER_ENCODING {
+            found |= 1 << HOP_BY_HOP.len();
+        } else if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
+            found |= 1 << i;
         }
     }
-    if !found {
+    if found == 0 {
         return;
     }
     if names_others {
@@ -111,18 +114,27 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
             h.remove(n);
         }
     }
-    for n in &HOP_BY_HOP {
-        h.remove(n);
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if found & (1 << i) != 0 {
+            h.remove(n);
+        }
     }
-    h.remove(header::TRANSFER_ENCODING);
+    if found & (1 << HOP_BY_HOP.len()) != 0 {
+        h.remove(header::TRANSFER_ENCODING);
+    }
 }
 
+/// Serves one request on listener `l`. `outer` is the timeout of a caller that waits for the
+/// answer (an HTTP API's integration timeout on the in-process VPC-link path): when it cannot
+/// be longer than the load balancer's idle timeout, that timer could never fire first and is
+/// not armed.
 pub(crate) async fn serve(
     engine: &Engine,
     rt: &Rt,
     l: &Arc<ListenerRt>,
     req: Request<Body>,
     remote: SocketAddr,
+    outer: Option<Duration>,
 ) -> Response<Body> {
     if req.method() == http::Method::TRACE {
         return page(405);
@@ -200,7 +212,7 @@ pub(crate) async fn serve(
             let Some(group) = rt.groups.get(tg_arn) else {
                 return page(503);
             };
-            let mut resp = forward(engine, l, group, req, remote).await;
+            let mut resp = forward(engine, l, group, req, remote, outer).await;
             if let (Some(d), None) = (fwd.stickiness, cookie_tg) {
                 set_cookie(&mut resp, "AWSALBTG", &token(tg_arn), d);
             }
@@ -258,6 +270,7 @@ async fn forward(
     group: &GroupRt,
     req: Request<Body>,
     remote: SocketAddr,
+    outer: Option<Duration>,
 ) -> Response<Body> {
     let eligible = group.eligible();
     // Target stickiness (lb_cookie): a valid AWSALB cookie names an eligible target.
@@ -391,8 +404,15 @@ async fn forward(
         };
         up.send(upstream).await
     };
+    let timed = async {
+        if outer.is_some_and(|o| o <= lb.idle_timeout) {
+            Ok(exchange.await)
+        } else {
+            tokio::time::timeout(lb.idle_timeout, exchange).await
+        }
+    };
     let result = tokio::select! {
-        r = tokio::time::timeout(lb.idle_timeout, exchange) => r,
+        r = timed => r,
         // The draining delay ended (or the target was removed) with the request in flight.
         _ = state.left() => return page(502),
     };
@@ -486,5 +506,48 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert!(h.get("x-secret").is_none() && h.get(header::CONNECTION).is_none());
         assert!(h.get("x-keep").is_some());
+    }
+
+    /// The straightforward rule: every hop-by-hop name, Transfer-Encoding and every name that
+    /// `Connection` lists is removed; nothing else changes.
+    fn strip_reference(h: &mut HeaderMap) {
+        let named: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in named.iter().chain(&HOP_BY_HOP) {
+            h.remove(n);
+        }
+        h.remove(header::TRANSFER_ENCODING);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hop_by_hop_removal_matches_the_reference(
+            picks in proptest::collection::vec((0usize..14, 0usize..6), 0..12)
+        ) {
+            const NAMES: [&str; 14] = [
+                "connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+                "proxy-authorization", "te", "trailer", "upgrade", "transfer-encoding", "host",
+                "x-secret", "x-keep", "content-type", "cookie",
+            ];
+            const VALUES: [&str; 6] = [
+                "keep-alive", "close", "Keep-Alive, x-secret", "x-keep,  ", "upgrade", "1",
+            ];
+            let mut h = HeaderMap::new();
+            for (n, v) in picks {
+                h.append(
+                    HeaderName::from_static(NAMES[n]),
+                    HeaderValue::from_static(VALUES[v]),
+                );
+            }
+            let mut want = h.clone();
+            strip_reference(&mut want);
+            strip_hop_by_hop(&mut h);
+            proptest::prop_assert_eq!(h, want);
+        }
     }
 }

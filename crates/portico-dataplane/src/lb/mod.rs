@@ -374,7 +374,7 @@ impl Engine {
         if l.lb.kind != LbKind::Application {
             return None;
         }
-        Some(alb::serve(self, &rt, &l, req, SocketAddr::new(client_ip, 0)).await)
+        Some(alb::serve(self, &rt, &l, req, SocketAddr::new(client_ip, 0), None).await)
     }
 
     /// A request from an API Gateway VPC link with the integration's `tlsConfig` (`tls`): with
@@ -390,6 +390,20 @@ impl Engine {
         req: http::Request<Body>,
         client_ip: IpAddr,
         tls: Option<&LinkTls>,
+    ) -> Option<Result<http::Response<Body>, String>> {
+        self.serve_link_within(listener_arn, req, client_ip, tls, None)
+            .await
+    }
+
+    /// [`Engine::serve_link`] for a caller that gives up after `outer` (the integration
+    /// timeout): the ALB then arms its own idle timer only if that one could fire first.
+    pub async fn serve_link_within(
+        &self,
+        listener_arn: &str,
+        req: http::Request<Body>,
+        client_ip: IpAddr,
+        tls: Option<&LinkTls>,
+        outer: Option<std::time::Duration>,
     ) -> Option<Result<http::Response<Body>, String>> {
         let rt = self.inner.rt.load_full();
         let l = rt.listeners.get(listener_arn)?.clone();
@@ -413,6 +427,7 @@ impl Engine {
             &l,
             req,
             SocketAddr::new(client_ip, 0),
+            outer,
         )
         .await))
     }

@@ -20,7 +20,7 @@ use h1::{BodyLen, Chunk, ChunkedDecoder, ReqFraming, RespFraming};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Frame, SizeHint};
 use parking_lot::Mutex;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -117,7 +117,7 @@ pub(crate) struct Upstream {
     idle_since: Instant,
 }
 
-type Idle = Mutex<HashMap<(usize, SocketAddr), Vec<Upstream>>>;
+type Idle = Mutex<crate::FastMap<(usize, SocketAddr), Vec<Upstream>>>;
 
 /// Idle connections per (thread, target address). A connection is only reused on the thread
 /// that opened it: its socket is registered with that thread's reactor (see `crate::workers`),

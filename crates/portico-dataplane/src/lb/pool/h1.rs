@@ -121,6 +121,14 @@ fn ends_in_chunked(v: &HeaderValue) -> bool {
 
 /// All `Content-Length` values agree on one number (hyper's `content_length_parse_all`).
 fn content_length(headers: &HeaderMap) -> Option<u64> {
+    // the usual case, one plain number, without the general path's splitting and parsing
+    let mut all = headers.get_all(header::CONTENT_LENGTH).iter();
+    if let (Some(v), None) = (all.next(), all.next()) {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) {
+            return Some(b.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')));
+        }
+    }
     let mut found: Option<u64> = None;
     for v in headers.get_all(header::CONTENT_LENGTH) {
         for part in v.to_str().ok()?.split(',') {
@@ -273,6 +281,10 @@ pub(crate) fn parse_response(
 }
 
 fn has_token(v: &HeaderValue, token: &str) -> bool {
+    // the usual case: the value is just the token
+    if v.as_bytes().eq_ignore_ascii_case(token.as_bytes()) {
+        return true;
+    }
     v.to_str()
         .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         .unwrap_or(false)
@@ -583,6 +595,39 @@ mod tests {
         assert_eq!(t["x-t"], "1");
         assert!(decode_all(b"3\r\nabcX\r\n0\r\n\r\n", 64).is_err());
         assert!(decode_all(b"zz\r\n", 64).is_err());
+    }
+
+    /// hyper's rule without the fast path: every comma-separated value is all digits and
+    /// they agree.
+    fn content_length_reference(headers: &HeaderMap) -> Option<u64> {
+        let mut found: Option<u64> = None;
+        for v in headers.get_all(header::CONTENT_LENGTH) {
+            for part in v.to_str().ok()?.split(',') {
+                let part = part.trim();
+                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                let n: u64 = part.parse().ok()?;
+                if found.is_some_and(|f| f != n) {
+                    return None;
+                }
+                found = Some(n);
+            }
+        }
+        found
+    }
+
+    proptest! {
+        #[test]
+        fn content_length_matches_the_reference(
+            values in proptest::collection::vec("[0-9 ,]{0,22}|[0-9]{1,21}|1[0-9]{0,3}x?", 0..3)
+        ) {
+            let mut h = HeaderMap::new();
+            for v in &values {
+                h.append(header::CONTENT_LENGTH, HeaderValue::from_str(v).unwrap());
+            }
+            prop_assert_eq!(content_length(&h), content_length_reference(&h));
+        }
     }
 
     proptest! {
