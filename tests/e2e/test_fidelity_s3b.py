@@ -1,0 +1,89 @@
+"""Fidelity follow-ups (session 3b): an ALB HTTPS listener's own socket answers a plain-HTTP
+request with the ALB's 400 page "The plain HTTP request was sent to HTTPS port" and closes,
+while TLS clients on the same listener are still served; SSM tags refuse AWS's reserved aws:
+prefix. Each test drives Portico through boto3 (and raw sockets for the data plane)."""
+
+import http.client
+import json
+import shutil
+import socket
+
+import pytest
+
+from conftest import wait_until
+from test_elbv2_tls import Backend, https_get, local_address, make_cert, tls_connect
+
+PAGE = ("<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n"
+        "<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
+        "<center>The plain HTTP request was sent to HTTPS port</center>\r\n</body>\r\n</html>\r\n")
+
+
+def raw_exchange(addr, data):
+    """Sends `data` on a fresh connection and reads until the server closes."""
+    with socket.create_connection(addr, timeout=10) as s:
+        s.sendall(data)
+        got = b""
+        while chunk := s.recv(4096):
+            got += chunk
+    return got
+
+
+@pytest.fixture(scope="module")
+def https_alb(portico, tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl CLI")
+    p = portico
+    crt, key = make_cert(tmp_path_factory.mktemp("certs"), "plain.example.com")
+    cert = p.client("iam").upload_server_certificate(
+        ServerCertificateName="fid-s3b-plain", CertificateBody=crt.read_text(),
+        PrivateKey=key.read_text())["ServerCertificateMetadata"]["Arn"]
+    ec2, elb = p.client("ec2"), p.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.62.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.62.{i}.0/24", AvailabilityZone=f"us-east-1{z}")
+               ["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
+    backend = Backend()
+    tg = elb.create_target_group(Name="fid-s3b-tg", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")
+    tg = tg["TargetGroups"][0]["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": backend.port}])
+    lb = elb.create_load_balancer(Name="fid-s3b-alb", Subnets=subnets, Scheme="internal")["LoadBalancers"][0]
+    listener = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTPS", Port=443,
+                                   Certificates=[{"CertificateArn": cert}],
+                                   DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+    arn = listener["Listeners"][0]["ListenerArn"]
+    addr = wait_until(lambda: local_address(elb, arn), what="HTTPS listener bound")
+    wait_until(lambda: https_get(addr, "plain.example.com", "/", crt)[0] == 200, what="HTTPS served")
+    yield {"addr": addr, "crt": crt}
+    backend.stop()
+
+
+def test_plain_http_on_https_listener_gets_the_400_page_then_close(https_alb):
+    addr = https_alb["addr"]
+    got = raw_exchange(addr, b"GET /x HTTP/1.1\r\nHost: plain.example.com\r\n\r\n")
+    head, _, body = got.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "HTTP/1.1 400 Bad Request"
+    headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
+    assert headers["server"] == "awselb/2.0"
+    assert headers["content-type"] == "text/html"
+    assert headers["connection"] == "close"
+    assert int(headers["content-length"]) == len(body)
+    assert body.decode() == PAGE
+    # A request with a body, through an ordinary HTTP client: the same page.
+    c = http.client.HTTPConnection(*addr, timeout=10)
+    c.request("POST", "/submit", body=b"x" * 1000, headers={"Host": "plain.example.com"})
+    r = c.getresponse()
+    assert (r.status, r.getheader("Server")) == (400, "awselb/2.0")
+    assert b"The plain HTTP request was sent to HTTPS port" in r.read()
+    c.close()
+
+
+def test_tls_clients_still_served_beside_plain_and_silent_connections(https_alb):
+    addr, crt = https_alb["addr"], https_alb["crt"]
+    # A client that connects and leaves without a byte, and one plain request, change nothing.
+    socket.create_connection(addr, timeout=10).close()
+    got = raw_exchange(addr, b"HEAD / HTTP/1.0\r\n\r\n")
+    assert got.split(b"\r\n")[0] == b"HTTP/1.0 400 Bad Request" and got.endswith(b"\r\n\r\n")  # no body
+    status, _, body = https_get(addr, "plain.example.com", "/after?plain=1", crt)
+    assert status == 200 and json.loads(body)["path"] == "/after?plain=1"
+    with tls_connect(addr, "plain.example.com", crt, ["h2", "http/1.1"]) as s:
+        assert s.selected_alpn_protocol() == "h2"
