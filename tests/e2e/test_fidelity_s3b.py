@@ -87,3 +87,44 @@ def test_tls_clients_still_served_beside_plain_and_silent_connections(https_alb)
     assert status == 200 and json.loads(body)["path"] == "/after?plain=1"
     with tls_connect(addr, "plain.example.com", crt, ["h2", "http/1.1"]) as s:
         assert s.selected_alpn_protocol() == "h2"
+
+
+def test_ssm_tags_refuse_aws_prefixed_keys(portico, unique):
+    ssm = portico.client("ssm")
+    name = f"/fid-s3b/{unique}"
+    ssm.put_parameter(Name=name, Type="String", Value="v", Tags=[{"Key": "team", "Value": "a"}])
+
+    def tags():
+        return {t["Key"]: t["Value"] for t in
+                ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]}
+
+    for key in ("aws:x", "AWS:cloudformation:stack-name"):
+        with pytest.raises(ssm.exceptions.ClientError) as e:
+            ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=name,
+                                     Tags=[{"Key": "ok", "Value": "1"}, {"Key": key, "Value": "1"}])
+        err = e.value.response["Error"]
+        assert err["Code"] == "ValidationException" and key in err["Message"]
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert tags() == {"team": "a"}  # nothing added, not even the valid tag
+    with pytest.raises(ssm.exceptions.ClientError) as e:
+        ssm.remove_tags_from_resource(ResourceType="Parameter", ResourceId=name, TagKeys=["team", "aws:x"])
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert tags() == {"team": "a"}
+    r = portico.aws("ssm", "add-tags-to-resource", "--resource-type", "Parameter", "--resource-id", name,
+                    "--tags", "Key=aws:y,Value=1", check=False)
+    assert r.returncode != 0 and "ValidationException" in r.stderr
+    with pytest.raises(ssm.exceptions.ClientError) as e:
+        ssm.put_parameter(Name=f"{name}-2", Type="String", Value="v", Tags=[{"Key": "aws:z", "Value": "1"}])
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ssm.exceptions.ParameterNotFound):
+        ssm.get_parameter(Name=f"{name}-2")
+    # Ordinary keys still come and go; the members are required (a raw request gets AWS's error).
+    ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=name, Tags=[{"Key": "awsome", "Value": "1"}])
+    ssm.remove_tags_from_resource(ResourceType="Parameter", ResourceId=name, TagKeys=["team"])
+    assert tags() == {"awsome": "1"}
+    raw = portico.client("ssm", parameter_validation=False)
+    with pytest.raises(raw.exceptions.ClientError) as e:
+        raw.remove_tags_from_resource(ResourceType="Parameter", ResourceId=name)
+    assert e.value.response["Error"]["Message"] == (
+        "1 validation error detected: Value null at 'tagKeys' failed to satisfy constraint: "
+        "Member must not be null")

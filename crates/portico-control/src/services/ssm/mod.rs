@@ -194,9 +194,13 @@ fn put_parameter(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> 
                     "A parameter type is required when you create a parameter.",
                 ));
             }
-            let tags: Vec<Value> = input
-                .list("Tags")
-                .unwrap_or_default()
+            let given = input.list("Tags").unwrap_or_default();
+            for t in &given {
+                if let Some(k) = t.str("Key") {
+                    check_tag_key(k)?;
+                }
+            }
+            let tags: Vec<Value> = given
                 .iter()
                 .filter_map(|t| Some(json!({"Key": t.string("Key")?, "Value": t.string("Value").unwrap_or_default()})))
                 .collect();
@@ -640,6 +644,29 @@ fn label_parameter_version(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResu
     Ok(json!({"InvalidLabels": invalid, "ParameterVersion": version}))
 }
 
+/// A tag key a client may neither set nor remove: AWS's reserved `aws:` prefix, in any case
+/// (the shared rule in `services::tags`; CloudFormation may set its own keys). The code and
+/// message are unconfirmed (docs/fidelity-s3.md): SSM's model lists no tag error for
+/// AddTagsToResource, and ValidationException is its code for invalid input.
+fn check_tag_key(key: &str) -> AwsResult<()> {
+    if crate::services::tags::refused(key) {
+        return Err(validation(format!(
+            "Invalid tag key '{key}': tag keys starting with 'aws:' are reserved for AWS use."
+        )));
+    }
+    Ok(())
+}
+
+/// The awsJson error for a required member left out.
+fn null_member(member: &str) -> AwsError {
+    AwsError::validation(
+        "ValidationException",
+        &[format!(
+            "Value null at '{member}' failed to satisfy constraint: Member must not be null"
+        )],
+    )
+}
+
 enum TagOp {
     Add,
     Remove,
@@ -648,13 +675,23 @@ enum TagOp {
 
 fn tags(tx: &Tx<'_>, scope: &Scope, input: &Input, op: TagOp) -> AwsResult<Value> {
     let rt = input.req_str("ResourceType", "ValidationException")?;
+    let id = input.req_str("ResourceId", "ValidationException")?;
+    let given = match op {
+        TagOp::Add => input.list("Tags").ok_or_else(|| null_member("tags"))?,
+        _ => Vec::new(),
+    };
+    let remove = match op {
+        TagOp::Remove => input
+            .str_list("TagKeys")
+            .ok_or_else(|| null_member("tagKeys"))?,
+        _ => Vec::new(),
+    };
     if rt != "Parameter" {
         return Err(AwsError::bad(
             "InvalidResourceType",
             "The resource type is not valid.",
         ));
     }
-    let id = input.req_str("ResourceId", "ValidationException")?;
     let mut p = tx
         .get(scope, KIND_PARAM, id)?
         .ok_or_else(|| AwsError::bad("InvalidResourceId", "The resource ID is not valid. Verify that you entered the correct ID and try again."))?
@@ -667,12 +704,18 @@ fn tags(tx: &Tx<'_>, scope: &Scope, input: &Input, op: TagOp) -> AwsResult<Value
     match op {
         TagOp::List => return Ok(json!({"TagList": list})),
         TagOp::Add => {
-            for t in input.list("Tags").unwrap_or_default() {
+            for t in &given {
+                if let Some(k) = t.str("Key") {
+                    check_tag_key(k)?;
+                }
+            }
+            for t in given {
                 let Some(k) = t.string("Key") else { continue };
                 list.retain(|x| x.get("Key").and_then(Value::as_str) != Some(k.as_str()));
                 list.push(json!({"Key": k, "Value": t.string("Value").unwrap_or_default()}));
             }
-            if list.len() > 50 {
+            // AWS's own `aws:` tags (CloudFormation's) do not count toward the 50.
+            if crate::services::tags::counted(&list) > 50 {
                 return Err(AwsError::bad(
                     "TooManyTagsError",
                     "The Targets parameter includes too many tags. Remove one or more tags and try the command again.",
@@ -680,9 +723,11 @@ fn tags(tx: &Tx<'_>, scope: &Scope, input: &Input, op: TagOp) -> AwsResult<Value
             }
         }
         TagOp::Remove => {
-            let keys = input.str_list("TagKeys").unwrap_or_default();
+            for k in &remove {
+                check_tag_key(k)?;
+            }
             list.retain(|x| {
-                !keys
+                !remove
                     .iter()
                     .any(|k| x.get("Key").and_then(Value::as_str) == Some(k.as_str()))
             });
@@ -712,5 +757,102 @@ mod tests {
         }
         assert_eq!(split_selector("/a/b:3"), ("/a/b", Some("3")));
         assert_eq!(split_selector("/a/b"), ("/a/b", None));
+    }
+
+    fn tag_call(store: &portico_store::Store, op: TagOp, input: Value) -> AwsResult<Value> {
+        let scope = Scope::new("000000000000", "us-east-1");
+        store.write(|tx| tags(tx, &scope, &Input(input), op))
+    }
+
+    fn tag_keys(store: &portico_store::Store) -> Vec<String> {
+        let out = tag_call(
+            store,
+            TagOp::List,
+            json!({"ResourceType": "Parameter", "ResourceId": "p"}),
+        )
+        .unwrap();
+        out["TagList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["Key"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn tags_refuse_reserved_keys_and_do_not_count_them() {
+        let store = portico_store::Store::in_memory().unwrap();
+        let scope = Scope::new("000000000000", "us-east-1");
+        // A parameter CloudFormation created: its three aws:cloudformation:* tags.
+        let cfn = Input(json!({
+            "Name": "p", "Type": "String", "Value": "v",
+            "Tags": crate::services::tags::CLOUDFORMATION_KEYS
+                .iter()
+                .map(|k| json!({"Key": k, "Value": "x"}))
+                .collect::<Vec<_>>(),
+        }));
+        crate::services::tags::as_cloudformation(async {
+            store.write(|tx| put_parameter(tx, &scope, &cfn))
+        })
+        .await
+        .unwrap();
+        assert_eq!(tag_keys(&store).len(), 3);
+        let add = |keys: Vec<String>| {
+            json!({"ResourceType": "Parameter", "ResourceId": "p",
+                   "Tags": keys.iter().map(|k| json!({"Key": k, "Value": "v"})).collect::<Vec<_>>()})
+        };
+        // 50 of the client's own beside CloudFormation's 3.
+        let fifty: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+        tag_call(&store, TagOp::Add, add(fifty)).unwrap();
+        assert_eq!(tag_keys(&store).len(), 53);
+        let e = tag_call(&store, TagOp::Add, add(vec!["k50".into()])).unwrap_err();
+        assert_eq!(e.code.as_ref(), "TooManyTagsError");
+        // Reserved keys: refused on add and remove, in any case, and nothing changes.
+        for key in ["aws:x", "AWS:cloudformation:stack-name"] {
+            let e = tag_call(&store, TagOp::Add, add(vec!["k0".into(), key.into()])).unwrap_err();
+            assert_eq!(e.code.as_ref(), "ValidationException");
+            assert!(e.message.contains(key), "{}", e.message);
+        }
+        let key = "aws:cloudformation:stack-name";
+        let e = tag_call(
+            &store,
+            TagOp::Remove,
+            json!({"ResourceType": "Parameter", "ResourceId": "p", "TagKeys": ["k1", key]}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code.as_ref(), "ValidationException");
+        let keys = tag_keys(&store);
+        assert!(keys.iter().any(|k| k == key) && keys.iter().any(|k| k == "k1"));
+        assert_eq!(keys.len(), 53);
+        // A client's PutParameter cannot set one either.
+        let e = store
+            .write(|tx| {
+                put_parameter(
+                    tx,
+                    &scope,
+                    &Input(json!({
+                        "Name": "q", "Type": "String", "Value": "v",
+                        "Tags": [{"Key": "aws:cloudformation:stack-id", "Value": "x"}],
+                    })),
+                )
+            })
+            .unwrap_err();
+        assert_eq!(e.code.as_ref(), "ValidationException");
+        // Required members.
+        for (op, input, member) in [
+            (
+                TagOp::Add,
+                json!({"ResourceType": "Parameter", "ResourceId": "p"}),
+                "tags",
+            ),
+            (
+                TagOp::Remove,
+                json!({"ResourceType": "Parameter", "ResourceId": "p"}),
+                "tagKeys",
+            ),
+        ] {
+            let e = tag_call(&store, op, input).unwrap_err();
+            assert!(e.message.contains(&format!("'{member}'")), "{}", e.message);
+        }
     }
 }
