@@ -128,3 +128,33 @@ def test_ssm_tags_refuse_aws_prefixed_keys(portico, unique):
     assert e.value.response["Error"]["Message"] == (
         "1 validation error detected: Value null at 'tagKeys' failed to satisfy constraint: "
         "Member must not be null")
+
+
+def test_ec2_attribute_calls_name_one_attribute_at_a_time(portico):
+    ec2 = portico.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.63.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.63.1.0/24")["Subnet"]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet, Description="d0")["NetworkInterface"]["NetworkInterfaceId"]
+
+    def error(fn, **kw):
+        with pytest.raises(ec2.exceptions.ClientError) as e:
+            fn(**kw)
+        return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
+
+    multiple = "InvalidParameterCombination", "Fields for multiple attribute types specified: "
+    code, msg = error(ec2.modify_vpc_attribute, VpcId=vpc, EnableDnsSupport={"Value": True},
+                      EnableDnsHostnames={"Value": True})
+    assert (code, msg) == (multiple[0], multiple[1] + "enableDnsSupport, enableDnsHostnames")
+    assert error(ec2.modify_vpc_attribute, VpcId=vpc) == ("InvalidParameterCombination", "No attributes specified.")
+    code, msg = error(ec2.modify_network_interface_attribute, NetworkInterfaceId=eni,
+                      Description={"Value": "d1"}, SourceDestCheck={"Value": False})
+    assert (code, msg) == (multiple[0], multiple[1] + "description, sourceDestCheck")
+    assert error(ec2.modify_network_interface_attribute, NetworkInterfaceId=eni) == (
+        "InvalidParameterCombination", "No attributes specified.")
+    # Nothing changed; one attribute at a time works.
+    got = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+    assert got["Description"] == "d0" and got["SourceDestCheck"] is True
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Description={"Value": "d1"})
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    assert ec2.describe_vpc_attribute(VpcId=vpc, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
+    assert ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]["Description"] == "d1"
