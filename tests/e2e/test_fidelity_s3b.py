@@ -158,3 +158,19 @@ def test_ec2_attribute_calls_name_one_attribute_at_a_time(portico):
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
     assert ec2.describe_vpc_attribute(VpcId=vpc, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
     assert ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]["Description"] == "d1"
+
+
+def test_apigw_reserved_tag_key_message(portico, unique):
+    apigw = portico.client("apigatewayv2")
+    msg = "Invalid tag key. Tag keys cannot start with 'aws:' (case insensitive)"
+    with pytest.raises(apigw.exceptions.BadRequestException) as e:
+        apigw.create_api(Name=f"fid-s3b-{unique}", ProtocolType="HTTP", Tags={"AWS:x": "1"})
+    assert e.value.response["Error"]["Message"] == msg
+    api = apigw.create_api(Name=f"fid-s3b-{unique}", ProtocolType="HTTP", Tags={"team": "a"})
+    arn = f"arn:aws:apigateway:us-east-1::/apis/{api['ApiId']}"
+    for call in (lambda: apigw.tag_resource(ResourceArn=arn, Tags={"aws:y": "1"}),
+                 lambda: apigw.untag_resource(ResourceArn=arn, TagKeys=["team", "aws:y"])):
+        with pytest.raises(apigw.exceptions.BadRequestException) as e:
+            call()
+        assert e.value.response["Error"]["Message"] == msg
+    assert apigw.get_tags(ResourceArn=arn)["Tags"] == {"team": "a"}
