@@ -174,3 +174,28 @@ def test_apigw_reserved_tag_key_message(portico, unique):
             call()
         assert e.value.response["Error"]["Message"] == msg
     assert apigw.get_tags(ResourceArn=arn)["Tags"] == {"team": "a"}
+
+
+def test_ssm_tag_members_are_validated_as_the_model_says(portico, unique):
+    ssm = portico.client("ssm")
+    name = f"/fid-s3b/v-{unique}"
+    with pytest.raises(ssm.exceptions.ClientError) as e:
+        ssm.put_parameter(Name=name, Type="String", Value="v", Tags=[{"Key": "a!b", "Value": "v"}])
+    err = e.value.response["Error"]
+    assert err["Code"] == "ValidationException"
+    assert err["Message"].startswith("1 validation error detected: Value 'a!b' at 'tags.1.member.key' "
+                                     "failed to satisfy constraint: Member must satisfy regular expression pattern")
+    with pytest.raises(ssm.exceptions.ParameterNotFound):
+        ssm.get_parameter(Name=name)
+    ssm.put_parameter(Name=name, Type="String", Value="v", Tags=[{"Key": "Équipe 1", "Value": "a/b@c"}])
+    with pytest.raises(ssm.exceptions.ClientError) as e:
+        ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=name,
+                                 Tags=[{"Key": "x", "Value": "semi;colon"}, {"Key": "k" * 129, "Value": ""}])
+    assert e.value.response["Error"]["Message"].startswith("2 validation errors detected: ")
+    raw = portico.client("ssm", parameter_validation=False)
+    with pytest.raises(raw.exceptions.ClientError) as e:
+        raw.remove_tags_from_resource(ResourceType="Bucket", ResourceId=name, TagKeys=["Équipe 1"])
+    assert "at 'resourceType' failed to satisfy constraint: Member must satisfy enum value set" in \
+        e.value.response["Error"]["Message"]
+    assert ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"] == [
+        {"Key": "Équipe 1", "Value": "a/b@c"}]

@@ -195,6 +195,9 @@ fn put_parameter(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> 
                 ));
             }
             let given = input.list("Tags").unwrap_or_default();
+            let mut bad = Vec::new();
+            tag_list_violations(&given, &mut bad);
+            violations(bad)?;
             for t in &given {
                 if let Some(k) = t.str("Key") {
                     check_tag_key(k)?;
@@ -657,15 +660,76 @@ fn check_tag_key(key: &str) -> AwsResult<()> {
     Ok(())
 }
 
-/// The awsJson error for a required member left out.
-fn null_member(member: &str) -> AwsError {
-    AwsError::validation(
-        "ValidationException",
-        &[format!(
-            "Value null at '{member}' failed to satisfy constraint: Member must not be null"
-        )],
-    )
+/// The pattern SSM's model gives tag keys and values.
+const TAG_PATTERN: &str = r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$";
+
+/// Whether `s` matches [`TAG_PATTERN`]: letters, separators (`\p{Z}`: whitespace that is not a
+/// control character), numbers and `_.:/=+-@`. (`char::is_alphabetic` also admits a few
+/// combining marks that `\p{L}` does not.)
+fn tag_pattern_ok(s: &str) -> bool {
+    s.chars().all(|c| {
+        c.is_alphabetic()
+            || c.is_numeric()
+            || (c.is_whitespace() && !c.is_control())
+            || "_.:/=+-@".contains(c)
+    })
 }
+
+/// The model's constraints on one tag key or value at `path` (awsJson validation messages).
+fn tag_string(v: Option<&str>, path: &str, min: usize, max: usize, out: &mut Vec<String>) {
+    let Some(v) = v else {
+        out.push(format!(
+            "Value null at '{path}' failed to satisfy constraint: Member must not be null"
+        ));
+        return;
+    };
+    let n = v.chars().count();
+    let mut fail = |c: String| {
+        out.push(format!(
+            "Value '{v}' at '{path}' failed to satisfy constraint: Member {c}"
+        ))
+    };
+    if n < min {
+        fail(format!("must have length greater than or equal to {min}"));
+    }
+    if n > max {
+        fail(format!("must have length less than or equal to {max}"));
+    }
+    if !tag_pattern_ok(v) {
+        fail(format!(
+            "must satisfy regular expression pattern: {TAG_PATTERN}"
+        ));
+    }
+}
+
+/// The model's constraints on a `Tags` list (`tags.N.member.key`/`.value`, both required).
+fn tag_list_violations(tags: &[Input], out: &mut Vec<String>) {
+    for (i, t) in tags.iter().enumerate() {
+        let at = format!("tags.{}.member", i + 1);
+        tag_string(t.str("Key"), &format!("{at}.key"), 1, 128, out);
+        tag_string(t.str("Value"), &format!("{at}.value"), 0, 256, out);
+    }
+}
+
+/// `Err` with all `violations` in one awsJson validation message, if there are any.
+fn violations(violations: Vec<String>) -> AwsResult<()> {
+    if violations.is_empty() {
+        return Ok(());
+    }
+    Err(AwsError::validation("ValidationException", &violations))
+}
+
+const RESOURCE_TYPES_FOR_TAGGING: [&str; 9] = [
+    "Document",
+    "ManagedInstance",
+    "MaintenanceWindow",
+    "Parameter",
+    "PatchBaseline",
+    "OpsItem",
+    "OpsMetadata",
+    "Automation",
+    "Association",
+];
 
 enum TagOp {
     Add,
@@ -674,18 +738,49 @@ enum TagOp {
 }
 
 fn tags(tx: &Tx<'_>, scope: &Scope, input: &Input, op: TagOp) -> AwsResult<Value> {
-    let rt = input.req_str("ResourceType", "ValidationException")?;
-    let id = input.req_str("ResourceId", "ValidationException")?;
+    // The model's constraints first, all in one message, as awsJson services answer.
+    let mut bad = Vec::new();
+    let null = |m: &str| {
+        format!("Value null at '{m}' failed to satisfy constraint: Member must not be null")
+    };
+    let rt = input.str("ResourceType").unwrap_or_default();
+    match input.str("ResourceType") {
+        None => bad.push(null("resourceType")),
+        Some(t) if !RESOURCE_TYPES_FOR_TAGGING.contains(&t) => bad.push(format!(
+            "Value '{t}' at 'resourceType' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+            RESOURCE_TYPES_FOR_TAGGING.join(", ")
+        )),
+        Some(_) => {}
+    }
+    let id = input.str("ResourceId").unwrap_or_default();
+    if input.str("ResourceId").is_none() {
+        bad.push(null("resourceId"));
+    }
     let given = match op {
-        TagOp::Add => input.list("Tags").ok_or_else(|| null_member("tags"))?,
+        TagOp::Add => input.list("Tags").unwrap_or_else(|| {
+            bad.push(null("tags"));
+            Vec::new()
+        }),
         _ => Vec::new(),
     };
+    tag_list_violations(&given, &mut bad);
     let remove = match op {
-        TagOp::Remove => input
-            .str_list("TagKeys")
-            .ok_or_else(|| null_member("tagKeys"))?,
+        TagOp::Remove => input.str_list("TagKeys").unwrap_or_else(|| {
+            bad.push(null("tagKeys"));
+            Vec::new()
+        }),
         _ => Vec::new(),
     };
+    for (i, k) in remove.iter().enumerate() {
+        tag_string(
+            Some(k),
+            &format!("tagKeys.{}.member", i + 1),
+            1,
+            128,
+            &mut bad,
+        );
+    }
+    violations(bad)?;
     if rt != "Parameter" {
         return Err(AwsError::bad(
             "InvalidResourceType",
@@ -853,6 +948,60 @@ mod tests {
         ] {
             let e = tag_call(&store, op, input).unwrap_err();
             assert!(e.message.contains(&format!("'{member}'")), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn tag_members_follow_the_model() {
+        let store = portico_store::Store::in_memory().unwrap();
+        let check = |op: TagOp, input: Value| -> String {
+            let e = tag_call(&store, op, input).unwrap_err();
+            assert_eq!(e.code.as_ref(), "ValidationException");
+            e.message
+        };
+        let long = "k".repeat(129);
+        assert_eq!(
+            check(
+                TagOp::Add,
+                json!({"ResourceType": "Parameter", "ResourceId": "p",
+                       "Tags": [{"Key": "ok", "Value": "v"}, {"Key": "a!b", "Value": "v"}, {"Key": long}]})
+            ),
+            format!(
+                "3 validation errors detected: \
+                 Value 'a!b' at 'tags.2.member.key' failed to satisfy constraint: Member must satisfy regular expression pattern: {TAG_PATTERN}; \
+                 Value '{long}' at 'tags.3.member.key' failed to satisfy constraint: Member must have length less than or equal to 128; \
+                 Value null at 'tags.3.member.value' failed to satisfy constraint: Member must not be null"
+            )
+        );
+        assert_eq!(
+            check(
+                TagOp::Remove,
+                json!({"ResourceType": "Bucket", "ResourceId": "p", "TagKeys": [""]})
+            ),
+            "2 validation errors detected: \
+             Value 'Bucket' at 'resourceType' failed to satisfy constraint: Member must satisfy enum value set: \
+             [Document, ManagedInstance, MaintenanceWindow, Parameter, PatchBaseline, OpsItem, OpsMetadata, Automation, Association]; \
+             Value '' at 'tagKeys.1.member' failed to satisfy constraint: Member must have length greater than or equal to 1"
+        );
+        for ok in [
+            "Team Name",
+            "a_b.c:d/e=f+g-h@i",
+            "Équipe",
+            "チーム",
+            "v1\u{2003}x",
+            "",
+        ] {
+            assert!(tag_pattern_ok(ok), "{ok}");
+        }
+        for bad in [
+            "a!b",
+            "tab\there",
+            "new\nline",
+            "a*b",
+            "quote\"",
+            "semi;colon",
+        ] {
+            assert!(!tag_pattern_ok(bad), "{bad}");
         }
     }
 }
