@@ -3,7 +3,8 @@
 //! up their listener in the current snapshot for every connection (NLB) or request (ALB), so a
 //! snapshot swap never closes a socket. Removing a listener stops its accept loop; connections
 //! already accepted run to completion. UDP listeners bind a UDP socket; TCP_UDP listeners bind
-//! TCP and UDP on the same port. HTTPS listeners terminate TLS before HTTP.
+//! TCP and UDP on the same port. HTTPS listeners terminate TLS before HTTP, and answer a plain
+//! request with the ALB's 400 page.
 
 use super::{alb, nlb, udp, Engine, LbKind};
 use crate::body::BoxError;
@@ -245,15 +246,66 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
                     let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
                 }
                 Some(acceptor) => {
-                    let handshake = acceptor.accept(stream);
-                    if let Ok(Ok(s)) = tokio::time::timeout(nlb::HANDSHAKE_TIMEOUT, handshake).await
-                    {
+                    // The first byte tells a TLS record from a plain request; peeking leaves
+                    // it for the acceptor. One deadline covers the wait and the handshake.
+                    let accepted = tokio::time::timeout(nlb::HANDSHAKE_TIMEOUT, async {
+                        match opening(peek_first(&stream).await) {
+                            Opening::Tls => acceptor.accept(stream).await.ok(),
+                            Opening::Plain => {
+                                answer_plain_on_tls_port(stream).await;
+                                None
+                            }
+                            Opening::Closed => None,
+                        }
+                    });
+                    if let Ok(Some(s)) = accepted.await {
                         let _ = builder.serve_connection(TokioIo::new(s), svc).await;
                     }
                 }
             }
         });
     }
+}
+
+/// How a connection to an HTTPS listener opens.
+#[derive(Debug, PartialEq)]
+enum Opening {
+    /// A TLS handshake record (content type 22): hand it to the acceptor.
+    Tls,
+    /// Anything else: a plain-HTTP request sent to the TLS port.
+    Plain,
+    /// Closed (or failed) before sending a byte.
+    Closed,
+}
+
+fn opening(first: Option<u8>) -> Opening {
+    match first {
+        Some(0x16) => Opening::Tls,
+        Some(_) => Opening::Plain,
+        None => Opening::Closed,
+    }
+}
+
+/// The connection's first byte, left unread.
+async fn peek_first(stream: &tokio::net::TcpStream) -> Option<u8> {
+    let mut b = [0u8; 1];
+    match stream.peek(&mut b).await {
+        Ok(1) => Some(b[0]),
+        _ => None,
+    }
+}
+
+/// Answers a plain-HTTP request on an HTTPS listener as an ALB does: its 400 page "The plain
+/// HTTP request was sent to HTTPS port", then closes. hyper reads the request head (and answers
+/// a request it cannot parse with its own 400), so the client sees a complete response.
+async fn answer_plain_on_tls_port(stream: tokio::net::TcpStream) {
+    let svc = hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+        Ok::<_, std::convert::Infallible>(super::tls::plain_http_to_https_port())
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), svc)
+        .await;
 }
 
 async fn accept_tcp(engine: Engine, arn: String, listener: tokio::net::TcpListener) {
@@ -268,5 +320,53 @@ async fn accept_tcp(engine: Engine, arn: String, listener: tokio::net::TcpListen
         };
         let _ = stream.set_nodelay(true);
         tokio::spawn(nlb::serve(engine.clone(), arn.clone(), stream));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn the_first_byte_tells_tls_from_plain() {
+        assert_eq!(opening(Some(0x16)), Opening::Tls);
+        assert_eq!(opening(Some(b'G')), Opening::Plain);
+        assert_eq!(opening(Some(b'P')), Opening::Plain);
+        assert_eq!(opening(None), Opening::Closed);
+    }
+
+    #[tokio::test]
+    async fn peeking_leaves_the_byte_and_a_plain_request_gets_the_400_page() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            c.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+                .await
+                .unwrap();
+            let mut got = Vec::new();
+            c.read_to_end(&mut got).await.unwrap();
+            String::from_utf8(got).unwrap()
+        });
+        let (s, _) = l.accept().await.unwrap();
+        assert_eq!(peek_first(&s).await, Some(b'G'));
+        assert_eq!(peek_first(&s).await, Some(b'G'), "peek consumes nothing");
+        answer_plain_on_tls_port(s).await;
+        let got = client.await.unwrap();
+        assert!(got.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{got}");
+        let lower = got.to_ascii_lowercase();
+        assert!(lower.contains("\r\nserver: awselb/2.0\r\n"), "{got}");
+        assert!(lower.contains("\r\nconnection: close\r\n"), "{got}");
+        assert!(got.contains("<center>The plain HTTP request was sent to HTTPS port</center>"));
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_before_a_byte_is_closed() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(tokio::net::TcpStream::connect(addr).await.unwrap());
+        let (s, _) = l.accept().await.unwrap();
+        assert_eq!(opening(peek_first(&s).await), Opening::Closed);
     }
 }

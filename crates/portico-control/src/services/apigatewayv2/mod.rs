@@ -391,10 +391,13 @@ pub(crate) fn check_tags(tags: &Map<String, Value>) -> AwsResult<()> {
 }
 
 /// A tag key a client may set or remove: not one with AWS's reserved `aws:` prefix
-/// (services/tags.rs).
+/// (services/tags.rs). API Gateway's text, as public error reports show it
+/// (serverless/serverless#9223, aws/aws-cdk#23738).
 pub(crate) fn check_tag_key(k: &str) -> AwsResult<()> {
     if crate::services::tags::refused(k) {
-        return Err(bad(format!("Tag key {k} uses the reserved prefix aws:")));
+        return Err(bad(
+            "Invalid tag key. Tag keys cannot start with 'aws:' (case insensitive)",
+        ));
     }
     Ok(())
 }

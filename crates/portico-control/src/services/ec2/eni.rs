@@ -25,17 +25,20 @@ enum Change {
     DeleteOnTermination { attachment_id: String, value: bool },
 }
 
-/// The one attribute the call changes ("You can specify only one attribute at a time").
+/// The one attribute the call changes ("You can specify only one attribute at a time"), with
+/// EC2's errors for none and for several (as ModifyInstanceAttribute and ModifyVpcAttribute
+/// give them; the attribute names are DescribeNetworkInterfaceAttribute's).
 fn change_of(input: &Input) -> AwsResult<Change> {
     let mut out = Vec::new();
     if input.get("Description").is_some() {
         let d = input.sub("Description");
-        out.push(Change::Description(
-            d.str("Value").unwrap_or_default().to_string(),
+        out.push((
+            "description",
+            Change::Description(d.str("Value").unwrap_or_default().to_string()),
         ));
     }
     if let Some(b) = util::bool_member(input, "SourceDestCheck")? {
-        out.push(Change::SourceDestCheck(b));
+        out.push(("sourceDestCheck", Change::SourceDestCheck(b)));
     }
     let groups = strs_any(input, &["SecurityGroupId", "Groups"]);
     if !groups.is_empty() {
@@ -45,7 +48,7 @@ fn change_of(input: &Input) -> AwsResult<Change> {
                 uniq.push(g);
             }
         }
-        out.push(Change::Groups(uniq));
+        out.push(("groupSet", Change::Groups(uniq)));
     }
     if input.get("Attachment").is_some() {
         let a = input.sub("Attachment");
@@ -57,21 +60,18 @@ fn change_of(input: &Input) -> AwsResult<Change> {
             .bool("DeleteOnTermination")
             .map_err(|raw| util::invalid_value(&raw, "attachment.deleteOnTermination"))?
             .ok_or_else(|| util::missing("DeleteOnTermination"))?;
-        out.push(Change::DeleteOnTermination {
-            attachment_id,
-            value,
-        });
+        out.push((
+            "attachment",
+            Change::DeleteOnTermination {
+                attachment_id,
+                value,
+            },
+        ));
     }
     match out.len() {
-        1 => Ok(out.remove(0)),
-        0 => Err(AwsError::bad(
-            "MissingParameter",
-            "No attributes specified.",
-        )),
-        _ => Err(AwsError::bad(
-            "InvalidParameterCombination",
-            "Only one attribute can be modified at a time.",
-        )),
+        1 => Ok(out.remove(0).1),
+        0 => Err(util::no_attributes()),
+        _ => Err(util::multiple_attributes(out.iter().map(|(n, _)| *n))),
     }
 }
 
@@ -204,10 +204,19 @@ mod tests {
             }
         );
         let e = change(json!({})).unwrap_err();
-        assert_eq!(e.code, "MissingParameter");
+        assert_eq!(
+            (e.code.as_ref(), e.message.as_str()),
+            ("InvalidParameterCombination", "No attributes specified.")
+        );
         let e = change(json!({"Description": {"Value": "x"}, "SecurityGroupId": ["sg-1"]}))
             .unwrap_err();
-        assert_eq!(e.code, "InvalidParameterCombination");
+        assert_eq!(
+            (e.code.as_ref(), e.message.as_str()),
+            (
+                "InvalidParameterCombination",
+                "Fields for multiple attribute types specified: description, groupSet"
+            )
+        );
         let e = change(json!({"SourceDestCheck": {"Value": "maybe"}})).unwrap_err();
         assert_eq!(e.code, "InvalidParameterValue");
         let e = change(json!({"Attachment": {"DeleteOnTermination": "true"}})).unwrap_err();

@@ -29,6 +29,26 @@ pub(crate) fn missing(name: &str) -> AwsError {
     )
 }
 
+/// EC2's error when a Modify*Attribute call names no attribute (ModifyInstanceAttribute's text,
+/// from public error reports; the other attribute calls are taken to share it).
+pub(crate) fn no_attributes() -> AwsError {
+    AwsError::bad("InvalidParameterCombination", "No attributes specified.")
+}
+
+/// EC2's error when a call that changes one attribute at a time names several, listed by their
+/// attribute names (ModifyVpcAttribute's text, from public error reports: "Fields for multiple
+/// attribute types specified: enableDnsSupport, enableDnsHostnames").
+pub(crate) fn multiple_attributes<'a>(names: impl IntoIterator<Item = &'a str>) -> AwsError {
+    let names: Vec<&str> = names.into_iter().collect();
+    AwsError::bad(
+        "InvalidParameterCombination",
+        format!(
+            "Fields for multiple attribute types specified: {}",
+            names.join(", ")
+        ),
+    )
+}
+
 pub(crate) fn req<'a>(input: &'a Input, keys: &[&str]) -> AwsResult<&'a str> {
     str_any(input, keys).ok_or_else(|| missing(keys[0]))
 }

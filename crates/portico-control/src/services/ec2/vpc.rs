@@ -423,23 +423,24 @@ pub(crate) fn describe_vpc_attribute(
 pub(crate) fn modify_vpc_attribute(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> {
     let id = req(input, &["VpcId"])?;
     let mut vpc = load_vpc(tx, scope, id)?;
-    let mut changed = 0;
-    for attr in [
-        "EnableDnsSupport",
-        "EnableDnsHostnames",
-        "EnableNetworkAddressUsageMetrics",
+    let mut changed = Vec::new();
+    for (attr, name) in [
+        ("EnableDnsSupport", "enableDnsSupport"),
+        ("EnableDnsHostnames", "enableDnsHostnames"),
+        (
+            "EnableNetworkAddressUsageMetrics",
+            "enableNetworkAddressUsageMetrics",
+        ),
     ] {
         if let Some(b) = util::bool_member(input, attr)? {
-            let key = format!("_{}{}", attr[..1].to_lowercase(), &attr[1..]);
-            vpc.rest.insert(key, json!(b));
-            changed += 1;
+            vpc.rest.insert(format!("_{name}"), json!(b));
+            changed.push(name);
         }
     }
-    if changed != 1 {
-        return Err(AwsError::bad(
-            "InvalidParameterCombination",
-            "Exactly one attribute must be specified",
-        ));
+    match changed.len() {
+        1 => {}
+        0 => return Err(util::no_attributes()),
+        _ => return Err(util::multiple_attributes(changed)),
     }
     if dns_attr(&vpc, "enableDnsHostnames") && !dns_attr(&vpc, "enableDnsSupport") {
         return Err(AwsError::bad(
@@ -768,10 +769,7 @@ pub(crate) fn modify_subnet_attribute(
         }
     }
     if !changed {
-        return Err(AwsError::bad(
-            "InvalidParameterCombination",
-            "No attributes specified.",
-        ));
+        return Err(util::no_attributes());
     }
     let vpc = s.vpc_id.clone();
     tx.put_as(scope, KIND_SUBNET, id, Some(&vpc), None, &s)?;

@@ -194,9 +194,16 @@ fn put_parameter(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResult<Value> 
                     "A parameter type is required when you create a parameter.",
                 ));
             }
-            let tags: Vec<Value> = input
-                .list("Tags")
-                .unwrap_or_default()
+            let given = input.list("Tags").unwrap_or_default();
+            let mut bad = Vec::new();
+            tag_list_violations(&given, &mut bad);
+            violations(bad)?;
+            for t in &given {
+                if let Some(k) = t.str("Key") {
+                    check_tag_key(k)?;
+                }
+            }
+            let tags: Vec<Value> = given
                 .iter()
                 .filter_map(|t| Some(json!({"Key": t.string("Key")?, "Value": t.string("Value").unwrap_or_default()})))
                 .collect();
@@ -640,6 +647,90 @@ fn label_parameter_version(tx: &Tx<'_>, scope: &Scope, input: &Input) -> AwsResu
     Ok(json!({"InvalidLabels": invalid, "ParameterVersion": version}))
 }
 
+/// A tag key a client may neither set nor remove: AWS's reserved `aws:` prefix, in any case
+/// (the shared rule in `services::tags`; CloudFormation may set its own keys). The code and
+/// message are unconfirmed (docs/fidelity-s3.md): SSM's model lists no tag error for
+/// AddTagsToResource, and ValidationException is its code for invalid input.
+fn check_tag_key(key: &str) -> AwsResult<()> {
+    if crate::services::tags::refused(key) {
+        return Err(validation(format!(
+            "Invalid tag key '{key}': tag keys starting with 'aws:' are reserved for AWS use."
+        )));
+    }
+    Ok(())
+}
+
+/// The pattern SSM's model gives tag keys and values.
+const TAG_PATTERN: &str = r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$";
+
+/// Whether `s` matches [`TAG_PATTERN`]: letters, separators (`\p{Z}`: whitespace that is not a
+/// control character), numbers and `_.:/=+-@`. (`char::is_alphabetic` also admits a few
+/// combining marks that `\p{L}` does not.)
+fn tag_pattern_ok(s: &str) -> bool {
+    s.chars().all(|c| {
+        c.is_alphabetic()
+            || c.is_numeric()
+            || (c.is_whitespace() && !c.is_control())
+            || "_.:/=+-@".contains(c)
+    })
+}
+
+/// The model's constraints on one tag key or value at `path` (awsJson validation messages).
+fn tag_string(v: Option<&str>, path: &str, min: usize, max: usize, out: &mut Vec<String>) {
+    let Some(v) = v else {
+        out.push(format!(
+            "Value null at '{path}' failed to satisfy constraint: Member must not be null"
+        ));
+        return;
+    };
+    let n = v.chars().count();
+    let mut fail = |c: String| {
+        out.push(format!(
+            "Value '{v}' at '{path}' failed to satisfy constraint: Member {c}"
+        ))
+    };
+    if n < min {
+        fail(format!("must have length greater than or equal to {min}"));
+    }
+    if n > max {
+        fail(format!("must have length less than or equal to {max}"));
+    }
+    if !tag_pattern_ok(v) {
+        fail(format!(
+            "must satisfy regular expression pattern: {TAG_PATTERN}"
+        ));
+    }
+}
+
+/// The model's constraints on a `Tags` list (`tags.N.member.key`/`.value`, both required).
+fn tag_list_violations(tags: &[Input], out: &mut Vec<String>) {
+    for (i, t) in tags.iter().enumerate() {
+        let at = format!("tags.{}.member", i + 1);
+        tag_string(t.str("Key"), &format!("{at}.key"), 1, 128, out);
+        tag_string(t.str("Value"), &format!("{at}.value"), 0, 256, out);
+    }
+}
+
+/// `Err` with all `violations` in one awsJson validation message, if there are any.
+fn violations(violations: Vec<String>) -> AwsResult<()> {
+    if violations.is_empty() {
+        return Ok(());
+    }
+    Err(AwsError::validation("ValidationException", &violations))
+}
+
+const RESOURCE_TYPES_FOR_TAGGING: [&str; 9] = [
+    "Document",
+    "ManagedInstance",
+    "MaintenanceWindow",
+    "Parameter",
+    "PatchBaseline",
+    "OpsItem",
+    "OpsMetadata",
+    "Automation",
+    "Association",
+];
+
 enum TagOp {
     Add,
     Remove,
@@ -647,14 +738,55 @@ enum TagOp {
 }
 
 fn tags(tx: &Tx<'_>, scope: &Scope, input: &Input, op: TagOp) -> AwsResult<Value> {
-    let rt = input.req_str("ResourceType", "ValidationException")?;
+    // The model's constraints first, all in one message, as awsJson services answer.
+    let mut bad = Vec::new();
+    let null = |m: &str| {
+        format!("Value null at '{m}' failed to satisfy constraint: Member must not be null")
+    };
+    let rt = input.str("ResourceType").unwrap_or_default();
+    match input.str("ResourceType") {
+        None => bad.push(null("resourceType")),
+        Some(t) if !RESOURCE_TYPES_FOR_TAGGING.contains(&t) => bad.push(format!(
+            "Value '{t}' at 'resourceType' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+            RESOURCE_TYPES_FOR_TAGGING.join(", ")
+        )),
+        Some(_) => {}
+    }
+    let id = input.str("ResourceId").unwrap_or_default();
+    if input.str("ResourceId").is_none() {
+        bad.push(null("resourceId"));
+    }
+    let given = match op {
+        TagOp::Add => input.list("Tags").unwrap_or_else(|| {
+            bad.push(null("tags"));
+            Vec::new()
+        }),
+        _ => Vec::new(),
+    };
+    tag_list_violations(&given, &mut bad);
+    let remove = match op {
+        TagOp::Remove => input.str_list("TagKeys").unwrap_or_else(|| {
+            bad.push(null("tagKeys"));
+            Vec::new()
+        }),
+        _ => Vec::new(),
+    };
+    for (i, k) in remove.iter().enumerate() {
+        tag_string(
+            Some(k),
+            &format!("tagKeys.{}.member", i + 1),
+            1,
+            128,
+            &mut bad,
+        );
+    }
+    violations(bad)?;
     if rt != "Parameter" {
         return Err(AwsError::bad(
             "InvalidResourceType",
             "The resource type is not valid.",
         ));
     }
-    let id = input.req_str("ResourceId", "ValidationException")?;
     let mut p = tx
         .get(scope, KIND_PARAM, id)?
         .ok_or_else(|| AwsError::bad("InvalidResourceId", "The resource ID is not valid. Verify that you entered the correct ID and try again."))?
@@ -667,12 +799,18 @@ fn tags(tx: &Tx<'_>, scope: &Scope, input: &Input, op: TagOp) -> AwsResult<Value
     match op {
         TagOp::List => return Ok(json!({"TagList": list})),
         TagOp::Add => {
-            for t in input.list("Tags").unwrap_or_default() {
+            for t in &given {
+                if let Some(k) = t.str("Key") {
+                    check_tag_key(k)?;
+                }
+            }
+            for t in given {
                 let Some(k) = t.string("Key") else { continue };
                 list.retain(|x| x.get("Key").and_then(Value::as_str) != Some(k.as_str()));
                 list.push(json!({"Key": k, "Value": t.string("Value").unwrap_or_default()}));
             }
-            if list.len() > 50 {
+            // AWS's own `aws:` tags (CloudFormation's) do not count toward the 50.
+            if crate::services::tags::counted(&list) > 50 {
                 return Err(AwsError::bad(
                     "TooManyTagsError",
                     "The Targets parameter includes too many tags. Remove one or more tags and try the command again.",
@@ -680,9 +818,11 @@ fn tags(tx: &Tx<'_>, scope: &Scope, input: &Input, op: TagOp) -> AwsResult<Value
             }
         }
         TagOp::Remove => {
-            let keys = input.str_list("TagKeys").unwrap_or_default();
+            for k in &remove {
+                check_tag_key(k)?;
+            }
             list.retain(|x| {
-                !keys
+                !remove
                     .iter()
                     .any(|k| x.get("Key").and_then(Value::as_str) == Some(k.as_str()))
             });
@@ -712,5 +852,156 @@ mod tests {
         }
         assert_eq!(split_selector("/a/b:3"), ("/a/b", Some("3")));
         assert_eq!(split_selector("/a/b"), ("/a/b", None));
+    }
+
+    fn tag_call(store: &portico_store::Store, op: TagOp, input: Value) -> AwsResult<Value> {
+        let scope = Scope::new("000000000000", "us-east-1");
+        store.write(|tx| tags(tx, &scope, &Input(input), op))
+    }
+
+    fn tag_keys(store: &portico_store::Store) -> Vec<String> {
+        let out = tag_call(
+            store,
+            TagOp::List,
+            json!({"ResourceType": "Parameter", "ResourceId": "p"}),
+        )
+        .unwrap();
+        out["TagList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["Key"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn tags_refuse_reserved_keys_and_do_not_count_them() {
+        let store = portico_store::Store::in_memory().unwrap();
+        let scope = Scope::new("000000000000", "us-east-1");
+        // A parameter CloudFormation created: its three aws:cloudformation:* tags.
+        let cfn = Input(json!({
+            "Name": "p", "Type": "String", "Value": "v",
+            "Tags": crate::services::tags::CLOUDFORMATION_KEYS
+                .iter()
+                .map(|k| json!({"Key": k, "Value": "x"}))
+                .collect::<Vec<_>>(),
+        }));
+        crate::services::tags::as_cloudformation(async {
+            store.write(|tx| put_parameter(tx, &scope, &cfn))
+        })
+        .await
+        .unwrap();
+        assert_eq!(tag_keys(&store).len(), 3);
+        let add = |keys: Vec<String>| {
+            json!({"ResourceType": "Parameter", "ResourceId": "p",
+                   "Tags": keys.iter().map(|k| json!({"Key": k, "Value": "v"})).collect::<Vec<_>>()})
+        };
+        // 50 of the client's own beside CloudFormation's 3.
+        let fifty: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+        tag_call(&store, TagOp::Add, add(fifty)).unwrap();
+        assert_eq!(tag_keys(&store).len(), 53);
+        let e = tag_call(&store, TagOp::Add, add(vec!["k50".into()])).unwrap_err();
+        assert_eq!(e.code.as_ref(), "TooManyTagsError");
+        // Reserved keys: refused on add and remove, in any case, and nothing changes.
+        for key in ["aws:x", "AWS:cloudformation:stack-name"] {
+            let e = tag_call(&store, TagOp::Add, add(vec!["k0".into(), key.into()])).unwrap_err();
+            assert_eq!(e.code.as_ref(), "ValidationException");
+            assert!(e.message.contains(key), "{}", e.message);
+        }
+        let key = "aws:cloudformation:stack-name";
+        let e = tag_call(
+            &store,
+            TagOp::Remove,
+            json!({"ResourceType": "Parameter", "ResourceId": "p", "TagKeys": ["k1", key]}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code.as_ref(), "ValidationException");
+        let keys = tag_keys(&store);
+        assert!(keys.iter().any(|k| k == key) && keys.iter().any(|k| k == "k1"));
+        assert_eq!(keys.len(), 53);
+        // A client's PutParameter cannot set one either.
+        let e = store
+            .write(|tx| {
+                put_parameter(
+                    tx,
+                    &scope,
+                    &Input(json!({
+                        "Name": "q", "Type": "String", "Value": "v",
+                        "Tags": [{"Key": "aws:cloudformation:stack-id", "Value": "x"}],
+                    })),
+                )
+            })
+            .unwrap_err();
+        assert_eq!(e.code.as_ref(), "ValidationException");
+        // Required members.
+        for (op, input, member) in [
+            (
+                TagOp::Add,
+                json!({"ResourceType": "Parameter", "ResourceId": "p"}),
+                "tags",
+            ),
+            (
+                TagOp::Remove,
+                json!({"ResourceType": "Parameter", "ResourceId": "p"}),
+                "tagKeys",
+            ),
+        ] {
+            let e = tag_call(&store, op, input).unwrap_err();
+            assert!(e.message.contains(&format!("'{member}'")), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn tag_members_follow_the_model() {
+        let store = portico_store::Store::in_memory().unwrap();
+        let check = |op: TagOp, input: Value| -> String {
+            let e = tag_call(&store, op, input).unwrap_err();
+            assert_eq!(e.code.as_ref(), "ValidationException");
+            e.message
+        };
+        let long = "k".repeat(129);
+        assert_eq!(
+            check(
+                TagOp::Add,
+                json!({"ResourceType": "Parameter", "ResourceId": "p",
+                       "Tags": [{"Key": "ok", "Value": "v"}, {"Key": "a!b", "Value": "v"}, {"Key": long}]})
+            ),
+            format!(
+                "3 validation errors detected: \
+                 Value 'a!b' at 'tags.2.member.key' failed to satisfy constraint: Member must satisfy regular expression pattern: {TAG_PATTERN}; \
+                 Value '{long}' at 'tags.3.member.key' failed to satisfy constraint: Member must have length less than or equal to 128; \
+                 Value null at 'tags.3.member.value' failed to satisfy constraint: Member must not be null"
+            )
+        );
+        assert_eq!(
+            check(
+                TagOp::Remove,
+                json!({"ResourceType": "Bucket", "ResourceId": "p", "TagKeys": [""]})
+            ),
+            "2 validation errors detected: \
+             Value 'Bucket' at 'resourceType' failed to satisfy constraint: Member must satisfy enum value set: \
+             [Document, ManagedInstance, MaintenanceWindow, Parameter, PatchBaseline, OpsItem, OpsMetadata, Automation, Association]; \
+             Value '' at 'tagKeys.1.member' failed to satisfy constraint: Member must have length greater than or equal to 1"
+        );
+        for ok in [
+            "Team Name",
+            "a_b.c:d/e=f+g-h@i",
+            "Équipe",
+            "チーム",
+            "v1\u{2003}x",
+            "",
+        ] {
+            assert!(tag_pattern_ok(ok), "{ok}");
+        }
+        for bad in [
+            "a!b",
+            "tab\there",
+            "new\nline",
+            "a*b",
+            "quote\"",
+            "semi;colon",
+        ] {
+            assert!(!tag_pattern_ok(bad), "{bad}");
+        }
     }
 }
