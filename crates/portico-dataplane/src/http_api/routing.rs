@@ -141,7 +141,11 @@ impl RouteKey {
     }
 
     /// Path parameters when this key matches `method` and the decoded `segments`.
-    pub fn matches(&self, method: &str, segments: &[String]) -> Option<Vec<(String, String)>> {
+    pub fn matches<S: AsRef<str>>(
+        &self,
+        method: &str,
+        segments: &[S],
+    ) -> Option<Vec<(String, String)>> {
         let RouteKey::Path {
             method: m,
             segments: pattern,
@@ -156,20 +160,27 @@ impl RouteKey {
         for (i, p) in pattern.iter().enumerate() {
             match p {
                 Segment::Greedy(name) => {
-                    params.push((name.clone(), segments.get(i..)?.join("/")));
+                    let mut joined = String::new();
+                    for (j, seg) in segments.get(i..)?.iter().enumerate() {
+                        if j > 0 {
+                            joined.push('/');
+                        }
+                        joined.push_str(seg.as_ref());
+                    }
+                    params.push((name.clone(), joined));
                     return Some(params);
                 }
                 Segment::Literal(l) => {
-                    if segments.get(i)? != l {
+                    if segments.get(i)?.as_ref() != l {
                         return None;
                     }
                 }
                 Segment::Var(name) => {
-                    let v = segments.get(i)?;
+                    let v = segments.get(i)?.as_ref();
                     if v.is_empty() {
                         return None;
                     }
-                    params.push((name.clone(), v.clone()));
+                    params.push((name.clone(), v.to_string()));
                 }
             }
         }
@@ -212,18 +223,16 @@ impl PartialOrd for Rank {
 
 /// Splits a raw request path into percent-decoded segments. `/` is no segments; a trailing `/`
 /// is ignored (`/pets/` is `/pets`); `%2F` never creates a segment.
-pub fn split_path(raw: &str) -> Vec<String> {
+/// (Segments borrow the path unless they had escapes; up to 8 live inline, so the usual path
+/// allocates nothing.)
+pub fn split_path(raw: &str) -> smallvec::SmallVec<[std::borrow::Cow<'_, str>; 8]> {
     let p = raw.strip_prefix('/').unwrap_or(raw);
     let p = p.strip_suffix('/').unwrap_or(p);
     if p.is_empty() {
-        return Vec::new();
+        return smallvec::SmallVec::new();
     }
     p.split('/')
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy())
         .collect()
 }
 
@@ -248,7 +257,7 @@ impl<T> Table<T> {
         Table { routes }
     }
 
-    pub fn select(&self, method: &str, segments: &[String]) -> Option<Selected<'_, T>> {
+    pub fn select<S: AsRef<str>>(&self, method: &str, segments: &[S]) -> Option<Selected<'_, T>> {
         self.routes.iter().find_map(|(k, v)| {
             k.matches(method, segments).map(|params| Selected {
                 key: k,
