@@ -93,6 +93,8 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
                     })
                 })
                 .unwrap_or(false);
+        } else if !matches!(k.as_str().len(), 2 | 7 | 10 | 16..=19) {
+            // no hop-by-hop name has this length (a cheap filter before comparing names)
         } else if k == header::TRANSFER_ENCODING {
             found |= 1 << HOP_BY_HOP.len();
         } else if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
@@ -445,6 +447,15 @@ fn trace_id(incoming: Option<&str>) -> String {
         crate::text::push_hex(out, &r);
     };
     match incoming {
+        // the usual case (an HTTP API's `Root=...` alone): `Self=...;` in front, nothing to split
+        Some(t) if t.starts_with("Root=") && !t.contains(';') && !t.ends_with([' ', '\t']) => {
+            let mut out = String::with_capacity(t.len() + 40);
+            out.push_str("Self=");
+            fresh(&mut out);
+            out.push(';');
+            out.push_str(t);
+            out
+        }
         Some(t) if t.contains("Root=") => {
             let mut out = String::with_capacity(t.len() + 40);
             out.push_str("Self=");
@@ -483,6 +494,9 @@ mod tests {
         let t = trace_id(Some("Root=1-abc-def;CalledFrom=app"));
         assert!(t.starts_with("Self=1-"));
         assert!(t.ends_with(";Root=1-abc-def;CalledFrom=app"));
+        let t = trace_id(Some("Root=1-abc-def"));
+        assert!(t.starts_with("Self=1-") && t.ends_with(";Root=1-abc-def"));
+        assert_eq!(t.matches(';').count(), 1);
         let t2 = trace_id(Some(&t));
         assert_eq!(t2.matches("Self=").count(), 1);
     }
