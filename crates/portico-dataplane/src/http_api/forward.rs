@@ -948,6 +948,21 @@ mod tests {
     use std::collections::HashMap;
 
     #[test]
+    fn backend_addresses_and_origin_form() {
+        let a = |s: &str| authority_addr(s).map(|a| a.to_string());
+        assert_eq!(a("127.0.0.1:8080").as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(a("127.0.0.1").as_deref(), Some("127.0.0.1:80"));
+        assert_eq!(a("[::1]:9").as_deref(), Some("[::1]:9"));
+        assert_eq!(a("[::1]").as_deref(), Some("[::1]:80"));
+        assert_eq!(a("user@10.0.0.1:81").as_deref(), Some("10.0.0.1:81"));
+        assert_eq!(a("example.com:80"), None);
+        // the path and query go on the wire as given, also when they start with `//`
+        let u = http::Uri::from_maybe_shared(Bytes::from("//a/b?x=1")).unwrap();
+        assert_eq!(u.path_and_query().unwrap().as_str(), "//a/b?x=1");
+        assert!(u.authority().is_none());
+    }
+
+    #[test]
     fn trace_id_shape() {
         let t = trace_id(1_738_318_530_123);
         assert_eq!(&t[..16], "Root=1-679ca2c2-");
