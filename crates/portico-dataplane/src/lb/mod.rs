@@ -514,6 +514,74 @@ impl GroupRt {
     }
 }
 
+/// Snapshots for the engine's unit tests: one load balancer `lb`, listeners whose one rule
+/// forwards everything to target group `tg`.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::*;
+
+    /// Load balancer `lb` of `kind` named `dns_name`, idle timeout 5 s.
+    pub(crate) fn lb(
+        kind: LbKind,
+        dns_name: &str,
+        listeners: Vec<ListenerSpec>,
+    ) -> LoadBalancerSpec {
+        LoadBalancerSpec {
+            arn: "lb".into(),
+            kind,
+            dns_name: dns_name.into(),
+            idle_timeout: Duration::from_secs(5),
+            xff_mode: XffMode::Append,
+            xff_client_port: false,
+            preserve_host: false,
+            listeners,
+        }
+    }
+
+    /// A listener without TLS or flow timeouts whose only rule forwards to `tg`.
+    pub(crate) fn listener(arn: &str, port: u16, protocol: &str) -> ListenerSpec {
+        ListenerSpec {
+            arn: arn.into(),
+            port,
+            protocol: protocol.into(),
+            rules: vec![Rule {
+                priority: u32::MAX,
+                conditions: vec![],
+                action: Action::Forward(Forward {
+                    groups: vec![("tg".into(), 1)],
+                    stickiness: None,
+                }),
+            }],
+            tls: None,
+            udp_idle_timeout: Duration::ZERO,
+            tcp_idle_timeout: Duration::ZERO,
+        }
+    }
+
+    /// Target group `tg` (round robin, no health checks) with these targets.
+    pub(crate) fn group(protocol: &str, targets: &[SocketAddr]) -> TargetGroupSpec {
+        TargetGroupSpec {
+            arn: "tg".into(),
+            protocol: protocol.into(),
+            health: None,
+            algorithm: Algorithm::RoundRobin,
+            in_use: true,
+            stickiness: None,
+            targets: targets
+                .iter()
+                .map(|t| TargetSpec {
+                    ip: t.ip(),
+                    port: t.port(),
+                    draining: false,
+                    blocked: false,
+                    health_blocked: false,
+                })
+                .collect(),
+            min_healthy: 1,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,54 +617,28 @@ mod tests {
     }
 
     fn snapshot(targets: Vec<TargetSpec>) -> Snapshot {
-        let fwd = Action::Forward(Forward {
-            groups: vec![("tg".into(), 1)],
-            stickiness: None,
-        });
+        let mut l = fixture::listener("l", 80, "HTTP");
+        l.rules.insert(
+            0,
+            Rule {
+                priority: 5,
+                conditions: vec![Condition::Path(vec!["/fixed".into()])],
+                action: Action::Fixed {
+                    status: 418,
+                    content_type: Some("text/plain".into()),
+                    body: "tea".into(),
+                },
+            },
+        );
+        let mut group = fixture::group("HTTP", &[]);
+        group.targets = targets;
         Snapshot {
-            load_balancers: vec![LoadBalancerSpec {
-                arn: "lb".into(),
-                kind: LbKind::Application,
-                dns_name: "internal-x-1.us-east-1.elb.localhost".into(),
-                idle_timeout: Duration::from_secs(5),
-                xff_mode: XffMode::Append,
-                xff_client_port: false,
-                preserve_host: false,
-                listeners: vec![ListenerSpec {
-                    arn: "l".into(),
-                    port: 80,
-                    protocol: "HTTP".into(),
-                    tls: None,
-                    udp_idle_timeout: Duration::ZERO,
-                    tcp_idle_timeout: Duration::ZERO,
-                    rules: vec![
-                        Rule {
-                            priority: 5,
-                            conditions: vec![Condition::Path(vec!["/fixed".into()])],
-                            action: Action::Fixed {
-                                status: 418,
-                                content_type: Some("text/plain".into()),
-                                body: "tea".into(),
-                            },
-                        },
-                        Rule {
-                            priority: u32::MAX,
-                            conditions: vec![],
-                            action: fwd,
-                        },
-                    ],
-                }],
-            }],
-            target_groups: vec![TargetGroupSpec {
-                arn: "tg".into(),
-                protocol: "HTTP".into(),
-                health: None,
-                algorithm: Algorithm::RoundRobin,
-                in_use: true,
-                stickiness: None,
-                targets,
-                min_healthy: 1,
-            }],
+            load_balancers: vec![fixture::lb(
+                LbKind::Application,
+                "internal-x-1.us-east-1.elb.localhost",
+                vec![l],
+            )],
+            target_groups: vec![group],
         }
     }
 

@@ -262,48 +262,11 @@ mod tests {
     }
 
     fn snapshot(t: SocketAddr, idle: Duration) -> Snapshot {
+        let mut l = fixture::listener("t", 80, "TCP");
+        l.tcp_idle_timeout = idle;
         Snapshot {
-            load_balancers: vec![LoadBalancerSpec {
-                arn: "nlb".into(),
-                kind: LbKind::Network,
-                dns_name: "n".into(),
-                idle_timeout: Duration::from_secs(5),
-                xff_mode: XffMode::Append,
-                xff_client_port: false,
-                preserve_host: false,
-                listeners: vec![ListenerSpec {
-                    arn: "t".into(),
-                    port: 80,
-                    protocol: "TCP".into(),
-                    rules: vec![Rule {
-                        priority: u32::MAX,
-                        conditions: vec![],
-                        action: Action::Forward(Forward {
-                            groups: vec![("tg".into(), 1)],
-                            stickiness: None,
-                        }),
-                    }],
-                    tls: None,
-                    udp_idle_timeout: Duration::ZERO,
-                    tcp_idle_timeout: idle,
-                }],
-            }],
-            target_groups: vec![TargetGroupSpec {
-                arn: "tg".into(),
-                protocol: "TCP".into(),
-                health: None,
-                algorithm: Algorithm::RoundRobin,
-                in_use: true,
-                stickiness: None,
-                targets: vec![TargetSpec {
-                    ip: t.ip(),
-                    port: t.port(),
-                    draining: false,
-                    blocked: false,
-                    health_blocked: false,
-                }],
-                min_healthy: 1,
-            }],
+            load_balancers: vec![fixture::lb(LbKind::Network, "n", vec![l])],
+            target_groups: vec![fixture::group("TCP", &[t])],
         }
     }
 

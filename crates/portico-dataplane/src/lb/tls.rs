@@ -257,21 +257,46 @@ pub(crate) fn acceptor(spec: &TlsSpec) -> Result<tokio_rustls::TlsAcceptor, Cert
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
-/// Accepts any target certificate (AWS load balancers do not validate targets' certificates)
-/// but still checks the handshake signatures.
+/// How Portico's TLS clients judge a server certificate; the handshake signatures are always
+/// checked. Targets' certificates are accepted as they are (AWS load balancers do not validate
+/// them); a VPC link with a `tlsConfig` checks the listener's certificate ([`check_link_cert`]).
 #[derive(Debug)]
-struct AnyTargetCert(Arc<CryptoProvider>);
+struct CertCheck {
+    provider: Arc<CryptoProvider>,
+    /// Check dates and the server name (VPC links), or accept any certificate (targets).
+    link: bool,
+}
 
-impl ServerCertVerifier for AnyTargetCert {
+#[cfg(test)]
+impl CertCheck {
+    /// A target-style check (any certificate), for test clients.
+    fn any(provider: Arc<CryptoProvider>) -> CertCheck {
+        CertCheck {
+            provider,
+            link: false,
+        }
+    }
+}
+
+impl ServerCertVerifier for CertCheck {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        if !self.link {
+            return Ok(ServerCertVerified::assertion());
+        }
+        let name = match server_name {
+            ServerName::DnsName(d) => Some(d.as_ref()),
+            // no serverNameToVerify: the connection was opened by address, no name to check
+            _ => None,
+        };
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        check_link_cert(end_entity, name, now).map(|()| ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -284,7 +309,7 @@ impl ServerCertVerifier for AnyTargetCert {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -298,31 +323,43 @@ impl ServerCertVerifier for AnyTargetCert {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
+}
+
+/// A TLS client that judges certificates as `link` says ([`CertCheck`]), made once per kind.
+fn connector(link: bool) -> Option<tokio_rustls::TlsConnector> {
+    type Cell = std::sync::OnceLock<Option<tokio_rustls::TlsConnector>>;
+    static TARGETS: Cell = Cell::new();
+    static LINKS: Cell = Cell::new();
+    let cell = if link { &LINKS } else { &TARGETS };
+    cell.get_or_init(|| {
+        let provider = provider();
+        let check = CertCheck {
+            provider: provider.clone(),
+            link,
+        };
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(check))
+            .with_no_client_auth();
+        Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+    })
+    .clone()
 }
 
 /// The TLS client for TLS target groups.
 pub(crate) fn target_connector() -> Option<tokio_rustls::TlsConnector> {
-    static CONNECTOR: std::sync::OnceLock<Option<tokio_rustls::TlsConnector>> =
-        std::sync::OnceLock::new();
-    CONNECTOR
-        .get_or_init(|| {
-            let p = provider();
-            let cfg = rustls::ClientConfig::builder_with_provider(p.clone())
-                .with_safe_default_protocol_versions()
-                .ok()?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyTargetCert(p)))
-                .with_no_client_auth();
-            Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
-        })
-        .clone()
+    connector(false)
 }
 
 /// Opens TLS over a connection to a target (TLS target groups, HTTPS health checks), within
@@ -347,14 +384,10 @@ pub struct LinkTls {
     pub server_name: Option<String>,
 }
 
-/// Checks the listener certificate API Gateway is shown: its validity dates and, when the
-/// connection was opened with a server name (`serverNameToVerify`), that one of its names
-/// covers it. The issuer is not checked (unconfirmed: AWS may require a trusted CA; a
-/// listener's IAM certificate is often self-signed locally).
-#[derive(Debug)]
-struct LinkCertCheck(Arc<CryptoProvider>);
-
-/// The [`LinkCertCheck`] decision, apart from rustls for unit tests.
+/// The VPC-link certificate check ([`CertCheck`] with `link`): the validity dates and, when the
+/// connection was opened with a server name (`serverNameToVerify`), that one of the
+/// certificate's names covers it. The issuer is not checked (unconfirmed: AWS may require a
+/// trusted CA; a listener's IAM certificate is often self-signed locally).
 fn check_link_cert(der: &[u8], server_name: Option<&str>, now: i64) -> Result<(), rustls::Error> {
     use rustls::CertificateError;
     let info = names_and_validity(der)
@@ -378,63 +411,9 @@ fn check_link_cert(der: &[u8], server_name: Option<&str>, now: i64) -> Result<()
     }
 }
 
-impl ServerCertVerifier for LinkCertCheck {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let name = match server_name {
-            ServerName::DnsName(d) => Some(d.as_ref()),
-            // no serverNameToVerify: the connection was opened by address, no name to check
-            _ => None,
-        };
-        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-        check_link_cert(end_entity, name, now).map(|()| ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        AnyTargetCert(self.0.clone()).verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        AnyTargetCert(self.0.clone()).verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// API Gateway's TLS client for private integrations with a `tlsConfig`.
 fn link_connector() -> Option<tokio_rustls::TlsConnector> {
-    static CONNECTOR: std::sync::OnceLock<Option<tokio_rustls::TlsConnector>> =
-        std::sync::OnceLock::new();
-    CONNECTOR
-        .get_or_init(|| {
-            let p = provider();
-            let cfg = rustls::ClientConfig::builder_with_provider(p.clone())
-                .with_safe_default_protocol_versions()
-                .ok()?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(LinkCertCheck(p)))
-                .with_no_client_auth();
-            Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
-        })
-        .clone()
+    connector(true)
 }
 
 /// The name API Gateway connects with: `serverNameToVerify` as SNI, else no SNI (an address).
@@ -619,7 +598,7 @@ mod tests {
             .with_protocol_versions(versions)
             .unwrap()
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyTargetCert(p)))
+            .with_custom_certificate_verifier(Arc::new(CertCheck::any(p)))
             .with_no_client_auth();
         cfg.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
         let (a, b) = tokio::io::duplex(64 * 1024);
@@ -698,16 +677,7 @@ mod tests {
             tcp_idle_timeout: std::time::Duration::ZERO,
         };
         let snapshot = Snapshot {
-            load_balancers: vec![LoadBalancerSpec {
-                arn: "lb".into(),
-                kind: LbKind::Application,
-                dns_name: "web".into(),
-                idle_timeout: std::time::Duration::from_secs(5),
-                xff_mode: XffMode::Append,
-                xff_client_port: false,
-                preserve_host: false,
-                listeners: vec![spec],
-            }],
+            load_balancers: vec![fixture::lb(LbKind::Application, "web", vec![spec])],
             target_groups: vec![],
         };
         e.publish(snapshot, &crate::addr::AddressBook::default());
@@ -725,7 +695,7 @@ mod tests {
             .with_safe_default_protocol_versions()
             .unwrap()
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyTargetCert(p)))
+            .with_custom_certificate_verifier(Arc::new(CertCheck::any(p)))
             .with_no_client_auth();
         cfg.alpn_protocols = vec![b"h2".to_vec()];
         let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
@@ -910,13 +880,9 @@ mod tests {
             },
         };
         let listener = |arn: &str, port, protocol: &str, tls| ListenerSpec {
-            arn: arn.into(),
-            port,
-            protocol: protocol.into(),
             rules: vec![fixed(arn)],
             tls,
-            udp_idle_timeout: std::time::Duration::ZERO,
-            tcp_idle_timeout: std::time::Duration::ZERO,
+            ..fixture::listener(arn, port, protocol)
         };
         let publish = |name: &str| {
             let tls = TlsSpec {
@@ -925,19 +891,14 @@ mod tests {
                 tls13_only: false,
             };
             Snapshot {
-                load_balancers: vec![LoadBalancerSpec {
-                    arn: "lb".into(),
-                    kind: LbKind::Application,
-                    dns_name: "app".into(),
-                    idle_timeout: std::time::Duration::from_secs(5),
-                    xff_mode: XffMode::Append,
-                    xff_client_port: false,
-                    preserve_host: false,
-                    listeners: vec![
+                load_balancers: vec![fixture::lb(
+                    LbKind::Application,
+                    "app",
+                    vec![
                         listener("https", 443, "HTTPS", Some(tls)),
                         listener("http", 80, "HTTP", None),
                     ],
-                }],
+                )],
                 target_groups: vec![],
             }
         };
@@ -1022,54 +983,16 @@ mod tests {
             }
         });
         let e = Engine::default();
-        let listener = ListenerSpec {
-            arn: "nl".into(),
-            port: 443,
-            protocol: "TLS".into(),
-            rules: vec![Rule {
-                priority: u32::MAX,
-                conditions: vec![],
-                action: Action::Forward(Forward {
-                    groups: vec![("tg".into(), 1)],
-                    stickiness: None,
-                }),
-            }],
-            tls: Some(TlsSpec {
-                certificates: vec![iam_cert("nlb.internal.test")],
-                alpn: vec![],
-                tls13_only: false,
-            }),
-            udp_idle_timeout: std::time::Duration::ZERO,
-            tcp_idle_timeout: std::time::Duration::ZERO,
-        };
+        let mut listener = fixture::listener("nl", 443, "TLS");
+        listener.tls = Some(TlsSpec {
+            certificates: vec![iam_cert("nlb.internal.test")],
+            alpn: vec![],
+            tls13_only: false,
+        });
         e.publish(
             Snapshot {
-                load_balancers: vec![LoadBalancerSpec {
-                    arn: "lb".into(),
-                    kind: LbKind::Network,
-                    dns_name: "nlb".into(),
-                    idle_timeout: std::time::Duration::from_secs(5),
-                    xff_mode: XffMode::Append,
-                    xff_client_port: false,
-                    preserve_host: false,
-                    listeners: vec![listener],
-                }],
-                target_groups: vec![TargetGroupSpec {
-                    arn: "tg".into(),
-                    protocol: "TCP".into(),
-                    health: None,
-                    algorithm: Algorithm::RoundRobin,
-                    in_use: true,
-                    stickiness: None,
-                    targets: vec![TargetSpec {
-                        ip: taddr.ip(),
-                        port: taddr.port(),
-                        draining: false,
-                        blocked: false,
-                        health_blocked: false,
-                    }],
-                    min_healthy: 1,
-                }],
+                load_balancers: vec![fixture::lb(LbKind::Network, "nlb", vec![listener])],
+                target_groups: vec![fixture::group("TCP", &[taddr])],
             },
             &crate::addr::AddressBook::default(),
         );
@@ -1159,47 +1082,12 @@ mod tests {
         });
         let e = Engine::default();
         let snapshot = |target: std::net::SocketAddr| Snapshot {
-            load_balancers: vec![LoadBalancerSpec {
-                arn: "lb".into(),
-                kind: LbKind::Application,
-                dns_name: "app".into(),
-                idle_timeout: std::time::Duration::from_secs(5),
-                xff_mode: XffMode::Append,
-                xff_client_port: false,
-                preserve_host: false,
-                listeners: vec![ListenerSpec {
-                    arn: "l".into(),
-                    port: 80,
-                    protocol: "HTTP".into(),
-                    rules: vec![Rule {
-                        priority: u32::MAX,
-                        conditions: vec![],
-                        action: Action::Forward(Forward {
-                            groups: vec![("tg".into(), 1)],
-                            stickiness: None,
-                        }),
-                    }],
-                    tls: None,
-                    udp_idle_timeout: std::time::Duration::ZERO,
-                    tcp_idle_timeout: std::time::Duration::ZERO,
-                }],
-            }],
-            target_groups: vec![TargetGroupSpec {
-                arn: "tg".into(),
-                protocol: "HTTPS".into(),
-                health: None,
-                algorithm: Algorithm::RoundRobin,
-                in_use: true,
-                stickiness: None,
-                targets: vec![TargetSpec {
-                    ip: target.ip(),
-                    port: target.port(),
-                    draining: false,
-                    blocked: false,
-                    health_blocked: false,
-                }],
-                min_healthy: 1,
-            }],
+            load_balancers: vec![fixture::lb(
+                LbKind::Application,
+                "app",
+                vec![fixture::listener("l", 80, "HTTP")],
+            )],
+            target_groups: vec![fixture::group("HTTPS", &[target])],
         };
         let get = || async {
             let r = e
