@@ -14,12 +14,12 @@ import socket
 import ssl
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import botocore.exceptions
 import pytest
 
 from conftest import Portico, wait_until
+from lb_backend import Backend
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 
@@ -39,35 +39,6 @@ def make_cert(tmp_path, name, *names, key_type="rsa:2048"):
                     "-out", str(crt), "-days", "2", "-subj", f"/CN={name}", "-addext",
                     f"subjectAltName={san}"], check=True, capture_output=True)
     return crt, key
-
-
-class Backend:
-    """Answers every GET with JSON: its name, the path and the headers it received."""
-
-    def __init__(self):
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                body = json.dumps({"path": self.path,
-                                   "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +152,7 @@ def test_server_certificate_api_and_errors(p, certs):
 @pytest.fixture(scope="module")
 def alb(p, net, certs):
     elb = p.client("elbv2")
-    backend = Backend()
+    backend = Backend("target")
     tg = elb.create_target_group(Name="tls-tg", Protocol="HTTP", Port=80, VpcId=net["vpc"], TargetType="ip",
                                  HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2)
     tg = tg["TargetGroups"][0]["TargetGroupArn"]

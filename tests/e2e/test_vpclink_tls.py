@@ -9,8 +9,6 @@ docs/tls-upstreams.md says what is built and what is unconfirmed."""
 
 import datetime
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography import x509
@@ -19,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from conftest import Portico, wait_until
+from lb_backend import Backend
 
 INTERNAL_ERROR = {"message": "Internal Server Error"}
 NAME = "app.internal.example"
@@ -39,35 +38,6 @@ def self_signed_pem(*names):
                               serialization.NoEncryption()).decode())
 
 
-class Backend:
-    """A plain HTTP target answering with the path and headers it received."""
-
-    def __init__(self):
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                out = json.dumps({"path": self.path,
-                                  "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class Env:
     pass
 
@@ -75,7 +45,7 @@ class Env:
 @pytest.fixture(scope="module")
 def env():
     p = Portico(extra_args=["--time-scale", "0.1"]).start()
-    backend = Backend()
+    backend = Backend("target")
     try:
         e = Env()
         e.p = p
