@@ -12,7 +12,7 @@ class Backend:
     """An HTTP server on 127.0.0.1 that answers with its name, the path and the headers it got.
     `/slow?s=N` sleeps N seconds first; `/health` answers `health_status`."""
 
-    def __init__(self, name, port=0):
+    def __init__(self, name="target", port=0):
         self.name = name
         self.health_status = 200
         backend = self

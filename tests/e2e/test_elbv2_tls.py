@@ -152,7 +152,7 @@ def test_server_certificate_api_and_errors(p, certs):
 @pytest.fixture(scope="module")
 def alb(p, net, certs):
     elb = p.client("elbv2")
-    backend = Backend("target")
+    backend = Backend()
     tg = elb.create_target_group(Name="tls-tg", Protocol="HTTP", Port=80, VpcId=net["vpc"], TargetType="ip",
                                  HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2)
     tg = tg["TargetGroups"][0]["TargetGroupArn"]

@@ -11,7 +11,8 @@ import socket
 import pytest
 
 from conftest import wait_until
-from test_elbv2_tls import Backend, https_get, local_address, make_cert, tls_connect
+from lb_backend import Backend
+from test_elbv2_tls import https_get, local_address, make_cert, tls_connect
 
 PAGE = ("<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n"
         "<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"

@@ -45,7 +45,7 @@ class Env:
 @pytest.fixture(scope="module")
 def env():
     p = Portico(extra_args=["--time-scale", "0.1"]).start()
-    backend = Backend("target")
+    backend = Backend()
     try:
         e = Env()
         e.p = p

@@ -43,6 +43,16 @@ pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// Appends an X-Ray trace id (`1-` + 8 hex digits of `epoch_secs` + `-` + 24 random hex
+/// digits), as AWS's load balancers and API Gateway make them.
+pub(crate) fn push_trace_id(out: &mut String, epoch_secs: u64) {
+    let random: [u8; 12] = rand::random();
+    out.push_str("1-");
+    push_hex(out, &(epoch_secs as u32).to_be_bytes());
+    out.push('-');
+    push_hex(out, &random);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -133,22 +133,9 @@ const ACCESS_CONTROL_REQUEST_METHOD: HeaderName =
 
 /// `Root=1-{8 hex epoch seconds}-{24 hex}`.
 fn trace_id(now_ms: i64) -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 12];
-    rand::thread_rng().fill_bytes(&mut b);
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    const PREFIX: &str = "Root=1-";
-    let mut out = String::with_capacity(PREFIX.len() + 8 + 1 + 24);
-    out.push_str(PREFIX);
-    let secs = (now_ms / 1000) as u32;
-    for shift in (0..8).rev() {
-        out.push(HEX[((secs >> (shift * 4)) & 0xf) as usize] as char);
-    }
-    out.push('-');
-    for x in b {
-        out.push(HEX[usize::from(x >> 4)] as char);
-        out.push(HEX[usize::from(x & 0xf)] as char);
-    }
+    let mut out = String::with_capacity(5 + 35);
+    out.push_str("Root=");
+    crate::text::push_trace_id(&mut out, (now_ms / 1000) as u64);
     out
 }
 

@@ -440,11 +440,7 @@ fn trace_id(incoming: Option<&str>) -> String {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let r: [u8; 12] = rand::random();
-        out.push_str("1-");
-        crate::text::push_hex(out, &(secs as u32).to_be_bytes());
-        out.push('-');
-        crate::text::push_hex(out, &r);
+        crate::text::push_trace_id(out, secs);
     };
     match incoming {
         // the usual case (an HTTP API's `Root=...` alone): `Self=...;` in front, nothing to split
