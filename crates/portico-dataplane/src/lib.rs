@@ -9,6 +9,7 @@
 
 pub mod addr;
 pub mod body;
+pub mod h1server;
 pub mod http_api;
 pub mod lb;
 mod text;

@@ -124,14 +124,22 @@ pub async fn run(
                 let app = app.clone();
                 let control_rt = control_rt.clone();
                 portico_dataplane::workers::spawn_connection(stream, move |stream| async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let app = app.clone();
-                        let control_rt = control_rt.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(app, &control_rt, req, remote).await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    // Plain HTTP/1.1 data-plane requests are served by the data plane's own loop;
+                    // the first request it does not take (an API call, the console, anything
+                    // unusual) hands the connection to hyper for good.
+                    let fast_app = app.clone();
+                    let fast = move |req| dataplane_request(&fast_app, req, remote);
+                    let hyper = move |io| async move {
+                        let svc = hyper::service::service_fn(move |req| {
+                            let app = app.clone();
+                            let control_rt = control_rt.clone();
+                            async move { Ok::<_, std::convert::Infallible>(handle(app, &control_rt, req, remote).await) }
+                        });
+                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(io), svc)
+                            .await;
+                    };
+                    portico_dataplane::h1server::serve(stream, fast, hyper).await;
                 });
             }
             _ = &mut shutdown => break,
@@ -156,8 +164,42 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// A boxed engine future (one allocation per request; see `dataplane_request`).
+type EngineFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = http::Response<Body>> + Send>>;
+
+/// The engine future for a data-plane request on the main port (an HTTP API by its
+/// execute-api Host, or an ALB by its DNS name), or `None` for everything else (API calls,
+/// `/_portico/`), which hyper serves through [`handle`].
+fn dataplane_request(
+    app: &Arc<App>,
+    req: http::Request<Body>,
+    remote: SocketAddr,
+) -> Option<EngineFuture> {
+    if let Some(api_id) = execute_api_host(&req) {
+        let api_id = api_id.into_owned();
+        let app = app.clone();
+        // The engine's future is boxed on its own: it is several KB, and this block's future
+        // is moved into its box whole (a move of the engine's future per request was up to a
+        // fifth of a hop's instructions).
+        return Some(Box::pin(async move {
+            Box::pin(app.dataplane.http_api.handle(&api_id, req, remote)).await
+        }));
+    }
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())?;
+    let l = app.dataplane.lb.listener_for_host(host)?;
+    let app = app.clone();
+    Some(Box::pin(async move {
+        let r = Box::pin(app.dataplane.lb.serve_http(&l, req, remote.ip())).await;
+        r.unwrap_or_else(|| plain(503, "text/plain", "load balancer listener is gone"))
+    }))
+}
+
 /// The API id a `Host: {apiId}.execute-api.…` header names.
-fn execute_api_host(req: &http::Request<Incoming>) -> Option<std::borrow::Cow<'_, str>> {
+fn execute_api_host<B>(req: &http::Request<B>) -> Option<std::borrow::Cow<'_, str>> {
     let host = req
         .headers()
         .get(http::header::HOST)

@@ -7,11 +7,12 @@
 //! request with the ALB's 400 page.
 
 use super::{alb, nlb, udp, Engine, LbKind};
-use crate::body::BoxError;
+use crate::body::{Body, BoxError};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// A listener the control plane wants bound.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,6 +228,7 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
             },
             _ => None,
         };
+        let (fast_engine, fast_arn) = (engine.clone(), arn.clone());
         crate::workers::spawn_connection(stream, move |stream| async move {
             let svc =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -243,7 +245,21 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             match tls {
                 None => {
-                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    // plain HTTP/1.1 by the data plane's own loop, anything else by hyper
+                    let engine = fast_engine;
+                    let arn: Arc<str> = fast_arn.into();
+                    let fast = move |req: http::Request<Body>| {
+                        let engine = engine.clone();
+                        let arn = arn.clone();
+                        Some(Box::pin(async move {
+                            // boxed apart from this block (see `dataplane_request` in server.rs)
+                            Box::pin(alb::serve_on(&engine, &arn, req, remote)).await
+                        }))
+                    };
+                    let hyper = move |io| async move {
+                        let _ = builder.serve_connection(TokioIo::new(io), svc).await;
+                    };
+                    crate::h1server::serve(stream, fast, hyper).await;
                 }
                 Some(acceptor) => {
                     // The first byte tells a TLS record from a plain request; peeking leaves
