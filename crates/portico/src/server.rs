@@ -139,7 +139,7 @@ pub async fn run(
                             .serve_connection(TokioIo::new(io), svc)
                             .await;
                     };
-                    portico_dataplane::h1server::serve(stream, fast, hyper).await;
+                    portico_dataplane::h1server::serve(stream, header_slack, fast, hyper).await;
                 });
             }
             _ = &mut shutdown => break,
@@ -162,6 +162,17 @@ async fn shutdown_signal() {
         }
     }
     let _ = ctrl_c.await;
+}
+
+/// Room for the headers an engine adds to the request's own map (`h1server::serve`): an
+/// ALB (by its DNS name) adds four, with room to spare; an HTTP API copies the headers into a
+/// new map.
+fn header_slack(host: &[u8]) -> usize {
+    // as `execute_api_host` tells an API's Host; a HeaderMap grows at three quarters full
+    match host.iter().position(|&b| b == b'.') {
+        Some(i) if host[i + 1..].starts_with(b"execute-api.") => 0,
+        _ => 8,
+    }
 }
 
 /// A boxed engine future (one allocation per request; see `dataplane_request`).

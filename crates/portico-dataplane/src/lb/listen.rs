@@ -259,7 +259,9 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
                     let hyper = move |io| async move {
                         let _ = builder.serve_connection(TokioIo::new(io), svc).await;
                     };
-                    crate::h1server::serve(stream, fast, hyper).await;
+                    // the ALB adds X-Forwarded-For/Proto/Port and a trace id to the request (a
+                    // HeaderMap grows at three quarters full)
+                    crate::h1server::serve(stream, |_| 8, fast, hyper).await;
                 }
                 Some(acceptor) => {
                     // The first byte tells a TLS record from a plain request; peeking leaves

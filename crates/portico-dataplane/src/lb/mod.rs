@@ -208,7 +208,7 @@ pub(crate) struct ListenerRt {
 pub(crate) struct Rt {
     pub(crate) listeners: FastMap<String, Arc<ListenerRt>>,
     /// Lower-cased DNS name -> (port, listener ARN) of its HTTP listeners.
-    pub(crate) hosts: FastMap<String, Vec<(u16, String)>>,
+    pub(crate) hosts: FastMap<String, Vec<(u16, Arc<str>)>>,
     pub(crate) groups: FastMap<String, Arc<GroupRt>>,
 }
 
@@ -306,7 +306,7 @@ impl Engine {
             rrs.retain(|k, _| keep_rr.contains(k));
         }
         let mut listeners = FastMap::default();
-        let mut hosts: FastMap<String, Vec<(u16, String)>> = FastMap::default();
+        let mut hosts: FastMap<String, Vec<(u16, Arc<str>)>> = FastMap::default();
         let mut tls_cache = self.inner.tls.lock();
         let mut keep_tls = std::collections::HashSet::new();
         for lb in snapshot.load_balancers {
@@ -316,7 +316,7 @@ impl Engine {
                     hosts
                         .entry(lb.dns_name.to_ascii_lowercase())
                         .or_default()
-                        .push((l.port, l.arn.clone()));
+                        .push((l.port, Arc::from(l.arn.as_str())));
                 }
                 let tls = l.tls.as_ref().and_then(|spec| {
                     keep_tls.insert(l.arn.clone());
@@ -435,13 +435,19 @@ impl Engine {
     /// The HTTP listener a request on the main port addressed to `host` (an ALB's DNS name,
     /// optionally with `:port`) belongs to: the listener on that port, else on port 80, else
     /// the only listener.
-    pub fn listener_for_host(&self, host: &str) -> Option<String> {
+    /// (An `Arc`: this runs per request on the main port, and the ARN is not copied.)
+    pub fn listener_for_host(&self, host: &str) -> Option<Arc<str>> {
         let (name, port) = match host.rsplit_once(':') {
             Some((n, p)) => (n, p.parse::<u16>().ok()),
             None => (host, None),
         };
         let rt = self.inner.rt.load();
-        let ls = rt.hosts.get(&name.to_ascii_lowercase())?;
+        // DNS names are stored in lower case; most clients send them so (no copy then)
+        let ls = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            rt.hosts.get(&name.to_ascii_lowercase())
+        } else {
+            rt.hosts.get(name)
+        }?;
         let by_port = |p: u16| ls.iter().find(|(lp, _)| *lp == p).map(|(_, a)| a.clone());
         match port {
             Some(p) => by_port(p),
