@@ -11,6 +11,7 @@ pub mod addr;
 pub mod body;
 pub mod http_api;
 pub mod lb;
+mod rng;
 mod text;
 pub mod workers;
 

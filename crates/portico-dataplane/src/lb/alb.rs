@@ -206,7 +206,7 @@ pub(crate) async fn serve(
                 (None, [(_, w)]) => (*w > 0).then_some(0),
                 (None, groups) => {
                     let weights: Vec<u32> = groups.iter().map(|g| g.1).collect();
-                    rules::pick_weighted(&weights, rand::random::<u64>())
+                    rules::pick_weighted(&weights, crate::rng::random::<u64>())
                 }
             };
             let Some(idx) = idx else { return page(503) };
