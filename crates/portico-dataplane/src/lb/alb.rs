@@ -445,7 +445,8 @@ fn trace_id(incoming: Option<&str>) -> String {
     match incoming {
         // the usual case (an HTTP API's `Root=...` alone): `Self=...;` in front, nothing to split
         Some(t) if t.starts_with("Root=") && !t.contains(';') && !t.ends_with([' ', '\t']) => {
-            let mut out = String::with_capacity(t.len() + 40);
+            // `Self=` + 35 + `;` + t: exact, so pushing never reallocates
+            let mut out = String::with_capacity(t.len() + 41);
             out.push_str("Self=");
             fresh(&mut out);
             out.push(';');
@@ -453,7 +454,7 @@ fn trace_id(incoming: Option<&str>) -> String {
             out
         }
         Some(t) if t.contains("Root=") => {
-            let mut out = String::with_capacity(t.len() + 40);
+            let mut out = String::with_capacity(t.len() + 41);
             out.push_str("Self=");
             fresh(&mut out);
             for f in t
