@@ -398,21 +398,22 @@ async fn forward(
     let state = target.state.clone();
     // HTTPS target groups: the same exchange over TLS (a failed handshake is a 502)
     let tls = group.spec.protocol == "HTTPS";
-    let exchange = async {
+    // both futures pinned in place: `timeout()` and `select!` then move pointers, not them
+    let exchange = std::pin::pin!(async {
         let up = if tls {
             pool.checkout_tls(addr).await?
         } else {
             pool.checkout(addr).await?
         };
         up.send(upstream).await
-    };
-    let timed = async {
+    });
+    let timed = std::pin::pin!(async {
         if outer.is_some_and(|o| o <= lb.idle_timeout) {
             Ok(exchange.await)
         } else {
             tokio::time::timeout(lb.idle_timeout, exchange).await
         }
-    };
+    });
     let result = tokio::select! {
         r = timed => r,
         // The draining delay ended (or the target was removed) with the request in flight.
