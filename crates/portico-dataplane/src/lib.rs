@@ -12,6 +12,7 @@ pub mod body;
 pub mod h1server;
 pub mod http_api;
 pub mod lb;
+mod rng;
 mod text;
 pub mod workers;
 

@@ -206,7 +206,7 @@ pub(crate) async fn serve(
                 (None, [(_, w)]) => (*w > 0).then_some(0),
                 (None, groups) => {
                     let weights: Vec<u32> = groups.iter().map(|g| g.1).collect();
-                    rules::pick_weighted(&weights, rand::random::<u64>())
+                    rules::pick_weighted(&weights, crate::rng::random::<u64>())
                 }
             };
             let Some(idx) = idx else { return page(503) };
@@ -398,21 +398,22 @@ async fn forward(
     let state = target.state.clone();
     // HTTPS target groups: the same exchange over TLS (a failed handshake is a 502)
     let tls = group.spec.protocol == "HTTPS";
-    let exchange = async {
+    // both futures pinned in place: `timeout()` and `select!` then move pointers, not them
+    let exchange = std::pin::pin!(async {
         let up = if tls {
             pool.checkout_tls(addr).await?
         } else {
             pool.checkout(addr).await?
         };
         up.send(upstream).await
-    };
-    let timed = async {
+    });
+    let timed = std::pin::pin!(async {
         if outer.is_some_and(|o| o <= lb.idle_timeout) {
             Ok(exchange.await)
         } else {
             tokio::time::timeout(lb.idle_timeout, exchange).await
         }
-    };
+    });
     let result = tokio::select! {
         r = timed => r,
         // The draining delay ended (or the target was removed) with the request in flight.
@@ -445,7 +446,8 @@ fn trace_id(incoming: Option<&str>) -> String {
     match incoming {
         // the usual case (an HTTP API's `Root=...` alone): `Self=...;` in front, nothing to split
         Some(t) if t.starts_with("Root=") && !t.contains(';') && !t.ends_with([' ', '\t']) => {
-            let mut out = String::with_capacity(t.len() + 40);
+            // `Self=` + 35 + `;` + t: exact, so pushing never reallocates
+            let mut out = String::with_capacity(t.len() + 41);
             out.push_str("Self=");
             fresh(&mut out);
             out.push(';');
@@ -453,7 +455,7 @@ fn trace_id(incoming: Option<&str>) -> String {
             out
         }
         Some(t) if t.contains("Root=") => {
-            let mut out = String::with_capacity(t.len() + 40);
+            let mut out = String::with_capacity(t.len() + 41);
             out.push_str("Self=");
             fresh(&mut out);
             for f in t

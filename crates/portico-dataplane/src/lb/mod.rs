@@ -509,7 +509,9 @@ impl GroupRt {
         let n = self.rr.fetch_add(1, Ordering::Relaxed);
         match self.spec.algorithm {
             Algorithm::RoundRobin => Some(eligible[n % eligible.len()]),
-            Algorithm::WeightedRandom => Some(eligible[rand::random::<usize>() % eligible.len()]),
+            Algorithm::WeightedRandom => {
+                Some(eligible[crate::rng::random::<usize>() % eligible.len()])
+            }
             Algorithm::LeastOutstanding => {
                 let len = eligible.len();
                 (0..len)

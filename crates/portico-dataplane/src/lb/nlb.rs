@@ -83,7 +83,7 @@ impl Side for tokio_rustls::client::TlsStream<TcpStream> {
 }
 
 async fn pass<S: Side>(engine: Engine, rt: &Rt, arn: &str, mut client: S, idle: Duration) {
-    let Some(group) = forward_group(rt, arn, rand::random::<u64>()) else {
+    let Some(group) = forward_group(rt, arn, crate::rng::random::<u64>()) else {
         return;
     };
     let eligible = group.eligible();

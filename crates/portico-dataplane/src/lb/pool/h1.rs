@@ -43,7 +43,10 @@ pub(crate) fn encode_request_head(
     dst: &mut Vec<u8>,
 ) -> ReqFraming {
     let framing = set_length(method, headers, body);
-    dst.reserve(32 + target.len() + headers.len() * 32);
+    // room for the usual head without growing (a reallocation cost ~450 instructions per
+    // request on the VPC-link path, whose forwarded headers are long); computing the exact
+    // size costs a pass over the headers, more than it saves on short heads
+    dst.reserve(32 + target.len() + headers.len() * 64);
     dst.extend_from_slice(method.as_str().as_bytes());
     dst.push(b' ');
     dst.extend_from_slice(target.as_bytes());
