@@ -89,6 +89,13 @@ impl AsyncWrite for Prefixed {
     }
 }
 
+/// `Box::pin(make())` with the box allocated first, so that the compiler can build the
+/// future in the box instead of building it on the stack and copying it there (an engine's
+/// future is several KB, and that copy was the largest `memcpy` per request).
+pub fn boxed_in_place<F: Future>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), make()))
+}
+
 /// What the head parser found.
 #[derive(Debug, PartialEq)]
 #[allow(

@@ -190,11 +190,14 @@ fn dataplane_request(
     if let Some(api_id) = execute_api_host(&req) {
         let api_id = api_id.into_owned();
         let app = app.clone();
-        // The engine's future is boxed on its own: it is several KB, and this block's future
-        // is moved into its box whole (a move of the engine's future per request was up to a
-        // fifth of a hop's instructions).
+        // The engine's future (several KB) is boxed on its own and built in its box: this
+        // block's future is moved into its box whole, and a move of the engine's future per
+        // request was up to a fifth of a hop's instructions.
         return Some(Box::pin(async move {
-            Box::pin(app.dataplane.http_api.handle(&api_id, req, remote)).await
+            portico_dataplane::h1server::boxed_in_place(|| {
+                app.dataplane.http_api.handle(&api_id, req, remote)
+            })
+            .await
         }));
     }
     let host = req
@@ -204,7 +207,10 @@ fn dataplane_request(
     let l = app.dataplane.lb.listener_for_host(host)?;
     let app = app.clone();
     Some(Box::pin(async move {
-        let r = Box::pin(app.dataplane.lb.serve_http(&l, req, remote.ip())).await;
+        let r = portico_dataplane::h1server::boxed_in_place(|| {
+            app.dataplane.lb.serve_http(&l, req, remote.ip())
+        })
+        .await;
         r.unwrap_or_else(|| plain(503, "text/plain", "load balancer listener is gone"))
     }))
 }
@@ -250,7 +256,10 @@ pub async fn handle(
         .and_then(|h| h.to_str().ok());
     if let Some(l) = lb_listener.and_then(|h| app.dataplane.lb.listener_for_host(h)) {
         let req = req.map(|b| b.map_err(|e| Box::new(e) as dbody::BoxError).boxed());
-        let r = Box::pin(app.dataplane.lb.serve_http(&l, req, remote.ip())).await;
+        let r = portico_dataplane::h1server::boxed_in_place(|| {
+            app.dataplane.lb.serve_http(&l, req, remote.ip())
+        })
+        .await;
         return r.unwrap_or_else(|| plain(503, "text/plain", "load balancer listener is gone"));
     }
     if req.uri().path().starts_with("/_portico/execute-api/") {

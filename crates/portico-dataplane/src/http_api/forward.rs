@@ -446,7 +446,9 @@ pub(crate) async fn serve(
         let mut out = Outgoing {
             path,
             query,
-            headers: HeaderMap::with_capacity(parts.headers.len() + 4),
+            // room for what is added here and, on a VPC link, by the ALB (X-Forwarded-*):
+            // a HeaderMap that grows rehashes every entry
+            headers: HeaderMap::with_capacity(parts.headers.len() + 8),
         };
         for (k, v) in &parts.headers {
             // the body is already read, so `Expect: 100-continue` is answered here, not sent on

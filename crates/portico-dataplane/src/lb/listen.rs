@@ -238,7 +238,10 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
                         let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
                         Ok::<_, std::convert::Infallible>(
                             // boxed: hyper moves this future per request (see server.rs)
-                            Box::pin(alb::serve_on(&engine, &arn, req, remote)).await,
+                            crate::h1server::boxed_in_place(|| {
+                                alb::serve_on(&engine, &arn, req, remote)
+                            })
+                            .await,
                         )
                     }
                 });
@@ -253,7 +256,10 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
                         let arn = arn.clone();
                         Some(Box::pin(async move {
                             // boxed apart from this block (see `dataplane_request` in server.rs)
-                            Box::pin(alb::serve_on(&engine, &arn, req, remote)).await
+                            crate::h1server::boxed_in_place(|| {
+                                alb::serve_on(&engine, &arn, req, remote)
+                            })
+                            .await
                         }))
                     };
                     let hyper = move |io| async move {
