@@ -968,8 +968,14 @@ fn build_response(
         // else take them, minus the hop-by-hop ones
         None => {
             let mut headers = std::mem::take(&mut rparts.headers);
-            while let Some(k) = headers.keys().find(|k| is_hop_by_hop(k)).cloned() {
-                headers.remove(&k);
+            // one pass finds them (usually `Connection` alone, or none behind an ALB)
+            let hop: smallvec::SmallVec<[HeaderName; 2]> = headers
+                .keys()
+                .filter(|k| is_hop_by_hop(k))
+                .cloned()
+                .collect();
+            for k in hop {
+                headers.remove(k);
             }
             headers
         }

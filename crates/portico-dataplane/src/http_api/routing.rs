@@ -232,7 +232,14 @@ pub fn split_path(raw: &str) -> smallvec::SmallVec<[std::borrow::Cow<'_, str>; 8
         return smallvec::SmallVec::new();
     }
     p.split('/')
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy())
+        .map(|s| {
+            // most segments have nothing to decode (and a `&str` is valid UTF-8 already)
+            if s.contains('%') {
+                percent_encoding::percent_decode_str(s).decode_utf8_lossy()
+            } else {
+                std::borrow::Cow::Borrowed(s)
+            }
+        })
         .collect()
 }
 
