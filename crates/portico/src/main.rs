@@ -174,7 +174,10 @@ fn trust_extra_ca() -> anyhow::Result<()> {
 }
 
 /// Data-plane worker threads: `PORTICO_DATAPLANE_THREADS` (0 serves connections on the control
-/// plane's runtime), else one per core.
+/// plane's runtime), else one per core but one (at least one). The processes Portico proxies to
+/// (ECS tasks, targets) and its clients run on the same machine and need a core: on 2 cores,
+/// one worker gave the same CPU per request as two and a fixed-rate p50 like nginx's, where two
+/// workers' p50 was 3-4x nginx's (docs/dataplane-performance.md, session 4).
 #[allow(
     clippy::disallowed_methods,
     reason = "the binary is where the environment is read"
@@ -183,7 +186,13 @@ fn dataplane_threads() -> usize {
     std::env::var("PORTICO_DATAPLANE_THREADS")
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .unwrap_or_else(|| {
+            default_dataplane_threads(std::thread::available_parallelism().map_or(1, usize::from))
+        })
+}
+
+fn default_dataplane_threads(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
 }
 
 async fn healthy(endpoint: &str) -> bool {
@@ -258,4 +267,16 @@ async fn run_tutorial(args: TutorialArgs) -> anyhow::Result<()> {
         handle.await??;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_core_is_left_to_the_processes_portico_proxies_to() {
+        let n: Vec<usize> = [0, 1, 2, 4, 16]
+            .into_iter()
+            .map(super::default_dataplane_threads)
+            .collect();
+        assert_eq!(n, [1, 1, 1, 3, 15]);
+    }
 }
