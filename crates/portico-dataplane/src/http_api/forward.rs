@@ -627,8 +627,13 @@ pub(crate) async fn serve(
                 *breq.headers_mut() = out.headers;
                 // pinned in place: `timeout()` then moves a pointer, not the ALB's future
                 // (~1,500 instructions of memcpy per request)
-                let exchange =
-                    std::pin::pin!(send_lb(lb, listener, breq, ip, tls, integration.timeout));
+                let call = crate::lb::LinkCall {
+                    timeout: integration.timeout,
+                    // hop-by-hop headers were dropped above; a parameter mapping may add any
+                    clean: integration.request_parameters.is_empty(),
+                    epoch_secs: (ctx.request_time_epoch / 1000) as u64,
+                };
+                let exchange = std::pin::pin!(send_lb(lb, listener, breq, ip, tls, call));
                 let result = tokio::time::timeout(integration.timeout, exchange).await;
                 ctx.integration_latency_ms = int_started.map(|t| t.elapsed().as_millis());
                 match result {
@@ -867,10 +872,10 @@ async fn send_lb(
     req: http::Request<Body>,
     ip: std::net::IpAddr,
     tls: Option<&crate::lb::LinkTls>,
-    timeout: std::time::Duration,
+    call: crate::lb::LinkCall,
 ) -> Result<(http::response::Parts, Bytes), SendError> {
     let resp = lb
-        .serve_link_within(listener, req, ip, tls, Some(timeout))
+        .serve_link_within(listener, req, ip, tls, Some(call))
         .await
         .ok_or_else(|| SendError::Failed(format!("listener {listener} does not exist")))?
         .map_err(SendError::Failed)?;

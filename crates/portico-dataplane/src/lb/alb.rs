@@ -136,7 +136,7 @@ pub(crate) async fn serve(
     l: &Arc<ListenerRt>,
     req: Request<Body>,
     remote: SocketAddr,
-    outer: Option<Duration>,
+    outer: Option<super::LinkCall>,
 ) -> Response<Body> {
     if req.method() == http::Method::TRACE {
         return page(405);
@@ -272,7 +272,7 @@ async fn forward(
     group: &GroupRt,
     req: Request<Body>,
     remote: SocketAddr,
-    outer: Option<Duration>,
+    outer: Option<super::LinkCall>,
 ) -> Response<Body> {
     let eligible = group.eligible();
     // Target stickiness (lb_cookie): a valid AWSALB cookie names an eligible target.
@@ -310,7 +310,9 @@ async fn forward(
             .cloned()
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
     );
-    strip_hop_by_hop(&mut parts.headers);
+    if !outer.is_some_and(|o| o.clean) {
+        strip_hop_by_hop(&mut parts.headers);
+    }
     // Host: ports 80/443 drop a `:port`; other ports gain the listener port.
     let host = parts
         .headers
@@ -381,7 +383,10 @@ async fn forward(
             p => HeaderValue::from(p),
         },
     );
-    let trace = trace_id(h.get(&X_AMZN_TRACE_ID).and_then(|v| v.to_str().ok()));
+    let trace = trace_id(
+        h.get(&X_AMZN_TRACE_ID).and_then(|v| v.to_str().ok()),
+        outer.map(|o| o.epoch_secs),
+    );
     if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(trace)) {
         h.insert(X_AMZN_TRACE_ID, v);
     }
@@ -408,7 +413,7 @@ async fn forward(
         up.send(upstream).await
     });
     let timed = std::pin::pin!(async {
-        if outer.is_some_and(|o| o <= lb.idle_timeout) {
+        if outer.is_some_and(|o| o.timeout <= lb.idle_timeout) {
             Ok(exchange.await)
         } else {
             tokio::time::timeout(lb.idle_timeout, exchange).await
@@ -434,13 +439,16 @@ async fn forward(
 }
 
 /// `X-Amzn-Trace-Id`: a fresh `Root` when absent; with a `Root`, a new `Self` in front.
-fn trace_id(incoming: Option<&str>) -> String {
+/// `now_secs`: the request's time when the caller knows it (else the clock is read).
+fn trace_id(incoming: Option<&str>, now_secs: Option<u64>) -> String {
     // `1-` + 8 hex digits of epoch seconds + `-` + 24 hex digits of randomness
     let fresh = |out: &mut String| {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let secs = now_secs.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        });
         crate::text::push_trace_id(out, secs);
     };
     match incoming {
@@ -487,15 +495,16 @@ mod tests {
 
     #[test]
     fn trace_ids() {
-        let t = trace_id(None);
+        let t = trace_id(None, None);
         assert!(t.starts_with("Root=1-") && t.len() == "Root=1-".len() + 8 + 1 + 24);
-        let t = trace_id(Some("Root=1-abc-def;CalledFrom=app"));
+        let t = trace_id(Some("Root=1-abc-def;CalledFrom=app"), None);
         assert!(t.starts_with("Self=1-"));
         assert!(t.ends_with(";Root=1-abc-def;CalledFrom=app"));
-        let t = trace_id(Some("Root=1-abc-def"));
-        assert!(t.starts_with("Self=1-") && t.ends_with(";Root=1-abc-def"));
+        // the caller's time (an HTTP API's request time) is used when given
+        let t = trace_id(Some("Root=1-abc-def"), Some(1_738_318_530));
+        assert!(t.starts_with("Self=1-679ca2c2-") && t.ends_with(";Root=1-abc-def"));
         assert_eq!(t.matches(';').count(), 1);
-        let t2 = trace_id(Some(&t));
+        let t2 = trace_id(Some(&t), None);
         assert_eq!(t2.matches("Self=").count(), 1);
     }
 

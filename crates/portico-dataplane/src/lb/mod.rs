@@ -252,6 +252,18 @@ impl Default for Engine {
     }
 }
 
+/// What an HTTP API that hands a request to an ALB through a VPC link already knows.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkCall {
+    /// The integration timeout: the caller gives up then.
+    pub timeout: std::time::Duration,
+    /// The request carries no hop-by-hop header (the HTTP API dropped them and no parameter
+    /// mapping added any): the ALB need not look for them.
+    pub clean: bool,
+    /// When the request arrived, in epoch seconds (the ALB's trace id needs no clock read).
+    pub epoch_secs: u64,
+}
+
 impl Engine {
     /// Replaces what the engine serves. Targets keep their health across snapshots; targets no
     /// longer present are forgotten (a re-registration starts again at `initial`). Must run
@@ -395,15 +407,16 @@ impl Engine {
             .await
     }
 
-    /// [`Engine::serve_link`] for a caller that gives up after `outer` (the integration
-    /// timeout): the ALB then arms its own idle timer only if that one could fire first.
+    /// [`Engine::serve_link`] for an HTTP API's integration request (`outer`): the ALB arms
+    /// its own idle timer only if it could fire before the integration timeout, and takes what
+    /// the caller already knows about the request (see [`LinkCall`]).
     pub async fn serve_link_within(
         &self,
         listener_arn: &str,
         req: http::Request<Body>,
         client_ip: IpAddr,
         tls: Option<&LinkTls>,
-        outer: Option<std::time::Duration>,
+        outer: Option<LinkCall>,
     ) -> Option<Result<http::Response<Body>, String>> {
         let rt = self.inner.rt.load_full();
         let l = rt.listeners.get(listener_arn)?.clone();
