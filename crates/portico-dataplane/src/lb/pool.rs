@@ -177,7 +177,8 @@ async fn reuse(idle: &Idle, addr: SocketAddr) -> Option<Upstream> {
             idle.get_mut(&(thread_key(), addr)).and_then(Vec::pop)
         };
         let mut up = candidate?;
-        if up.idle_since.elapsed() > IDLE_EXPIRY {
+        let now = crate::workers::coarse_now().unwrap_or_else(Instant::now);
+        if now.saturating_duration_since(up.idle_since) > IDLE_EXPIRY {
             continue;
         }
         // Poll the socket once: a connection the target closed while idle reads EOF here
@@ -255,9 +256,9 @@ impl Pool {
     }
 
     fn checkin(&self, addr: SocketAddr, mut up: Upstream) {
-        // one clock read (not one per idle connection): a read costs ~1% of a request's CPU on
-        // a VM
-        let now = Instant::now();
+        // no clock read on a worker (`coarse_now`), one elsewhere (not one per idle
+        // connection): a read costs ~1% of a request's CPU on a VM
+        let now = crate::workers::coarse_now().unwrap_or_else(Instant::now);
         up.idle_since = now;
         let idle = match up.io {
             Conn::Plain(_) => &self.idle,
