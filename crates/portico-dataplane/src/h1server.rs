@@ -365,13 +365,7 @@ fn encode_head(
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            if same && open_line {
-                out.extend_from_slice(b", ");
-            } else {
-                out.extend_from_slice(b"transfer-encoding: ");
-                open_line = true;
-            }
-            out.extend_from_slice(value.as_bytes());
+            open_line = join_value(out, b"transfer-encoding: ", same && open_line, value);
             framing = Some(Framing::Chunked);
             continue;
         } else if name == header::CONNECTION {
@@ -379,13 +373,7 @@ fn encode_head(
                 close = true;
                 conn_close_sent = true;
             }
-            if same && open_line {
-                out.extend_from_slice(b", ");
-            } else {
-                out.extend_from_slice(b"connection: ");
-                open_line = true;
-            }
-            out.extend_from_slice(value.as_bytes());
+            open_line = join_value(out, b"connection: ", same && open_line, value);
             continue;
         } else if name == header::DATE {
             wrote_date = true;
@@ -442,6 +430,15 @@ fn encode_head(
     (framing, close)
 }
 
+/// Writes `value` as hyper does for `connection` and `transfer-encoding`: joined with ", " to
+/// the open line of the same name (`joining`), else on a new line started with `name`. The
+/// line stays open (returns `true`) until a header of another name ends it.
+fn join_value(out: &mut Vec<u8>, name: &[u8], joining: bool, value: &HeaderValue) -> bool {
+    out.extend_from_slice(if joining { b", " } else { name });
+    out.extend_from_slice(value.as_bytes());
+    true
+}
+
 /// Appends the current time as an HTTP date, formatted once per second per thread.
 fn date(out: &mut Vec<u8>) {
     use std::cell::RefCell;
@@ -481,6 +478,23 @@ async fn write_all(io: &mut TcpStream, bufs: &mut [IoSlice<'_>]) -> std::io::Res
     Ok(())
 }
 
+/// Writes `head` (possibly empty) and one body frame, as a chunk when `chunked` (an empty
+/// frame writes no chunk: that would end the body).
+async fn write_data(
+    io: &mut TcpStream,
+    head: &[u8],
+    data: &[u8],
+    chunked: bool,
+) -> std::io::Result<()> {
+    if chunked && !data.is_empty() {
+        let size = format!("{:x}\r\n", data.len());
+        let parts = [head, size.as_bytes(), data, b"\r\n"];
+        write_all(io, &mut parts.map(IoSlice::new)).await
+    } else {
+        write_all(io, &mut [IoSlice::new(head), IoSlice::new(data)]).await
+    }
+}
+
 /// Polls the body once without waiting: the first frame when it is ready now.
 async fn frame_now(body: &mut Body) -> Option<Option<Result<hyper::body::Frame<Bytes>, ()>>> {
     std::future::poll_fn(|cx| match Pin::new(&mut *body).poll_frame(cx) {
@@ -513,22 +527,7 @@ async fn respond(
             Some(Some(Ok(f))) => {
                 if let Ok(data) = f.into_data() {
                     sent += data.len() as u64;
-                    match framing {
-                        Framing::Chunked if !data.is_empty() => {
-                            let size = format!("{:x}\r\n", data.len());
-                            write_all(
-                                io,
-                                &mut [
-                                    IoSlice::new(out),
-                                    IoSlice::new(size.as_bytes()),
-                                    IoSlice::new(&data),
-                                    IoSlice::new(b"\r\n"),
-                                ],
-                            )
-                            .await?;
-                        }
-                        _ => write_all(io, &mut [IoSlice::new(out), IoSlice::new(&data)]).await?,
-                    }
+                    write_data(io, out, &data, framing == Framing::Chunked).await?;
                     head_sent = true;
                 }
             }
@@ -557,21 +556,7 @@ async fn respond(
             continue;
         }
         sent += data.len() as u64;
-        match framing {
-            Framing::Chunked => {
-                let size = format!("{:x}\r\n", data.len());
-                write_all(
-                    io,
-                    &mut [
-                        IoSlice::new(size.as_bytes()),
-                        IoSlice::new(&data),
-                        IoSlice::new(b"\r\n"),
-                    ],
-                )
-                .await?;
-            }
-            _ => write_all(io, &mut [IoSlice::new(&data)]).await?,
-        }
+        write_data(io, &[], &data, framing == Framing::Chunked).await?;
     }
     match framing {
         Framing::Chunked => {

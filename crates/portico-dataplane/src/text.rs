@@ -35,14 +35,6 @@ fn push_u8(out: &mut String, n: u8) {
     out.push(char::from(b'0' + n % 10));
 }
 
-/// Appends the lowercase hex of `bytes`, two digits per byte.
-#[cfg(test)]
-pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
-    let mut buf = vec![0u8; bytes.len() * 2];
-    hex_into(&mut buf, bytes);
-    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
-}
-
 /// Writes the lowercase hex of `bytes` into `dst` (two bytes per byte, as far as `dst` goes).
 fn hex_into(dst: &mut [u8], bytes: &[u8]) {
     for (d, &b) in dst.chunks_exact_mut(2).zip(bytes) {
@@ -81,10 +73,10 @@ mod tests {
 
         #[test]
         fn hex_matches_format(bytes: Vec<u8>) {
-            let mut s = String::new();
-            push_hex(&mut s, &bytes);
+            let mut buf = vec![0u8; bytes.len() * 2];
+            hex_into(&mut buf, &bytes);
             let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            prop_assert_eq!(s, want);
+            prop_assert_eq!(String::from_utf8(buf).unwrap(), want);
         }
     }
 

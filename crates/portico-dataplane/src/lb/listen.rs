@@ -255,7 +255,7 @@ async fn accept_http(engine: Engine, arn: String, listener: tokio::net::TcpListe
                         let engine = engine.clone();
                         let arn = arn.clone();
                         Some(Box::pin(async move {
-                            // boxed apart from this block (see `dataplane_request` in server.rs)
+                            // two boxes on purpose (see `dataplane_request` in server.rs)
                             crate::h1server::boxed_in_place(|| {
                                 alb::serve_on(&engine, &arn, req, remote)
                             })
